@@ -1,0 +1,1 @@
+"""tunelab: fine-tune a pretrained language model and compare methods."""

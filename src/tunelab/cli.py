@@ -1,0 +1,123 @@
+"""tunelab command line: train, eval, predict, report, config schema."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tunelab.errors import TunelabError
+
+app = typer.Typer(help="Fine-tune a pretrained language model and compare methods.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+err = Console(stderr=True)
+out = Console()
+
+
+def one_line_errors(command):
+    """A user error is one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TunelabError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def launch_workers(nproc: int, argv: list[str]) -> int:
+    """Re-run this command in `nproc` data-parallel processes (torchrun; gloo on CPU, NCCL on GPU)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", "-m", "tunelab.cli", *argv]
+    return subprocess.call(command, env=env)
+
+
+@app.command()
+@one_line_errors
+def train(
+    config: Annotated[Path | None, typer.Argument(help="YAML config; omitted: the defaults.")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides: train.epochs=2")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint.")] = False,
+    nproc: Annotated[int, typer.Option(help="Data-parallel processes (torchrun).")] = 1,
+):
+    """Train and evaluate a run; prints test accuracy before and after."""
+    if config is not None and "=" in str(config) and not config.exists():
+        overrides, config = [str(config), *(overrides or [])], None  # only overrides were given
+    if nproc > 1:
+        argv = ["train", *([str(config)] if config else []), *(overrides or []), *(["--resume"] if resume else [])]
+        raise typer.Exit(launch_workers(nproc, argv))
+    from tunelab.config import load_config
+    from tunelab.pipeline import run
+
+    settings = load_config(config, overrides or [])
+    summary = run(settings, resume=resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        out.print(f"run directory: {settings.output.dir}")
+        out.print(f"test accuracy before: {summary['test_accuracy_before']:.4f}   "
+                  f"after: {summary['test_accuracy_after']:.4f}   macro-F1 after: {summary['test_macro_f1_after']:.4f}")
+
+
+@app.command("eval")
+@one_line_errors
+def eval_command(
+    run_dir: Path,
+    data: Annotated[str, typer.Option(help="Labelled file (csv/tsv/jsonl/parquet).")],
+    text_field: str = "text",
+    label_field: str = "label",
+    columns: Annotated[str | None, typer.Option(help="Column names of a headerless file: label,text")] = None,
+):
+    """Evaluate a finished run on a labelled file; prints one JSON object."""
+    from tunelab.inference import evaluate_file
+
+    metrics = evaluate_file(str(run_dir), data, text_field, label_field, columns.split(",") if columns else None)
+    print(json.dumps(metrics))
+
+
+@app.command()
+@one_line_errors
+def predict(
+    run_dir: Path,
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts; none: one per line from stdin.")] = None,
+):
+    """Classify texts: one JSON line each with the label and the class probabilities."""
+    from tunelab.inference import classify_texts
+
+    texts = texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise TunelabError("no text given (as arguments or on stdin)")
+    for result in classify_texts(str(run_dir), texts):
+        print(json.dumps(result))
+
+
+@app.command()
+@one_line_errors
+def report(run_dir: Path):
+    """(Re)write report.md, report.html and plots of a run."""
+    from tunelab.artifacts import read_run_info
+    from tunelab.report import write_report
+
+    read_run_info(run_dir)
+    out.print(f"report: {write_report(run_dir)}")
+
+
+@config_app.command("schema")
+def config_schema():
+    """Print the JSON schema of a run config."""
+    from tunelab.config import json_schema
+
+    print(json_schema())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,174 @@
+"""Run configuration: YAML validated by pydantic, with dotted command-line overrides."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from tunelab.errors import TunelabError
+from tunelab.methods import METHODS
+from tunelab.settings import StrictModel
+
+BUILTIN_SPAM = "builtin:sms_spam"
+
+
+class ModelConfig(StrictModel):
+    name: str = Field(
+        "smollm2-135m",
+        description="Embedded name (smollm2-135m, minilm-l6), a local folder, or a Hub id.",
+    )
+    trust_remote_code: bool = Field(False, description="Run model code shipped with a Hub repo.")
+
+
+class DataConfig(StrictModel):
+    path: str = Field(BUILTIN_SPAM, description="Training file (csv/tsv/jsonl/parquet).")
+    val_path: str | None = Field(None, description="Validation file; else split from `path`.")
+    test_path: str | None = Field(None, description="Test file; else split from `path`.")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    columns: list[str] | None = Field(
+        None, description="Column names for a CSV/TSV file without a header row."
+    )
+    text_field: str = "text"
+    label_field: str = "label"
+    balance: Literal["none", "undersample"] = Field(
+        "none", description="undersample: cut every class to the size of the smallest."
+    )
+    split: tuple[float, float, float] = Field(
+        (0.7, 0.1, 0.2), description="Stratified train/val/test fractions."
+    )
+    max_length: int = Field(256, gt=1, description="Longest input in tokens.")
+    overlong: Literal["truncate", "drop"] = Field(
+        "truncate", description="What to do with rows longer than max_length (counted either way)."
+    )
+    truncation_side: Literal["right", "left"] = "right"
+    limit_train: int | None = Field(None, gt=0, description="Use at most this many training rows.")
+
+    @model_validator(mode="after")
+    def _split_sums_to_one(self) -> "DataConfig":
+        if abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) < 0:
+            raise ValueError(f"data.split must be three non-negative fractions summing to 1, got {self.split}")
+        return self
+
+
+class TaskConfig(StrictModel):
+    name: Literal["classify"] = "classify"
+    pooling: Literal["auto", "last_token", "cls"] = Field(
+        "auto",
+        description="auto: last non-padding token for decoders (seed 000), CLS for encoders.",
+    )
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(8, ge=1, description="Global batch size (over all processes).")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    max_grad_norm: float | None = Field(1.0, description="Gradient clipping; null turns it off.")
+    seed: int = 123
+    monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without improvement."
+    )
+    group_by_length: bool = Field(True, description="Batch rows of similar length: less padding.")
+    log_every: int = Field(10, ge=1, description="Optimizer steps between metrics lines.")
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+
+
+class EvalConfig(StrictModel):
+    batch_size: int = Field(32, ge=1)
+    examples: int = Field(5, ge=0, description="Test texts shown before/after in the report.")
+
+
+class OutputConfig(StrictModel):
+    dir: str | None = Field(None, description="Run directory; default runs/<config file stem>.")
+
+
+MethodConfig = Annotated[
+    Union[tuple(spec.settings for spec in METHODS.values())],  # noqa: UP007 - built at runtime
+    Field(discriminator="name"),
+]
+
+
+class RunConfig(StrictModel):
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    task: TaskConfig = TaskConfig()
+    method: MethodConfig = Field(default_factory=lambda: METHODS.get("freeze").settings())
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    output: OutputConfig = OutputConfig()
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set `a.b.c=value` pairs in a nested dict; values are parsed as YAML (2 -> int)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise TunelabError(f"override '{item}' is not of the form key.sub=value")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise TunelabError(f"override '{item}': '{part}' is not a section")
+            node = child
+        node[leaf] = yaml.safe_load(value) if value else None
+    return raw
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """Name the first bad field in one line, the way a user reads it."""
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    problem = first["msg"]
+    if first["type"] == "extra_forbidden":
+        problem = "unknown key"
+    elif first["type"] == "union_tag_invalid":
+        problem = f"unknown method '{first['input'].get('name') if isinstance(first['input'], dict) else first['input']}'; known: {', '.join(METHODS.names())}"
+    extra = f" ({len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
+    return f"{source}: {field}: {problem}{extra}"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise TunelabError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise TunelabError(f"{path}:{line} invalid YAML") from None
+    if not isinstance(raw, dict):
+        raise TunelabError(f"{path}: the config must be a mapping of sections")
+    return raw
+
+
+def validate(raw: dict[str, Any], source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise TunelabError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config (or the defaults), apply overrides, validate, fill the run directory."""
+    raw = read_yaml(Path(path)) if path else {}
+    raw = apply_overrides(raw, list(overrides))
+    config = validate(raw, str(path or "defaults"))
+    if config.output.dir is None:
+        stem = Path(path).stem if path else "default"
+        config.output.dir = str(Path("runs") / stem)
+    return config
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def json_schema() -> str:
+    return json.dumps(RunConfig.model_json_schema(), indent=2)

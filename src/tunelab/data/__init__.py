@@ -1,0 +1,1 @@
+"""Data stage: read labelled rows, balance, split, tokenize, batch."""

@@ -1,0 +1,58 @@
+"""Tokenize rows under the max-length policy and batch them with dynamic padding."""
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from tunelab.data.readers import Row
+
+
+@dataclass
+class Encoded:
+    examples: list[dict]  # {"input_ids": [...], "labels": int}
+    truncated: int
+    dropped: int
+
+
+def encode_rows(
+    rows: list[Row], tokenizer: PreTrainedTokenizerBase, label_ids: dict[str, int],
+    max_length: int, overlong: str, side: str,
+) -> Encoded:
+    """Tokenize once without truncation, so over-long rows can be counted, then apply the policy."""
+    ids = tokenizer([row.text for row in rows], truncation=False)["input_ids"]
+    examples, truncated, dropped = [], 0, 0
+    for row, tokens in zip(rows, ids, strict=True):
+        if len(tokens) > max_length:
+            if overlong == "drop":
+                dropped += 1
+                continue
+            truncated += 1
+            tokens = tokens[:max_length] if side == "right" else tokens[-max_length:]
+        examples.append({"input_ids": tokens, "labels": label_ids[row.label]})
+    return Encoded(examples, truncated, dropped)
+
+
+def label_counts(examples: list[dict], labels: list[str]) -> dict[str, int]:
+    counts = Counter(example["labels"] for example in examples)
+    return {label: counts.get(i, 0) for i, label in enumerate(labels)}
+
+
+def make_loader(
+    examples: list[dict], tokenizer: PreTrainedTokenizerBase, batch_size: int,
+    shuffle: bool, group_by_length: bool = False, seed: int = 0,
+) -> DataLoader:
+    """Pad each batch to its own longest row, never to the dataset's longest (seed 000 did)."""
+    generator = torch.Generator().manual_seed(seed)
+    if shuffle and group_by_length:
+        lengths = [len(example["input_ids"]) for example in examples]
+        sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+    elif shuffle:
+        sampler = RandomSampler(examples, generator=generator)
+    else:
+        sampler = SequentialSampler(examples)
+    collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+    return DataLoader(examples, batch_size=batch_size, sampler=sampler, collate_fn=collate)

@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints them as one line and exits with code 2."""
+
+
+class TunelabError(Exception):
+    """A problem the user can fix (bad input, bad config); never shown with a traceback."""
+
+
+class DataError(TunelabError):
+    """Bad data, located by file, row and field."""
+
+    def __init__(self, file: str, problem: str, row: int | None = None, field: str | None = None):
+        where = [str(file)]
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__(f"{', '.join(where)}: {problem}")

@@ -1,0 +1,39 @@
+"""What a fine-tuning method is: settings, how it adapts a model, what it saves."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import nn
+
+from tunelab.models.anatomy import Anatomy
+from tunelab.registry import Registry
+from tunelab.settings import MethodSettings
+
+ApplyFn = Callable[[nn.Module, MethodSettings, Anatomy], nn.Module]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    settings: type[MethodSettings]
+    apply: ApplyFn
+    artifact: Literal["model", "adapter"]  # full HF model folder, or a PEFT adapter folder
+    summary: str
+
+
+METHODS: Registry[MethodSpec] = Registry("method")
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    return METHODS.register(spec.name)(spec)
+
+
+def set_trainable(modules: Iterable[nn.Module], trainable: bool) -> None:
+    for module in modules:
+        for param in module.parameters():
+            param.requires_grad = trainable
+
+
+def head_modules(model: nn.Module, anatomy: Anatomy) -> list[nn.Module]:
+    return [getattr(model, name) for name in anatomy.head_names]

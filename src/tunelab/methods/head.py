@@ -1,0 +1,22 @@
+"""head: feature-based tuning; the pretrained model is frozen and only the new head learns."""
+
+from typing import Literal
+
+from torch import nn
+
+from tunelab.methods.base import MethodSpec, head_modules, register, set_trainable
+from tunelab.models.anatomy import Anatomy
+from tunelab.settings import MethodSettings
+
+
+class HeadSettings(MethodSettings):
+    name: Literal["head"] = "head"
+
+
+def apply_head(model: nn.Module, settings: HeadSettings, anatomy: Anatomy) -> nn.Module:
+    set_trainable([model], False)
+    set_trainable(head_modules(model, anatomy), True)
+    return model
+
+
+register(MethodSpec("head", HeadSettings, apply_head, "model", "new head only"))

@@ -1,0 +1,41 @@
+"""lora: low-rank updates on chosen projections (PEFT); the new head trains in full."""
+
+from typing import Literal
+
+from peft import LoraConfig, TaskType, get_peft_model
+from pydantic import Field
+from torch import nn
+
+from tunelab.methods.base import MethodSpec, register
+from tunelab.models.anatomy import Anatomy, query_projections
+from tunelab.settings import MethodSettings
+
+
+class LoraSettings(MethodSettings):
+    name: Literal["lora"] = "lora"
+    r: int = Field(8, ge=1, description="Rank of the update.")
+    alpha: float = Field(16, gt=0, description="Scale: the update is multiplied by alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["query", "all-linear"] = Field(
+        "query", description="'query' (the seed-001 choice), 'all-linear', or module names."
+    )
+    use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
+
+
+def apply_lora(model: nn.Module, settings: LoraSettings, anatomy: Anatomy) -> nn.Module:
+    targets = settings.target_modules
+    if targets == "query":
+        targets = query_projections(model.base_model)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=targets,
+        use_dora=settings.use_dora,
+        modules_to_save=anatomy.head_names,
+    )
+    return get_peft_model(model, config)
+
+
+register(MethodSpec("lora", LoraSettings, apply_lora, "adapter", "low-rank adapters + head"))

@@ -1,0 +1,1 @@
+"""Model resolution, loading and anatomy (which modules are blocks, head, final norm)."""

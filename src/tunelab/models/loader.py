@@ -1,0 +1,50 @@
+"""Load a pretrained backbone with a new classification head, and its tokenizer."""
+
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as hf_logging
+
+from tunelab.errors import TunelabError
+
+# The load report ("score.weight MISSING ... newly initialized") is expected for a new head.
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise TunelabError(f"cannot load a tokenizer from {path}: {exc}".splitlines()[0]) from None
+    if tokenizer.pad_token is None:
+        # Decoder tokenizers (GPT-2, Llama) have no pad token; padding is masked out anyway.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_classifier(
+    path: str,
+    labels: list[str],
+    tokenizer: PreTrainedTokenizerBase,
+    trust_remote_code: bool = False,
+) -> PreTrainedModel:
+    """The backbone's weights plus a freshly initialised head with one output per label."""
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            dtype=torch.float32,
+            trust_remote_code=trust_remote_code,
+        )
+    except (OSError, ValueError) as exc:
+        raise TunelabError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None
+    # Decoders pool the last non-padding token, found through pad_token_id.
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model

@@ -1,0 +1,101 @@
+"""report.md and a self-contained report.html (images inlined) from the run directory alone."""
+
+import base64
+import json
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from tunelab.report.plots import plot_confusion, plot_curves
+from tunelab.train.metrics_log import read_metrics
+
+HTML_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem}}
+img{{max-width:100%}}</style></head><body>{body}</body></html>"""
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def short(text: str, width: int = 90) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def metrics_table(before: dict, after: dict) -> list[str]:
+    lines = ["| metric (test) | before | after |", "| --- | --- | --- |"]
+    for key in ("accuracy", "precision", "recall", "macro_f1", "loss"):
+        lines.append(f"| {key} | {before.get(key, float('nan')):.4f} | {after.get(key, float('nan')):.4f} |")
+    return lines
+
+
+def examples_table(before: dict, after: dict) -> list[str]:
+    lines = ["| text | true | before | after |", "| --- | --- | --- | --- |"]
+    for b, a in zip(before.get("examples", []), after.get("examples", []), strict=True):
+        fmt = lambda e: f"{e['predicted']} ({e['probs'][e['predicted']]:.2f})"  # noqa: E731
+        lines.append(f"| {short(b['text'])} | {b['label']} | {fmt(b)} | {fmt(a)} |")
+    return lines
+
+
+def history_table(history: list[dict]) -> list[str]:
+    lines = ["| epoch | train loss | val loss | train acc | val acc | seconds |", "| --- " * 6 + "|"]
+    for h in history:
+        lines.append(f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | "
+                     f"{h['train_accuracy']:.4f} | {h['val_accuracy']:.4f} | {h['train_seconds']:.1f} |")
+    return lines
+
+
+def build_markdown(run_dir: Path) -> str:
+    summary = load_json(run_dir / "train_summary.json")
+    data = load_json(run_dir / "data_summary.json")
+    before, after = load_json(run_dir / "eval_before.json"), load_json(run_dir / "eval_after.json")
+    history = [m for m in read_metrics(run_dir / "metrics.jsonl") if m.get("event") == "eval"]
+    params = summary.get("parameters", {})
+    splits = ", ".join(f"{k} {v['rows']}" for k, v in data.get("splits", {}).items())
+    dropped = sum(v["dropped_overlong"] for v in data.get("splits", {}).values())
+    truncated = sum(v["truncated_overlong"] for v in data.get("splits", {}).values())
+    lines = [
+        f"# tunelab run: {run_dir.name}", "",
+        f"- model **{summary.get('model')}**, task **{summary.get('task')}**, method **{summary.get('method')}**",
+        f"- trainable parameters: {params.get('trainable', 0):,} of {params.get('total', 0):,} "
+        f"({params.get('trainable_pct', 0):.3f} %)",
+        f"- data: {splits}; labels {', '.join(data.get('labels', []))}; over {data.get('max_length')} tokens: "
+        f"{truncated} truncated, {dropped} dropped",
+        f"- training: {summary.get('epochs_run')} epochs (best {summary.get('best_epoch')}), "
+        f"{summary.get('train_seconds', 0):.1f} s, {summary.get('tokens_per_s') or 0:,.0f} tokens/s, "
+        f"peak RSS {summary.get('peak_rss_mb', 0):,.0f} MB", "",
+        "## Test metrics before and after fine-tuning", "", *metrics_table(before, after), "",
+        "## Training curves", "", *history_table(history), "", "![curves](plots/curves.png)", "",
+        "## Confusion matrix (test, after)", "", "![confusion](plots/confusion.png)", "",
+        "## Example predictions", "", *examples_table(before, after), "",
+    ]
+    return "\n".join(lines)
+
+
+def inline_images(html: str, run_dir: Path) -> str:
+    for png in (run_dir / "plots").glob("*.png"):
+        data = base64.b64encode(png.read_bytes()).decode()
+        html = html.replace(f'src="plots/{png.name}"', f'src="data:image/png;base64,{data}"')
+    return html
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Draw the plots and write report.md and report.html; returns the HTML path."""
+    run_dir = Path(run_dir)
+    (run_dir / "plots").mkdir(exist_ok=True)
+    metrics = read_metrics(run_dir / "metrics.jsonl")
+    history = [m for m in metrics if m.get("event") == "eval"]
+    steps = [m for m in metrics if m.get("event") == "train"]
+    if history:
+        plot_curves(history, steps, run_dir / "plots" / "curves.png")
+    after = load_json(run_dir / "eval_after.json")
+    if after:
+        plot_confusion(after["confusion_matrix"], after["labels"], "test (after)", run_dir / "plots" / "confusion.png")
+    text = build_markdown(run_dir)
+    (run_dir / "report.md").write_text(text)
+    body = MarkdownIt("commonmark").enable("table").render(text)
+    html_path = run_dir / "report.html"
+    html_path.write_text(HTML_PAGE.format(title=run_dir.name, body=inline_images(body, run_dir)))
+    return html_path

@@ -1,0 +1,171 @@
+"""One training loop for every task: AdamW, schedule, accumulation, clipping, per-epoch eval,
+early stopping, atomic checkpoints, resume, best model restored. Runs on Accelerate, so the same
+code runs in one process or N data-parallel ones (torchrun)."""
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
+from transformers import PreTrainedTokenizerBase, get_scheduler
+
+from tunelab.config import TrainConfig
+from tunelab.data.encode import make_loader
+from tunelab.errors import TunelabError
+from tunelab.evaluate import evaluate
+from tunelab.tasks.base import Task
+from tunelab.train.checkpoint import is_complete, load_checkpoint, save_checkpoint
+from tunelab.train.metrics_log import MetricsLog
+from tunelab.train.progress import training_progress
+
+
+@dataclass
+class FitState:
+    """What resume needs besides the weights and the optimizer."""
+
+    epoch: int = 0  # last finished epoch
+    step: int = 0  # optimizer steps taken
+    history: list[dict] = field(default_factory=list)
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    # split_batches: train.batch_size is the global batch, so N processes see the same batches
+    # (split N ways) as one process does, and reach the same loss.
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.grad_accum,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+    if config.batch_size % accelerator.num_processes:
+        raise TunelabError(
+            f"train.batch_size={config.batch_size} must divide by the {accelerator.num_processes} processes"
+        )
+    return accelerator
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and norm weights (1-D), as is usual for transformers."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TunelabError("the method leaves no parameter trainable")
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def is_better(value: float, best: float | None, monitor: str) -> bool:
+    if best is None:
+        return True
+    return value < best if monitor == "val_loss" else value > best
+
+
+class Trainer:
+    """Holds the pieces of one fit; `fit` below is the loop (nanoGPT-sized on purpose)."""
+
+    def __init__(self, model, task: Task, tokenizer, config: TrainConfig, accelerator: Accelerator,
+                 run_dir: Path, eval_batch_size: int, labels: list[str]):
+        self.task, self.tokenizer, self.config, self.acc = task, tokenizer, config, accelerator
+        self.run_dir, self.eval_batch_size, self.labels = run_dir, eval_batch_size, labels
+        self.checkpoints = run_dir / "checkpoints"
+        self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=accelerator.is_main_process)
+        self.raw_model = model
+        self.optimizer = build_optimizer(model, config)
+        self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
+
+    def make_scheduler(self, steps_per_epoch: int):
+        total = steps_per_epoch * self.config.epochs
+        return get_scheduler(self.config.scheduler, self.optimizer,
+                             num_warmup_steps=math.ceil(total * self.config.warmup_ratio),
+                             num_training_steps=total)
+
+    def resume(self, scheduler) -> FitState:
+        last = self.checkpoints / "last"
+        if not is_complete(last):
+            return FitState()
+        saved = load_checkpoint(last, self.raw_model)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        state = FitState(**saved["fit"])
+        self.log.truncate_after(state.epoch)
+        return state
+
+    def checkpoint(self, state: FitState, scheduler, improved: bool) -> None:
+        if self.acc.is_main_process:
+            if improved:
+                save_checkpoint(self.checkpoints / "best", self.raw_model)
+            extra = {"optimizer": self.optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "rng": torch.get_rng_state(), "fit": state.__dict__}
+            save_checkpoint(self.checkpoints / "last", self.raw_model, extra)
+        self.acc.wait_for_everyone()
+
+    def train_epoch(self, epoch: int, state: FitState, scheduler, progress) -> dict:
+        loader = self.acc.prepare_data_loader(make_loader(
+            self.examples, self.tokenizer, self.config.batch_size, shuffle=True,
+            group_by_length=self.config.group_by_length, seed=self.config.seed + epoch))
+        bar = progress.add_task(f"epoch {epoch}/{self.config.epochs}", total=len(loader), loss=0.0, tps=0.0)
+        totals = torch.zeros(4)  # loss sum, correct, rows, real tokens
+        start = time.perf_counter()
+        self.model.train()
+        for batch in loader:
+            with self.acc.accumulate(self.model):
+                loss, logits = self.task.compute_loss(self.model, batch)
+                self.acc.backward(loss)
+                if self.acc.sync_gradients and self.config.max_grad_norm:
+                    self.acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+                self.optimizer.step()
+                scheduler.step()
+                self.optimizer.zero_grad()
+            rows = len(batch["labels"])
+            totals += torch.tensor([loss.item() * rows, (logits.argmax(-1) == batch["labels"]).sum().item(),
+                                    rows, batch["attention_mask"].sum().item()])
+            tps = totals[3].item() * self.acc.num_processes / (time.perf_counter() - start)
+            progress.update(bar, advance=1, loss=loss.item(), tps=tps)
+            if self.acc.sync_gradients:
+                state.step += 1
+                if state.step % self.config.log_every == 0:
+                    self.log.write({"event": "train", "epoch": epoch, "step": state.step,
+                                    "loss": loss.item(), "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps})
+        totals = self.acc.reduce(totals, reduction="sum")
+        seconds = time.perf_counter() - start
+        return {"train_loss": (totals[0] / totals[2]).item(), "train_accuracy": (totals[1] / totals[2]).item(),
+                "train_tokens": int(totals[3]), "train_seconds": seconds}
+
+    def fit(self, train: list[dict], val: list[dict], resume: bool) -> FitState:
+        self.examples = train
+        batches = math.ceil(len(train) / self.config.batch_size)
+        scheduler = self.make_scheduler(math.ceil(batches / self.config.grad_accum))
+        state = self.resume(scheduler) if resume else FitState()
+        with training_progress(self.acc.is_main_process) as progress:
+            for epoch in range(state.epoch + 1, self.config.epochs + 1):
+                record = {"epoch": epoch, **self.train_epoch(epoch, state, scheduler, progress)}
+                val_metrics = evaluate(self.model, self.task, val, self.labels, self.tokenizer,
+                                       self.eval_batch_size, self.acc)
+                record.update({f"val_{k}": v for k, v in val_metrics.items()
+                               if isinstance(v, float | int)})
+                state.epoch, state.seconds = epoch, state.seconds + record["train_seconds"]
+                state.tokens += record["train_tokens"]
+                improved = is_better(record[self.config.monitor], state.best_value, self.config.monitor)
+                if improved:
+                    state.best_value, state.best_epoch, state.bad_epochs = record[self.config.monitor], epoch, 0
+                else:
+                    state.bad_epochs += 1
+                state.history.append(record)
+                self.log.write({"event": "eval", "split": "val", **record})
+                self.checkpoint(state, scheduler, improved)
+                patience = self.config.early_stopping_patience
+                if patience and state.bad_epochs >= patience:
+                    break
+        best = self.checkpoints / "best"
+        if is_complete(best):
+            load_checkpoint(best, self.raw_model)
+        return state

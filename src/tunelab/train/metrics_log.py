@@ -1,0 +1,30 @@
+"""metrics.jsonl: one JSON line per logging step and per evaluation."""
+
+import json
+from pathlib import Path
+
+
+class MetricsLog:
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def truncate_after(self, epoch: int) -> None:
+        """On resume, forget lines of epochs that never reached a checkpoint."""
+        if self.enabled and self.path.exists():
+            kept = [line for line in self.read() if line.get("epoch", 0) <= epoch]
+            self.path.write_text("".join(json.dumps(line) + "\n" for line in kept))
+
+    def read(self) -> list[dict]:
+        return read_metrics(self.path)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
