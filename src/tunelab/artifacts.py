@@ -5,7 +5,11 @@ import shutil
 from pathlib import Path
 
 from peft import PeftModel
-from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from tunelab.errors import TunelabError
 from tunelab.models.loader import load_classifier, load_tokenizer

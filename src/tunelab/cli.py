@@ -13,8 +13,11 @@ from rich.console import Console
 
 from tunelab.errors import TunelabError
 
-app = typer.Typer(help="Fine-tune a pretrained language model and compare methods.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Fine-tune a pretrained language model and compare methods.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 err = Console(stderr=True)
@@ -38,24 +41,43 @@ def one_line_errors(command):
 def launch_workers(nproc: int, argv: list[str]) -> int:
     """Re-run this command in `nproc` data-parallel processes (torchrun; gloo on CPU, NCCL on GPU)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", "tunelab.cli", *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "tunelab.cli",
+        *argv,
+    ]
     return subprocess.call(command, env=env)
 
 
 @app.command()
 @one_line_errors
 def train(
-    config: Annotated[Path | None, typer.Argument(help="YAML config; omitted: the defaults.")] = None,
-    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides: train.epochs=2")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the last complete checkpoint.")] = False,
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config; omitted: the defaults.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides: train.epochs=2")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the last complete checkpoint.")
+    ] = False,
     nproc: Annotated[int, typer.Option(help="Data-parallel processes (torchrun).")] = 1,
 ):
     """Train and evaluate a run; prints test accuracy before and after."""
     if config is not None and "=" in str(config) and not config.exists():
         overrides, config = [str(config), *(overrides or [])], None  # only overrides were given
     if nproc > 1:
-        argv = ["train", *([str(config)] if config else []), *(overrides or []), *(["--resume"] if resume else [])]
+        argv = [
+            "train",
+            *([str(config)] if config else []),
+            *(overrides or []),
+            *(["--resume"] if resume else []),
+        ]
         raise typer.Exit(launch_workers(nproc, argv))
     from tunelab.config import load_config
     from tunelab.pipeline import run
@@ -64,8 +86,10 @@ def train(
     summary = run(settings, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         out.print(f"run directory: {settings.output.dir}")
-        out.print(f"test accuracy before: {summary['test_accuracy_before']:.4f}   "
-                  f"after: {summary['test_accuracy_after']:.4f}   macro-F1 after: {summary['test_macro_f1_after']:.4f}")
+        out.print(
+            f"test accuracy before: {summary['test_accuracy_before']:.4f}   "
+            f"after: {summary['test_accuracy_after']:.4f}   macro-F1 after: {summary['test_macro_f1_after']:.4f}"
+        )
 
 
 @app.command("eval")
@@ -75,12 +99,16 @@ def eval_command(
     data: Annotated[str, typer.Option(help="Labelled file (csv/tsv/jsonl/parquet).")],
     text_field: str = "text",
     label_field: str = "label",
-    columns: Annotated[str | None, typer.Option(help="Column names of a headerless file: label,text")] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="Column names of a headerless file: label,text")
+    ] = None,
 ):
     """Evaluate a finished run on a labelled file; prints one JSON object."""
     from tunelab.inference import evaluate_file
 
-    metrics = evaluate_file(str(run_dir), data, text_field, label_field, columns.split(",") if columns else None)
+    metrics = evaluate_file(
+        str(run_dir), data, text_field, label_field, columns.split(",") if columns else None
+    )
     print(json.dumps(metrics))
 
 
@@ -88,7 +116,9 @@ def eval_command(
 @one_line_errors
 def predict(
     run_dir: Path,
-    texts: Annotated[list[str] | None, typer.Argument(help="Texts; none: one per line from stdin.")] = None,
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts; none: one per line from stdin.")
+    ] = None,
 ):
     """Classify texts: one JSON line each with the label and the class probabilities."""
     from tunelab.inference import classify_texts

@@ -48,7 +48,9 @@ class DataConfig(StrictModel):
     @model_validator(mode="after")
     def _split_sums_to_one(self) -> "DataConfig":
         if abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) < 0:
-            raise ValueError(f"data.split must be three non-negative fractions summing to 1, got {self.split}")
+            raise ValueError(
+                f"data.split must be three non-negative fractions summing to 1, got {self.split}"
+            )
         return self
 
 

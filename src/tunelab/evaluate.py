@@ -11,8 +11,11 @@ from tunelab.tasks.base import Task
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, examples: list[dict], tokenizer: PreTrainedTokenizerBase,
-    batch_size: int, accelerator: Accelerator | None = None,
+    model: torch.nn.Module,
+    examples: list[dict],
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    accelerator: Accelerator | None = None,
 ) -> tuple[np.ndarray, float]:
     """Class probabilities in the order of `examples`, and the mean cross-entropy."""
     # Sorting by length puts rows of similar length together: far less padding to compute.
@@ -40,8 +43,13 @@ def predict(
 
 
 def evaluate(
-    model: torch.nn.Module, task: Task, examples: list[dict], labels: list[str],
-    tokenizer: PreTrainedTokenizerBase, batch_size: int, accelerator: Accelerator | None = None,
+    model: torch.nn.Module,
+    task: Task,
+    examples: list[dict],
+    labels: list[str],
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    accelerator: Accelerator | None = None,
 ) -> dict:
     probs, loss = predict(model, examples, tokenizer, batch_size, accelerator)
     true = np.array([example["labels"] for example in examples])

@@ -16,25 +16,40 @@ def classify_texts(run_dir: str, texts: list[str], batch_size: int = 32) -> list
     model, tokenizer, info = load_run(run_dir)
     labels = info["labels"]
     rows = [Row(text=t, label=labels[0], row=i + 1, file="<input>") for i, t in enumerate(texts)]
-    encoded = encode_rows(rows, tokenizer, {labels[0]: 0}, info["max_length"], "truncate", info["truncation_side"])
+    encoded = encode_rows(
+        rows, tokenizer, {labels[0]: 0}, info["max_length"], "truncate", info["truncation_side"]
+    )
     probs, _ = predict(model, encoded.examples, tokenizer, batch_size)
     return [
-        {"text": text, "label": labels[int(p.argmax())],
-         "probs": {label: round(float(x), 6) for label, x in zip(labels, p, strict=True)}}
+        {
+            "text": text,
+            "label": labels[int(p.argmax())],
+            "probs": {label: round(float(x), 6) for label, x in zip(labels, p, strict=True)},
+        }
         for text, p in zip(texts, probs, strict=True)
     ]
 
 
-def evaluate_file(run_dir: str, data: str, text_field: str, label_field: str,
-                  columns: list[str] | None = None, batch_size: int = 32) -> dict:
+def evaluate_file(
+    run_dir: str,
+    data: str,
+    text_field: str,
+    label_field: str,
+    columns: list[str] | None = None,
+    batch_size: int = 32,
+) -> dict:
     """Metrics of a run on a labelled file; written to RUN_DIR/eval_<file stem>.json."""
     model, tokenizer, info = load_run(run_dir)
     labels = info["labels"]
     rows = read_rows(data, "auto", columns, text_field, label_field)
     check_known_labels(rows, labels)
     label_ids = {label: i for i, label in enumerate(labels)}
-    encoded = encode_rows(rows, tokenizer, label_ids, info["max_length"], "truncate", info["truncation_side"])
-    metrics = evaluate(model, TASKS.get(info["task"]), encoded.examples, labels, tokenizer, batch_size)
+    encoded = encode_rows(
+        rows, tokenizer, label_ids, info["max_length"], "truncate", info["truncation_side"]
+    )
+    metrics = evaluate(
+        model, TASKS.get(info["task"]), encoded.examples, labels, tokenizer, batch_size
+    )
     metrics = {"file": str(data), "truncated_overlong": encoded.truncated, **metrics}
     (Path(run_dir) / f"eval_{Path(data).stem}.json").write_text(json.dumps(metrics, indent=2))
     return metrics

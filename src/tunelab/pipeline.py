@@ -32,11 +32,15 @@ def encode_splits(splits: Splits, tokenizer, config: RunConfig) -> tuple[dict, d
     data = config.data
     encoded, summary = {}, {"labels": splits.labels, **splits.notes, "splits": {}}
     for name, rows in splits.items():
-        result = encode_rows(rows, tokenizer, label_ids, data.max_length, data.overlong, data.truncation_side)
+        result = encode_rows(
+            rows, tokenizer, label_ids, data.max_length, data.overlong, data.truncation_side
+        )
         encoded[name] = result.examples
         summary["splits"][name] = {
-            "rows": len(result.examples), "labels": label_counts(result.examples, splits.labels),
-            "truncated_overlong": result.truncated, "dropped_overlong": result.dropped,
+            "rows": len(result.examples),
+            "labels": label_counts(result.examples, splits.labels),
+            "truncated_overlong": result.truncated,
+            "dropped_overlong": result.dropped,
         }
         if not result.examples:
             raise TunelabError(f"the {name} split is empty after the max_length policy")
@@ -59,9 +63,15 @@ def pick_examples(rows, count: int) -> list[int]:
 
 def example_predictions(model, tokenizer, encoded, rows, picked, labels) -> list[dict]:
     probs, _ = predict(model, [encoded[i] for i in picked], tokenizer, batch_size=len(picked) or 1)
-    return [{"text": rows[i].text, "label": rows[i].label, "predicted": labels[int(np.argmax(p))],
-             "probs": {label: float(x) for label, x in zip(labels, p, strict=True)}}
-            for i, p in zip(picked, probs, strict=True)]
+    return [
+        {
+            "text": rows[i].text,
+            "label": rows[i].label,
+            "predicted": labels[int(np.argmax(p))],
+            "probs": {label: float(x) for label, x in zip(labels, p, strict=True)},
+        }
+        for i, p in zip(picked, probs, strict=True)
+    ]
 
 
 def count_parameters(model) -> dict:
@@ -81,7 +91,9 @@ def run(config: RunConfig, resume: bool = False) -> dict:
     if spec.name not in task.methods:
         raise TunelabError(f"method '{spec.name}' does not support task '{task.name}'")
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise TunelabError(f"run directory {run_dir} is not empty; use --resume or another output.dir")
+        raise TunelabError(
+            f"run directory {run_dir} is not empty; use --resume or another output.dir"
+        )
     accelerator = make_accelerator(config.train)
     main = accelerator.is_main_process
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -101,25 +113,48 @@ def run(config: RunConfig, resume: bool = False) -> dict:
         write_json(run_dir / "data_summary.json", data_summary)
 
     picked = pick_examples(splits.test, config.eval.examples)
-    before = evaluate(model, task, encoded["test"], splits.labels, tokenizer, config.eval.batch_size, accelerator)
-    before["examples"] = example_predictions(model, tokenizer, encoded["test"], splits.test, picked, splits.labels)
+    before = evaluate(
+        model, task, encoded["test"], splits.labels, tokenizer, config.eval.batch_size, accelerator
+    )
+    before["examples"] = example_predictions(
+        model, tokenizer, encoded["test"], splits.test, picked, splits.labels
+    )
 
     model = spec.apply(model, config.method, anatomy)
     params = count_parameters(model)
     started = time.perf_counter()
-    trainer = Trainer(model, task, tokenizer, config.train, accelerator, run_dir, config.eval.batch_size, splits.labels)
+    trainer = Trainer(
+        model,
+        task,
+        tokenizer,
+        config.train,
+        accelerator,
+        run_dir,
+        config.eval.batch_size,
+        splits.labels,
+    )
     state = trainer.fit(encoded["train"], encoded["val"], resume)
-    after = evaluate(model, task, encoded["test"], splits.labels, tokenizer, config.eval.batch_size, accelerator)
-    after["examples"] = example_predictions(model, tokenizer, encoded["test"], splits.test, picked, splits.labels)
+    after = evaluate(
+        model, task, encoded["test"], splits.labels, tokenizer, config.eval.batch_size, accelerator
+    )
+    after["examples"] = example_predictions(
+        model, tokenizer, encoded["test"], splits.test, picked, splits.labels
+    )
 
     summary = {
-        "method": spec.name, "task": task.name, "model": config.model.name, "parameters": params,
-        "epochs_run": state.epoch, "best_epoch": state.best_epoch, "train_seconds": state.seconds,
+        "method": spec.name,
+        "task": task.name,
+        "model": config.model.name,
+        "parameters": params,
+        "epochs_run": state.epoch,
+        "best_epoch": state.best_epoch,
+        "train_seconds": state.seconds,
         "wall_seconds": time.perf_counter() - started,
         "tokens_per_s": state.tokens / state.seconds if state.seconds else None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "processes": accelerator.num_processes,
-        "test_accuracy_before": before["accuracy"], "test_accuracy_after": after["accuracy"],
+        "test_accuracy_before": before["accuracy"],
+        "test_accuracy_after": after["accuracy"],
         "test_macro_f1_after": after["macro_f1"],
     }
     if main:
@@ -127,11 +162,19 @@ def run(config: RunConfig, resume: bool = False) -> dict:
         write_json(run_dir / "eval_after.json", after)
         write_json(run_dir / "train_summary.json", summary)
         save_artifact(accelerator.unwrap_model(model), tokenizer, run_dir / spec.artifact)
-        write_run_info(run_dir, {
-            "base_model": model_path, "model": config.model.name, "labels": splits.labels,
-            "method": spec.name, "task": task.name, "artifact": spec.artifact,
-            "max_length": config.data.max_length, "truncation_side": config.data.truncation_side,
-        })
+        write_run_info(
+            run_dir,
+            {
+                "base_model": model_path,
+                "model": config.model.name,
+                "labels": splits.labels,
+                "method": spec.name,
+                "task": task.name,
+                "artifact": spec.artifact,
+                "max_length": config.data.max_length,
+                "truncation_side": config.data.truncation_side,
+            },
+        )
         write_report(run_dir)
     accelerator.wait_for_everyone()
     return summary

@@ -19,8 +19,12 @@ class Encoded:
 
 
 def encode_rows(
-    rows: list[Row], tokenizer: PreTrainedTokenizerBase, label_ids: dict[str, int],
-    max_length: int, overlong: str, side: str,
+    rows: list[Row],
+    tokenizer: PreTrainedTokenizerBase,
+    label_ids: dict[str, int],
+    max_length: int,
+    overlong: str,
+    side: str,
 ) -> Encoded:
     """Tokenize once without truncation, so over-long rows can be counted, then apply the policy."""
     ids = tokenizer([row.text for row in rows], truncation=False)["input_ids"]
@@ -42,8 +46,12 @@ def label_counts(examples: list[dict], labels: list[str]) -> dict[str, int]:
 
 
 def make_loader(
-    examples: list[dict], tokenizer: PreTrainedTokenizerBase, batch_size: int,
-    shuffle: bool, group_by_length: bool = False, seed: int = 0,
+    examples: list[dict],
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    shuffle: bool,
+    group_by_length: bool = False,
+    seed: int = 0,
 ) -> DataLoader:
     """Pad each batch to its own longest row, never to the dataset's longest (seed 000 did)."""
     generator = torch.Generator().manual_seed(seed)

@@ -54,8 +54,13 @@ def check_known_labels(rows: list[Row], labels: list[str]) -> None:
     known = set(labels)
     for row in rows:
         if row.label not in known:
-            raise DataError(row.file, f"label '{row.label}' does not occur in the training data "
-                            f"(known: {', '.join(labels)})", row=row.row, field="label")
+            raise DataError(
+                row.file,
+                f"label '{row.label}' does not occur in the training data "
+                f"(known: {', '.join(labels)})",
+                row=row.row,
+                field="label",
+            )
 
 
 def read_split_file(path: str, config: DataConfig) -> list[Row]:

@@ -26,7 +26,9 @@ def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
     if path.suffix.lower() not in FORMATS:
-        raise TunelabError(f"{path}: unknown file type; set data.format to csv, tsv, jsonl or parquet")
+        raise TunelabError(
+            f"{path}: unknown file type; set data.format to csv, tsv, jsonl or parquet"
+        )
     return FORMATS[path.suffix.lower()]
 
 
@@ -36,10 +38,14 @@ def decode_utf8(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise DataError(path, f"line {line} is not valid UTF-8 (byte 0x{data[exc.start]:02x})") from None
+        raise DataError(
+            path, f"line {line} is not valid UTF-8 (byte 0x{data[exc.start]:02x})"
+        ) from None
 
 
-def table_records(path: Path, text: str, delimiter: str, columns: list[str] | None, fields: tuple[str, str]):
+def table_records(
+    path: Path, text: str, delimiter: str, columns: list[str] | None, fields: tuple[str, str]
+):
     """Yield (row number, record dict) from delimited text, with or without a header row."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
@@ -49,8 +55,13 @@ def table_records(path: Path, text: str, delimiter: str, columns: list[str] | No
     if columns is None:
         missing = [f for f in fields if f not in first]
         if missing:
-            raise DataError(path, f"no column '{missing[0]}' in the header (columns: {', '.join(first)}); "
-                            "for a file without a header set data.columns", row=1, field=missing[0])
+            raise DataError(
+                path,
+                f"no column '{missing[0]}' in the header (columns: {', '.join(first)}); "
+                "for a file without a header set data.columns",
+                row=1,
+                field=missing[0],
+            )
         header, rows = first, reader
     else:
         header, rows = columns, _chain(first, reader)
@@ -58,7 +69,9 @@ def table_records(path: Path, text: str, delimiter: str, columns: list[str] | No
         if not values:
             continue
         if len(values) != len(header):
-            raise DataError(path, f"expected {len(header)} columns, found {len(values)}", row=number)
+            raise DataError(
+                path, f"expected {len(header)} columns, found {len(values)}", row=number
+            )
         yield number, dict(zip(header, values, strict=True))
 
 
@@ -92,12 +105,20 @@ def to_row(path: Path, number: int, record: dict, text_field: str, label_field: 
             raise DataError(path, "missing", row=number, field=field)
         if record[field] is None or str(record[field]).strip() == "":
             raise DataError(path, "empty value", row=number, field=field)
-    return Row(text=str(record[text_field]), label=str(record[label_field]).strip(), row=number, file=str(path))
+    return Row(
+        text=str(record[text_field]),
+        label=str(record[label_field]).strip(),
+        row=number,
+        file=str(path),
+    )
 
 
 def read_rows(
-    source: str, fmt: str = "auto", columns: list[str] | None = None,
-    text_field: str = "text", label_field: str = "label",
+    source: str,
+    fmt: str = "auto",
+    columns: list[str] | None = None,
+    text_field: str = "text",
+    label_field: str = "label",
 ) -> list[Row]:
     """All rows of a data file, validated; `builtin:sms_spam` is the packaged SMS Spam Collection."""
     if source in BUILTIN:
@@ -114,7 +135,9 @@ def read_rows(
         records = jsonl_records(path, decode_utf8(path))
     else:
         delimiter = "\t" if kind == "tsv" else ","
-        records = table_records(path, decode_utf8(path), delimiter, columns, (text_field, label_field))
+        records = table_records(
+            path, decode_utf8(path), delimiter, columns, (text_field, label_field)
+        )
     rows = [to_row(path, n, r, text_field, label_field) for n, r in records]
     if not rows:
         raise DataError(path, "no data rows")

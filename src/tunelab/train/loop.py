@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
-from transformers import PreTrainedTokenizerBase, get_scheduler
+from transformers import get_scheduler
 
 from tunelab.config import TrainConfig
 from tunelab.data.encode import make_loader
@@ -71,8 +71,17 @@ def is_better(value: float, best: float | None, monitor: str) -> bool:
 class Trainer:
     """Holds the pieces of one fit; `fit` below is the loop (nanoGPT-sized on purpose)."""
 
-    def __init__(self, model, task: Task, tokenizer, config: TrainConfig, accelerator: Accelerator,
-                 run_dir: Path, eval_batch_size: int, labels: list[str]):
+    def __init__(
+        self,
+        model,
+        task: Task,
+        tokenizer,
+        config: TrainConfig,
+        accelerator: Accelerator,
+        run_dir: Path,
+        eval_batch_size: int,
+        labels: list[str],
+    ):
         self.task, self.tokenizer, self.config, self.acc = task, tokenizer, config, accelerator
         self.run_dir, self.eval_batch_size, self.labels = run_dir, eval_batch_size, labels
         self.checkpoints = run_dir / "checkpoints"
@@ -83,9 +92,12 @@ class Trainer:
 
     def make_scheduler(self, steps_per_epoch: int):
         total = steps_per_epoch * self.config.epochs
-        return get_scheduler(self.config.scheduler, self.optimizer,
-                             num_warmup_steps=math.ceil(total * self.config.warmup_ratio),
-                             num_training_steps=total)
+        return get_scheduler(
+            self.config.scheduler,
+            self.optimizer,
+            num_warmup_steps=math.ceil(total * self.config.warmup_ratio),
+            num_training_steps=total,
+        )
 
     def resume(self, scheduler) -> FitState:
         last = self.checkpoints / "last"
@@ -103,16 +115,29 @@ class Trainer:
         if self.acc.is_main_process:
             if improved:
                 save_checkpoint(self.checkpoints / "best", self.raw_model)
-            extra = {"optimizer": self.optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng": torch.get_rng_state(), "fit": state.__dict__}
+            extra = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "fit": state.__dict__,
+            }
             save_checkpoint(self.checkpoints / "last", self.raw_model, extra)
         self.acc.wait_for_everyone()
 
     def train_epoch(self, epoch: int, state: FitState, scheduler, progress) -> dict:
-        loader = self.acc.prepare_data_loader(make_loader(
-            self.examples, self.tokenizer, self.config.batch_size, shuffle=True,
-            group_by_length=self.config.group_by_length, seed=self.config.seed + epoch))
-        bar = progress.add_task(f"epoch {epoch}/{self.config.epochs}", total=len(loader), loss=0.0, tps=0.0)
+        loader = self.acc.prepare_data_loader(
+            make_loader(
+                self.examples,
+                self.tokenizer,
+                self.config.batch_size,
+                shuffle=True,
+                group_by_length=self.config.group_by_length,
+                seed=self.config.seed + epoch,
+            )
+        )
+        bar = progress.add_task(
+            f"epoch {epoch}/{self.config.epochs}", total=len(loader), loss=0.0, tps=0.0
+        )
         totals = torch.zeros(4)  # loss sum, correct, rows, real tokens
         start = time.perf_counter()
         self.model.train()
@@ -126,19 +151,37 @@ class Trainer:
                 scheduler.step()
                 self.optimizer.zero_grad()
             rows = len(batch["labels"])
-            totals += torch.tensor([loss.item() * rows, (logits.argmax(-1) == batch["labels"]).sum().item(),
-                                    rows, batch["attention_mask"].sum().item()])
+            totals += torch.tensor(
+                [
+                    loss.item() * rows,
+                    (logits.argmax(-1) == batch["labels"]).sum().item(),
+                    rows,
+                    batch["attention_mask"].sum().item(),
+                ]
+            )
             tps = totals[3].item() * self.acc.num_processes / (time.perf_counter() - start)
             progress.update(bar, advance=1, loss=loss.item(), tps=tps)
             if self.acc.sync_gradients:
                 state.step += 1
                 if state.step % self.config.log_every == 0:
-                    self.log.write({"event": "train", "epoch": epoch, "step": state.step,
-                                    "loss": loss.item(), "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps})
+                    self.log.write(
+                        {
+                            "event": "train",
+                            "epoch": epoch,
+                            "step": state.step,
+                            "loss": loss.item(),
+                            "lr": scheduler.get_last_lr()[0],
+                            "tokens_per_s": tps,
+                        }
+                    )
         totals = self.acc.reduce(totals, reduction="sum")
         seconds = time.perf_counter() - start
-        return {"train_loss": (totals[0] / totals[2]).item(), "train_accuracy": (totals[1] / totals[2]).item(),
-                "train_tokens": int(totals[3]), "train_seconds": seconds}
+        return {
+            "train_loss": (totals[0] / totals[2]).item(),
+            "train_accuracy": (totals[1] / totals[2]).item(),
+            "train_tokens": int(totals[3]),
+            "train_seconds": seconds,
+        }
 
     def fit(self, train: list[dict], val: list[dict], resume: bool) -> FitState:
         self.examples = train
@@ -148,15 +191,29 @@ class Trainer:
         with training_progress(self.acc.is_main_process) as progress:
             for epoch in range(state.epoch + 1, self.config.epochs + 1):
                 record = {"epoch": epoch, **self.train_epoch(epoch, state, scheduler, progress)}
-                val_metrics = evaluate(self.model, self.task, val, self.labels, self.tokenizer,
-                                       self.eval_batch_size, self.acc)
-                record.update({f"val_{k}": v for k, v in val_metrics.items()
-                               if isinstance(v, float | int)})
+                val_metrics = evaluate(
+                    self.model,
+                    self.task,
+                    val,
+                    self.labels,
+                    self.tokenizer,
+                    self.eval_batch_size,
+                    self.acc,
+                )
+                record.update(
+                    {f"val_{k}": v for k, v in val_metrics.items() if isinstance(v, float | int)}
+                )
                 state.epoch, state.seconds = epoch, state.seconds + record["train_seconds"]
                 state.tokens += record["train_tokens"]
-                improved = is_better(record[self.config.monitor], state.best_value, self.config.monitor)
+                improved = is_better(
+                    record[self.config.monitor], state.best_value, self.config.monitor
+                )
                 if improved:
-                    state.best_value, state.best_epoch, state.bad_epochs = record[self.config.monitor], epoch, 0
+                    state.best_value, state.best_epoch, state.bad_epochs = (
+                        record[self.config.monitor],
+                        epoch,
+                        0,
+                    )
                 else:
                     state.bad_epochs += 1
                 state.history.append(record)

