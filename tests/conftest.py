@@ -20,7 +20,21 @@ from transformers import (
 ASSETS = Path(__file__).parent / "assets"
 POSITIVE = ["great", "wonderful", "excellent", "superb", "lovely", "brilliant", "amazing"]
 NEGATIVE = ["awful", "terrible", "horrible", "dreadful", "boring", "poor", "nasty"]
-FILLER = ["the", "movie", "was", "a", "film", "and", "story", "it", "had", "plot", "some", "actors", "in"]
+FILLER = [
+    "the",
+    "movie",
+    "was",
+    "a",
+    "film",
+    "and",
+    "story",
+    "it",
+    "had",
+    "plot",
+    "some",
+    "actors",
+    "in",
+]
 
 
 def tiny_configs() -> dict:

@@ -39,7 +39,9 @@ class FitState:
 def make_accelerator(config: TrainConfig) -> Accelerator:
     # split_batches: train.batch_size is the global batch, so N processes see the same batches
     # (split N ways) as one process does, and reach the same loss.
+    # cpu=True must be explicit: without it Accelerate ignores a torchrun world on a CPU machine.
     accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
         gradient_accumulation_steps=config.grad_accum,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
     )
