@@ -9,6 +9,7 @@ from tests.helpers import train_tiny
 from transformers import AutoModelForSequenceClassification
 
 from tunelab.artifacts import load_run
+from tunelab.inference import classify_texts
 from tunelab.models.anatomy import describe
 
 ARCHS = ["gpt2", "llama", "distilbert", "bert", "stories260K"]
@@ -97,3 +98,17 @@ def test_lora_trains_adapters_and_head_only(model_dirs, toy_csv, tmp_path, arch)
         if k in merged_free and k.split(".")[0] not in describe(model.base_model.model).head_names
     }
     assert frozen and all(torch.equal(base[k], merged_free[k]) for k in frozen)
+
+
+@pytest.mark.parametrize("arch", ["bert", "stories260K"])
+@pytest.mark.parametrize("method", ["lora", "freeze"])
+def test_mean_pooling_trains_and_reloads_identically(model_dirs, toy_csv, tmp_path, arch, method):
+    extra = ["task.pooling=mean", "train.lr=0.01"]
+    summary = train_tiny(model_dirs[arch], toy_csv, tmp_path / "run", method, extra)
+    assert history(tmp_path / "run")[-1]["train_loss"] < history(tmp_path / "run")[0]["train_loss"]
+    assert summary["test_accuracy_after"] > summary["test_accuracy_before"]
+    examples = json.loads((tmp_path / "run" / "eval_after.json").read_text())["examples"]
+    again = classify_texts(str(tmp_path / "run"), [e["text"] for e in examples])
+    for saved, reloaded in zip(examples, again, strict=True):
+        for a, b in zip(saved["probs"].values(), reloaded["probs"].values(), strict=True):
+            assert abs(a - b) < 1e-6

@@ -137,3 +137,15 @@ def test_refuses_to_overwrite_a_run(model_dirs, toy_csv, lora_run):
         ],
     )
     assert result.exit_code == 2 and "--resume" in result.output
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch(model_dirs, toy_csv, tmp_path):
+    # A learning rate this small changes nothing: validation never improves after epoch 1.
+    extra = [
+        "train.epochs=5",
+        "train.lr=1e-12",
+        "train.scheduler=constant",
+        "train.early_stopping_patience=2",
+    ]
+    summary = train_tiny(model_dirs["llama"], toy_csv, tmp_path / "run", "head", extra)
+    assert summary["epochs_run"] == 3 and summary["best_epoch"] == 1

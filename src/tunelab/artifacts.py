@@ -13,6 +13,7 @@ from transformers import (
 
 from tunelab.errors import TunelabError
 from tunelab.models.loader import load_classifier, load_tokenizer
+from tunelab.models.mean_pooling import MeanPoolingClassifier, is_mean_pooling_folder
 
 RUN_INFO = "run_info.json"
 
@@ -45,8 +46,11 @@ def load_run(run_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerB
     folder = run_dir / info["artifact"]
     tokenizer = load_tokenizer(str(folder))
     if info["artifact"] == "adapter":
-        base = load_classifier(info["base_model"], info["labels"], tokenizer)
+        mean = info.get("pooling") == "mean"
+        base = load_classifier(info["base_model"], info["labels"], tokenizer, mean_pooling=mean)
         model = PeftModel.from_pretrained(base, folder)
+    elif is_mean_pooling_folder(folder):
+        model = MeanPoolingClassifier.from_pretrained(folder)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(folder)
     model.eval()

@@ -56,9 +56,10 @@ class DataConfig(StrictModel):
 
 class TaskConfig(StrictModel):
     name: Literal["classify"] = "classify"
-    pooling: Literal["auto", "last_token", "cls"] = Field(
+    pooling: Literal["auto", "last_token", "cls", "mean"] = Field(
         "auto",
-        description="auto: last non-padding token for decoders (seed 000), CLS for encoders.",
+        description="auto: last non-padding token for decoders (seed 000), CLS for encoders; "
+        "mean: average over real tokens (sentence encoders such as MiniLM).",
     )
 
 

@@ -105,7 +105,10 @@ def run(config: RunConfig, resume: bool = False) -> dict:
     model_path = resolve_model(config.model.name)
     tokenizer = load_tokenizer(model_path, config.model.trust_remote_code)
     encoded, data_summary = encode_splits(splits, tokenizer, config)
-    model = load_classifier(model_path, splits.labels, tokenizer, config.model.trust_remote_code)
+    mean = config.task.pooling == "mean"
+    model = load_classifier(
+        model_path, splits.labels, tokenizer, config.model.trust_remote_code, mean
+    )
     anatomy = describe(model)
     check_pooling(config.task.pooling, anatomy.is_encoder)
     if main:
@@ -173,6 +176,7 @@ def run(config: RunConfig, resume: bool = False) -> dict:
                 "artifact": spec.artifact,
                 "max_length": config.data.max_length,
                 "truncation_side": config.data.truncation_side,
+                "pooling": config.task.pooling,
             },
         )
         write_report(run_dir)

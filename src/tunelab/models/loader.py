@@ -2,6 +2,7 @@
 
 import torch
 from transformers import (
+    AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -10,6 +11,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from tunelab.errors import TunelabError
+from tunelab.models.mean_pooling import MeanPoolingClassifier
 
 # The load report ("score.weight MISSING ... newly initialized") is expected for a new head.
 hf_logging.set_verbosity_error()
@@ -32,17 +34,22 @@ def load_classifier(
     labels: list[str],
     tokenizer: PreTrainedTokenizerBase,
     trust_remote_code: bool = False,
-) -> PreTrainedModel:
+    mean_pooling: bool = False,
+) -> PreTrainedModel | MeanPoolingClassifier:
     """The backbone's weights plus a freshly initialised head with one output per label."""
+    label_maps = {
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
+    common = {"dtype": torch.float32, "trust_remote_code": trust_remote_code}
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-            dtype=torch.float32,
-            trust_remote_code=trust_remote_code,
-        )
+        if mean_pooling:
+            backbone = AutoModel.from_pretrained(path, **label_maps, **common)
+            model = MeanPoolingClassifier(backbone, len(labels))
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=len(labels), **label_maps, **common
+            )
     except (OSError, ValueError) as exc:
         raise TunelabError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None
     # Decoders pool the last non-padding token, found through pad_token_id.

@@ -37,9 +37,10 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, names: list[st
 
 
 def check_pooling(pooling: str, is_encoder: bool) -> None:
-    """Transformers pools natively: last non-padding token for decoders, CLS for encoders."""
+    """Transformers pools natively: last non-padding token for decoders, CLS for encoders;
+    `mean` (our MeanPoolingClassifier) works on both."""
     native = "cls" if is_encoder else "last_token"
-    if pooling not in ("auto", native):
+    if pooling not in ("auto", "mean", native):
         kind = "encoder" if is_encoder else "decoder"
         raise TunelabError(
             f"task.pooling: '{pooling}' is not available for a {kind} model; use '{native}'"
