@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from peft import PeftModel
+from safetensors.torch import load_file, save_file
 from transformers import (
     AutoModelForSequenceClassification,
     PreTrainedModel,
@@ -12,17 +13,29 @@ from transformers import (
 )
 
 from tunelab.errors import TunelabError
+from tunelab.methods import METHODS
+from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_classifier, load_tokenizer
 from tunelab.models.mean_pooling import MeanPoolingClassifier, is_mean_pooling_folder
+from tunelab.train.checkpoint import load_trainable_state, trainable_state
 
 RUN_INFO = "run_info.json"
+TRAINABLE_FILE = "trainable.safetensors"
+METHOD_FILE = "method.json"
 
 
-def save_artifact(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
-    """`model/` for methods that change base weights, `adapter/` (PEFT) for the others."""
+def save_artifact(
+    model, tokenizer: PreTrainedTokenizerBase, folder: Path, kind: str, method: dict
+) -> None:
+    """`model/` (full weights), `adapter/` (PEFT) or `trainable/` (our own adapter modules)."""
     staging = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
+    if kind == "trainable":
+        staging.mkdir(parents=True)
+        save_file(trainable_state(model), staging / TRAINABLE_FILE)
+        (staging / METHOD_FILE).write_text(json.dumps(method))
+    else:
+        model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
@@ -39,16 +52,32 @@ def read_run_info(run_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def load_base(info: dict, tokenizer: PreTrainedTokenizerBase):
+    mean = info.get("pooling") == "mean"
+    return load_classifier(info["base_model"], info["labels"], tokenizer, mean_pooling=mean)
+
+
+def load_trainable(folder: Path, info: dict, tokenizer: PreTrainedTokenizerBase):
+    """Base model + the method re-applied + the trained tensors."""
+    model = load_base(info, tokenizer)
+    spec = METHODS.get(info["method"])
+    settings = spec.settings(**json.loads((folder / METHOD_FILE).read_text()))
+    model = spec.apply(model, settings, describe(model))
+    load_trainable_state(model, load_file(folder / TRAINABLE_FILE))
+    return model
+
+
 def load_run(run_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict]:
     """The trained classifier of a run, ready for inference, with its tokenizer and run info."""
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     folder = run_dir / info["artifact"]
     tokenizer = load_tokenizer(str(folder))
+    tokenizer.padding_side = info.get("padding_side", tokenizer.padding_side)
     if info["artifact"] == "adapter":
-        mean = info.get("pooling") == "mean"
-        base = load_classifier(info["base_model"], info["labels"], tokenizer, mean_pooling=mean)
-        model = PeftModel.from_pretrained(base, folder)
+        model = PeftModel.from_pretrained(load_base(info, tokenizer), folder)
+    elif info["artifact"] == "trainable":
+        model = load_trainable(folder, info, tokenizer)
     elif is_mean_pooling_folder(folder):
         model = MeanPoolingClassifier.from_pretrained(folder)
     else:

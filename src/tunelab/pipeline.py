@@ -104,6 +104,8 @@ def run(config: RunConfig, resume: bool = False) -> dict:
     accelerator.wait_for_everyone()
     model_path = resolve_model(config.model.name)
     tokenizer = load_tokenizer(model_path, config.model.trust_remote_code)
+    if spec.left_padding:
+        tokenizer.padding_side = "left"  # harmless for encoders, needed for decoders
     encoded, data_summary = encode_splits(splits, tokenizer, config)
     mean = config.task.pooling == "mean"
     model = load_classifier(
@@ -164,7 +166,13 @@ def run(config: RunConfig, resume: bool = False) -> dict:
         write_json(run_dir / "eval_before.json", before)
         write_json(run_dir / "eval_after.json", after)
         write_json(run_dir / "train_summary.json", summary)
-        save_artifact(accelerator.unwrap_model(model), tokenizer, run_dir / spec.artifact)
+        save_artifact(
+            accelerator.unwrap_model(model),
+            tokenizer,
+            run_dir / spec.artifact,
+            spec.artifact,
+            config.method.model_dump(),
+        )
         write_run_info(
             run_dir,
             {
@@ -177,6 +185,7 @@ def run(config: RunConfig, resume: bool = False) -> dict:
                 "max_length": config.data.max_length,
                 "truncation_side": config.data.truncation_side,
                 "pooling": config.task.pooling,
+                "padding_side": tokenizer.padding_side,
             },
         )
         write_report(run_dir)

@@ -1,6 +1,15 @@
 """Fine-tuning methods; importing this package registers every method file."""
 
-from tunelab.methods import freeze, full, head, lora  # noqa: F401 - registration side effect
+from tunelab.methods import (  # noqa: F401 - registration side effect
+    adapter,
+    freeze,
+    full,
+    head,
+    ia3,
+    lora,
+    prefix_tuning,
+    prompt_tuning,
+)
 from tunelab.methods.base import METHODS, MethodSpec
 
 __all__ = ["METHODS", "MethodSpec"]

@@ -18,8 +18,11 @@ class MethodSpec:
     name: str
     settings: type[MethodSettings]
     apply: ApplyFn
-    artifact: Literal["model", "adapter"]  # full HF model folder, or a PEFT adapter folder
+    # model: full HF model folder; adapter: PEFT adapter folder; trainable: the trainable tensors
+    # only, re-applied on the base model at load (for modules PEFT does not know).
+    artifact: Literal["model", "adapter", "trainable"]
     summary: str
+    left_padding: bool = False  # decoders must pad on the left (the input enters as embeddings)
 
 
 METHODS: Registry[MethodSpec] = Registry("method")

@@ -2,11 +2,12 @@
 
 from typing import Literal
 
-from peft import LoraConfig, TaskType, get_peft_model
+from peft import LoraConfig
 from pydantic import Field
 from torch import nn
 
 from tunelab.methods.base import MethodSpec, register
+from tunelab.methods.peft_common import wrap_with_peft
 from tunelab.models.anatomy import Anatomy, query_projections
 from tunelab.settings import MethodSettings
 
@@ -22,20 +23,22 @@ class LoraSettings(MethodSettings):
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
 
 
-def apply_lora(model: nn.Module, settings: LoraSettings, anatomy: Anatomy) -> nn.Module:
+def lora_config_kwargs(settings: LoraSettings, model: nn.Module) -> dict:
+    """LoraConfig arguments; shared with qlora."""
     targets = settings.target_modules
     if targets == "query":
         targets = query_projections(model.base_model)
-    config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=targets,
-        use_dora=settings.use_dora,
-        modules_to_save=anatomy.head_names,
-    )
-    return get_peft_model(model, config)
+    return {
+        "r": settings.r,
+        "lora_alpha": settings.alpha,
+        "lora_dropout": settings.dropout,
+        "target_modules": targets,
+        "use_dora": settings.use_dora,
+    }
+
+
+def apply_lora(model: nn.Module, settings: LoraSettings, anatomy: Anatomy) -> nn.Module:
+    return wrap_with_peft(model, LoraConfig, anatomy, **lora_config_kwargs(settings, model))
 
 
 register(MethodSpec("lora", LoraSettings, apply_lora, "adapter", "low-rank adapters + head"))

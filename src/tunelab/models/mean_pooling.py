@@ -30,11 +30,27 @@ class MeanPoolingClassifier(nn.Module):
     def base_model(self) -> PreTrainedModel:
         return self.backbone
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, inputs_embeds=None, **_):
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        labels=None,
+        inputs_embeds=None,
+        past_key_values=None,
+        **_,
+    ):
         hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            past_key_values=past_key_values,
         ).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        # With prefix tuning the mask also covers the prefix; the hidden states do not.
+        mask = attention_mask[:, -hidden.shape[1] :].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         logits = self.head(self.dropout(pooled))
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None

@@ -52,6 +52,8 @@ TASKS.register("classify")(
         name="classify",
         compute_loss=classification_loss,
         metrics=classification_metrics,
-        methods=frozenset({"head", "freeze", "full", "lora"}),
+        methods=frozenset(
+            {"head", "freeze", "full", "lora", "ia3", "prompt_tuning", "prefix_tuning", "adapter"}
+        ),
     )
 )

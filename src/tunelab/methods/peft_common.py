@@ -1,0 +1,26 @@
+"""Shared by the PEFT methods: wrap the classifier so that the new head trains in full."""
+
+from peft import PeftConfig, TaskType, get_peft_model
+from torch import nn
+
+from tunelab.models.anatomy import Anatomy
+
+
+def wrap_with_peft(
+    model: nn.Module, config_cls: type[PeftConfig], anatomy: Anatomy, **settings
+) -> nn.Module:
+    """PEFT adapters on the backbone; the head (new, random) goes into modules_to_save."""
+    config = config_cls(
+        task_type=TaskType.SEQ_CLS, modules_to_save=list(anatomy.head_names), **settings
+    )
+    return get_peft_model(model, config)
+
+
+def prompt_learning_dims(model: nn.Module) -> dict:
+    """Sizes PEFT's prompt methods need; read through the config's aliases (DistilBERT's `dim`)."""
+    config = model.config
+    return {
+        "token_dim": config.hidden_size,
+        "num_attention_heads": config.num_attention_heads,
+        "num_layers": config.num_hidden_layers,
+    }

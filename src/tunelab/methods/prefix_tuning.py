@@ -1,0 +1,47 @@
+"""prefix_tuning: trainable key/value prefixes in every attention layer (PEFT)."""
+
+import inspect
+from typing import Literal
+
+from peft import PrefixTuningConfig
+from pydantic import Field
+from torch import nn
+
+from tunelab.errors import TunelabError
+from tunelab.methods.base import MethodSpec, register
+from tunelab.methods.peft_common import prompt_learning_dims, wrap_with_peft
+from tunelab.models.anatomy import Anatomy
+from tunelab.settings import MethodSettings
+
+
+class PrefixTuningSettings(MethodSettings):
+    name: Literal["prefix_tuning"] = "prefix_tuning"
+    num_virtual_tokens: int = Field(20, ge=1, description="Prefix length per layer.")
+
+
+def apply_prefix_tuning(
+    model: nn.Module, settings: PrefixTuningSettings, anatomy: Anatomy
+) -> nn.Module:
+    backbone = type(model.base_model)
+    if "past_key_values" not in inspect.signature(backbone.forward).parameters:
+        raise TunelabError(
+            f"prefix_tuning needs attention that takes key/value prefixes; {backbone.__name__} has none"
+        )
+    return wrap_with_peft(
+        model,
+        PrefixTuningConfig,
+        anatomy,
+        num_virtual_tokens=settings.num_virtual_tokens,
+        **prompt_learning_dims(model),
+    )
+
+
+register(
+    MethodSpec(
+        "prefix_tuning",
+        PrefixTuningSettings,
+        apply_prefix_tuning,
+        "adapter",
+        "key/value prefixes + head",
+    )
+)
