@@ -39,29 +39,29 @@ FILLER = [
 
 def tiny_configs() -> dict:
     return {
-        "gpt2": (GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=128), "gpt2-tokenizer"),
+        "gpt2": (GPT2Config(n_embd=64, n_layer=2, n_head=2, n_positions=128), "gpt2-tokenizer"),
         "llama": (
             LlamaConfig(
-                hidden_size=32,
+                hidden_size=64,
                 num_hidden_layers=2,
                 num_attention_heads=2,
                 num_key_value_heads=1,
-                intermediate_size=64,
+                intermediate_size=128,
                 vocab_size=512,
                 max_position_embeddings=128,
             ),
             "stories260K",
         ),
         "distilbert": (
-            DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+            DistilBertConfig(dim=64, n_layers=2, n_heads=2, hidden_dim=128),
             "bert-tokenizer",
         ),
         "bert": (
             BertConfig(
-                hidden_size=32,
+                hidden_size=64,
                 num_hidden_layers=2,
                 num_attention_heads=2,
-                intermediate_size=64,
+                intermediate_size=128,
                 max_position_embeddings=128,
             ),
             "bert-tokenizer",

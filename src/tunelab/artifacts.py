@@ -21,19 +21,15 @@ from tunelab.train.checkpoint import load_trainable_state, trainable_state
 
 RUN_INFO = "run_info.json"
 TRAINABLE_FILE = "trainable.safetensors"
-METHOD_FILE = "method.json"
 
 
-def save_artifact(
-    model, tokenizer: PreTrainedTokenizerBase, folder: Path, kind: str, method: dict
-) -> None:
+def save_artifact(model, tokenizer: PreTrainedTokenizerBase, folder: Path, kind: str) -> None:
     """`model/` (full weights), `adapter/` (PEFT) or `trainable/` (our own adapter modules)."""
     staging = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     if kind == "trainable":
         staging.mkdir(parents=True)
         save_file(trainable_state(model), staging / TRAINABLE_FILE)
-        (staging / METHOD_FILE).write_text(json.dumps(method))
     else:
         model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
@@ -52,16 +48,24 @@ def read_run_info(run_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def method_of(info: dict):
+    spec = METHODS.get(info["method"])
+    return spec, spec.settings(**info["method_settings"])
+
+
 def load_base(info: dict, tokenizer: PreTrainedTokenizerBase):
+    """The base model as the run loaded it (quantized for qlora), with a fresh head."""
+    spec, settings = method_of(info)
     mean = info.get("pooling") == "mean"
-    return load_classifier(info["base_model"], info["labels"], tokenizer, mean_pooling=mean)
+    return load_classifier(
+        info["base_model"], info["labels"], tokenizer, mean_pooling=mean, **spec.options(settings)
+    )
 
 
 def load_trainable(folder: Path, info: dict, tokenizer: PreTrainedTokenizerBase):
     """Base model + the method re-applied + the trained tensors."""
     model = load_base(info, tokenizer)
-    spec = METHODS.get(info["method"])
-    settings = spec.settings(**json.loads((folder / METHOD_FILE).read_text()))
+    spec, settings = method_of(info)
     model = spec.apply(model, settings, describe(model))
     load_trainable_state(model, load_file(folder / TRAINABLE_FILE))
     return model

@@ -109,7 +109,12 @@ def run(config: RunConfig, resume: bool = False) -> dict:
     encoded, data_summary = encode_splits(splits, tokenizer, config)
     mean = config.task.pooling == "mean"
     model = load_classifier(
-        model_path, splits.labels, tokenizer, config.model.trust_remote_code, mean
+        model_path,
+        splits.labels,
+        tokenizer,
+        config.model.trust_remote_code,
+        mean,
+        **spec.options(config.method),
     )
     anatomy = describe(model)
     check_pooling(config.task.pooling, anatomy.is_encoder)
@@ -171,7 +176,6 @@ def run(config: RunConfig, resume: bool = False) -> dict:
             tokenizer,
             run_dir / spec.artifact,
             spec.artifact,
-            config.method.model_dump(),
         )
         write_run_info(
             run_dir,
@@ -186,6 +190,7 @@ def run(config: RunConfig, resume: bool = False) -> dict:
                 "truncation_side": config.data.truncation_side,
                 "pooling": config.task.pooling,
                 "padding_side": tokenizer.padding_side,
+                "method_settings": config.method.model_dump(),
             },
         )
         write_report(run_dir)

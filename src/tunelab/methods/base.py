@@ -23,6 +23,10 @@ class MethodSpec:
     artifact: Literal["model", "adapter", "trainable"]
     summary: str
     left_padding: bool = False  # decoders must pad on the left (the input enters as embeddings)
+    load_options: Callable[[MethodSettings], dict] | None = None  # extra from_pretrained kwargs
+
+    def options(self, settings: MethodSettings) -> dict:
+        return self.load_options(settings) if self.load_options else {}
 
 
 METHODS: Registry[MethodSpec] = Registry("method")

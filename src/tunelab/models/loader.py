@@ -35,23 +35,41 @@ def load_classifier(
     tokenizer: PreTrainedTokenizerBase,
     trust_remote_code: bool = False,
     mean_pooling: bool = False,
+    **options,
 ) -> PreTrainedModel | MeanPoolingClassifier:
     """The backbone's weights plus a freshly initialised head with one output per label."""
     label_maps = {
         "id2label": dict(enumerate(labels)),
         "label2id": {label: i for i, label in enumerate(labels)},
     }
-    common = {"dtype": torch.float32, "trust_remote_code": trust_remote_code}
+    common = {"dtype": torch.float32, "trust_remote_code": trust_remote_code, **options}
     try:
         if mean_pooling:
             backbone = AutoModel.from_pretrained(path, **label_maps, **common)
             model = MeanPoolingClassifier(backbone, len(labels))
         else:
             model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=len(labels), **label_maps, **common
+                path,
+                num_labels=len(labels),
+                pad_token_id=tokenizer.pad_token_id,
+                **label_maps,
+                **common,
             )
     except (OSError, ValueError) as exc:
         raise TunelabError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None
     # Decoders pool the last non-padding token, found through pad_token_id.
     model.config.pad_token_id = tokenizer.pad_token_id
+    if "quantization_config" in options:
+        keep_4bit_weights_trainable(model)
     return model
+
+
+def keep_4bit_weights_trainable(model: torch.nn.Module) -> None:
+    """bitsandbytes repacks 4-bit weights for a CPU inference kernel the first time a layer runs
+    in eval mode (our before-training evaluation); training through that kernel then fails.
+    Its own switch turns the repacking off."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False

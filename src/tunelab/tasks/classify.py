@@ -53,7 +53,17 @@ TASKS.register("classify")(
         compute_loss=classification_loss,
         metrics=classification_metrics,
         methods=frozenset(
-            {"head", "freeze", "full", "lora", "ia3", "prompt_tuning", "prefix_tuning", "adapter"}
+            {
+                "head",
+                "freeze",
+                "full",
+                "lora",
+                "ia3",
+                "prompt_tuning",
+                "prefix_tuning",
+                "adapter",
+                "qlora",
+            }
         ),
     )
 )
