@@ -4,9 +4,11 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from transformers import (
+    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -17,10 +19,12 @@ from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_classifier, load_tokenizer
 from tunelab.models.mean_pooling import MeanPoolingClassifier, is_mean_pooling_folder
+from tunelab.models.prompt_classifier import PromptClassifier
 from tunelab.train.checkpoint import load_trainable_state, trainable_state
 
 RUN_INFO = "run_info.json"
 TRAINABLE_FILE = "trainable.safetensors"
+PROMPT_FILE = "prompt.json"
 
 
 def save_artifact(model, tokenizer: PreTrainedTokenizerBase, folder: Path, kind: str) -> None:
@@ -30,6 +34,10 @@ def save_artifact(model, tokenizer: PreTrainedTokenizerBase, folder: Path, kind:
     if kind == "trainable":
         staging.mkdir(parents=True)
         save_file(trainable_state(model), staging / TRAINABLE_FILE)
+    elif kind == "prompt":
+        staging.mkdir(parents=True)
+        prompt = {"description": model.description, "shots": model.shots}
+        (staging / PROMPT_FILE).write_text(json.dumps(prompt, indent=2))
     else:
         model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
@@ -82,6 +90,11 @@ def load_run(run_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerB
         model = PeftModel.from_pretrained(load_base(info, tokenizer), folder)
     elif info["artifact"] == "trainable":
         model = load_trainable(folder, info, tokenizer)
+    elif info["artifact"] == "prompt":
+        lm = AutoModelForCausalLM.from_pretrained(info["base_model"], dtype=torch.float32)
+        prompt = json.loads((folder / PROMPT_FILE).read_text())
+        shots = [tuple(shot) for shot in prompt["shots"]]
+        model = PromptClassifier(lm, tokenizer, info["labels"], prompt["description"], shots)
     elif is_mean_pooling_folder(folder):
         model = MeanPoolingClassifier.from_pretrained(folder)
     else:

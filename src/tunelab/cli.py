@@ -130,6 +130,24 @@ def predict(
         print(json.dumps(result))
 
 
+@app.command("compare")
+@one_line_errors
+def compare_command(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML: base config + variants.")],
+    limit_train: Annotated[int | None, typer.Option(help="Train on at most N rows.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs for every variant.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Training time cap per variant.")
+    ] = None,
+):
+    """Run method variants on the same data and rank them (leaderboard.md/json + plots)."""
+    from tunelab.compare import budget_overrides, compare
+
+    path = compare(experiment, budget_overrides(limit_train, epochs, max_minutes), echo=out.print)
+    out.print(path.read_text().split("\n\n")[2])
+    out.print(f"leaderboard: {path}")
+
+
 @app.command()
 @one_line_errors
 def report(run_dir: Path):

@@ -77,6 +77,9 @@ class TrainConfig(StrictModel):
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop after this many epochs without improvement."
     )
+    max_minutes: float | None = Field(
+        None, gt=0, description="Stop training after this long (then evaluate and save)."
+    )
     group_by_length: bool = Field(True, description="Batch rows of similar length: less padding.")
     log_every: int = Field(10, ge=1, description="Optimizer steps between metrics lines.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")

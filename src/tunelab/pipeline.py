@@ -23,7 +23,7 @@ from tunelab.models.loader import load_classifier, load_tokenizer
 from tunelab.report import write_report
 from tunelab.tasks import TASKS
 from tunelab.tasks.classify import check_pooling
-from tunelab.train.loop import Trainer, make_accelerator
+from tunelab.train.loop import FitState, Trainer, make_accelerator
 
 
 def encode_splits(splits: Splits, tokenizer, config: RunConfig) -> tuple[dict, dict]:
@@ -84,74 +84,43 @@ def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
-def run(config: RunConfig, resume: bool = False) -> dict:
-    """Train and evaluate one run; everything lands in config.output.dir."""
-    run_dir = Path(config.output.dir)
-    task, spec = TASKS.get(config.task.name), METHODS.get(config.method.name)
-    if spec.name not in task.methods:
-        raise TunelabError(f"method '{spec.name}' does not support task '{task.name}'")
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise TunelabError(
-            f"run directory {run_dir} is not empty; use --resume or another output.dir"
-        )
-    accelerator = make_accelerator(config.train)
-    main = accelerator.is_main_process
-    run_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(config.train.seed)
-    splits = prepare_splits(config.data, config.train.seed)
-    if main:
-        resolve_model(config.model.name)  # the main process converts an embedded model once
-    accelerator.wait_for_everyone()
-    model_path = resolve_model(config.model.name)
-    tokenizer = load_tokenizer(model_path, config.model.trust_remote_code)
-    if spec.left_padding:
-        tokenizer.padding_side = "left"  # harmless for encoders, needed for decoders
-    encoded, data_summary = encode_splits(splits, tokenizer, config)
+def load_model(spec, config: RunConfig, model_path: str, splits: Splits, tokenizer):
+    """A pretrained model with a new head, or (prompting methods) the whole prompted classifier."""
+    if spec.build:
+        seed = config.train.seed
+        return spec.build(model_path, splits.labels, tokenizer, config.method, splits.train, seed)
     mean = config.task.pooling == "mean"
-    model = load_classifier(
-        model_path,
-        splits.labels,
-        tokenizer,
-        config.model.trust_remote_code,
-        mean,
-        **spec.options(config.method),
-    )
-    anatomy = describe(model)
-    check_pooling(config.task.pooling, anatomy.is_encoder)
-    if main:
-        save_config(config, run_dir / "config.yaml")
-        write_json(run_dir / "data_summary.json", data_summary)
+    options = spec.options(config.method)
+    trust = config.model.trust_remote_code
+    model = load_classifier(model_path, splits.labels, tokenizer, trust, mean, **options)
+    check_pooling(config.task.pooling, describe(model).is_encoder)
+    return model
 
-    picked = pick_examples(splits.test, config.eval.examples)
-    before = evaluate(
+
+def test_metrics(model, task, encoded, splits: Splits, picked, tokenizer, config, accelerator):
+    result = evaluate(
         model, task, encoded["test"], splits.labels, tokenizer, config.eval.batch_size, accelerator
     )
-    before["examples"] = example_predictions(
+    result["examples"] = example_predictions(
         model, tokenizer, encoded["test"], splits.test, picked, splits.labels
     )
+    return result
 
-    model = spec.apply(model, config.method, anatomy)
-    params = count_parameters(model)
-    started = time.perf_counter()
-    trainer = Trainer(
-        model,
-        task,
-        tokenizer,
-        config.train,
-        accelerator,
-        run_dir,
-        config.eval.batch_size,
-        splits.labels,
-    )
-    state = trainer.fit(encoded["train"], encoded["val"], resume)
-    after = evaluate(
-        model, task, encoded["test"], splits.labels, tokenizer, config.eval.batch_size, accelerator
-    )
-    after["examples"] = example_predictions(
-        model, tokenizer, encoded["test"], splits.test, picked, splits.labels
-    )
 
-    summary = {
+def train_model(
+    spec, model, task, tokenizer, config, accelerator, run_dir, encoded, labels, resume
+):
+    """Apply the method and fit; prompting methods train nothing."""
+    if spec.apply is None:
+        return model, FitState()
+    model = spec.apply(model, config.method, describe(model))
+    batch = config.eval.batch_size
+    trainer = Trainer(model, task, tokenizer, config.train, accelerator, run_dir, batch, labels)
+    return model, trainer.fit(encoded["train"], encoded["val"], resume)
+
+
+def run_summary(spec, task, config, params, state: FitState, started, accelerator, before, after):
+    return {
         "method": spec.name,
         "task": task.name,
         "model": config.model.name,
@@ -167,32 +136,80 @@ def run(config: RunConfig, resume: bool = False) -> dict:
         "test_accuracy_after": after["accuracy"],
         "test_macro_f1_after": after["macro_f1"],
     }
+
+
+def run_info(spec, task, config, model_path, labels, tokenizer) -> dict:
+    """What `load_run` needs to rebuild the model (run_info.json)."""
+    return {
+        "base_model": model_path,
+        "model": config.model.name,
+        "labels": labels,
+        "method": spec.name,
+        "task": task.name,
+        "artifact": spec.artifact,
+        "max_length": config.data.max_length,
+        "truncation_side": config.data.truncation_side,
+        "pooling": config.task.pooling,
+        "padding_side": tokenizer.padding_side,
+        "method_settings": config.method.model_dump(),
+    }
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        raise TunelabError(
+            f"run directory {run_dir} is not empty; use --resume or another output.dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run(config: RunConfig, resume: bool = False) -> dict:
+    """Train and evaluate one run; everything lands in config.output.dir."""
+    run_dir = Path(config.output.dir)
+    task, spec = TASKS.get(config.task.name), METHODS.get(config.method.name)
+    if spec.name not in task.methods:
+        raise TunelabError(f"method '{spec.name}' does not support task '{task.name}'")
+    accelerator = make_accelerator(config.train)
+    main = accelerator.is_main_process
+    prepare_run_dir(run_dir, resume)
+    set_seed(config.train.seed)
+    splits = prepare_splits(config.data, config.train.seed)
+    if main:
+        resolve_model(config.model.name)  # the main process converts an embedded model once
+    accelerator.wait_for_everyone()
+    model_path = resolve_model(config.model.name)
+    tokenizer = load_tokenizer(model_path, config.model.trust_remote_code)
+    if spec.left_padding:
+        tokenizer.padding_side = "left"  # harmless for encoders, needed for decoders
+    encoded, data_summary = encode_splits(splits, tokenizer, config)
+    model = load_model(spec, config, model_path, splits, tokenizer)
+    if main:
+        save_config(config, run_dir / "config.yaml")
+        write_json(run_dir / "data_summary.json", data_summary)
+
+    picked = pick_examples(splits.test, config.eval.examples)
+    before = test_metrics(model, task, encoded, splits, picked, tokenizer, config, accelerator)
+    started = time.perf_counter()
+    model, state = train_model(
+        spec, model, task, tokenizer, config, accelerator, run_dir, encoded, splits.labels, resume
+    )
+    trained = spec.apply is not None
+    after = (
+        test_metrics(model, task, encoded, splits, picked, tokenizer, config, accelerator)
+        if trained
+        else before
+    )
+    summary = run_summary(
+        spec, task, config, count_parameters(model), state, started, accelerator, before, after
+    )
     if main:
         write_json(run_dir / "eval_before.json", before)
         write_json(run_dir / "eval_after.json", after)
         write_json(run_dir / "train_summary.json", summary)
         save_artifact(
-            accelerator.unwrap_model(model),
-            tokenizer,
-            run_dir / spec.artifact,
-            spec.artifact,
+            accelerator.unwrap_model(model), tokenizer, run_dir / spec.artifact, spec.artifact
         )
-        write_run_info(
-            run_dir,
-            {
-                "base_model": model_path,
-                "model": config.model.name,
-                "labels": splits.labels,
-                "method": spec.name,
-                "task": task.name,
-                "artifact": spec.artifact,
-                "max_length": config.data.max_length,
-                "truncation_side": config.data.truncation_side,
-                "pooling": config.task.pooling,
-                "padding_side": tokenizer.padding_side,
-                "method_settings": config.method.model_dump(),
-            },
-        )
+        write_run_info(run_dir, run_info(spec, task, config, model_path, splits.labels, tokenizer))
         write_report(run_dir)
     accelerator.wait_for_everyone()
     return summary

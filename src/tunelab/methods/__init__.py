@@ -9,6 +9,7 @@ from tunelab.methods import (  # noqa: F401 - registration side effect
     lora,
     prefix_tuning,
     prompt_tuning,
+    prompting,
     qlora,
 )
 from tunelab.methods.base import METHODS, MethodSpec

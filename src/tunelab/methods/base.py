@@ -17,13 +17,15 @@ ApplyFn = Callable[[nn.Module, MethodSettings, Anatomy], nn.Module]
 class MethodSpec:
     name: str
     settings: type[MethodSettings]
-    apply: ApplyFn
+    apply: ApplyFn | None  # None: nothing trains (prompting)
     # model: full HF model folder; adapter: PEFT adapter folder; trainable: the trainable tensors
     # only, re-applied on the base model at load (for modules PEFT does not know).
-    artifact: Literal["model", "adapter", "trainable"]
+    # prompt: only the prompt (description and shots) for the untouched base model.
+    artifact: Literal["model", "adapter", "trainable", "prompt"]
     summary: str
     left_padding: bool = False  # decoders must pad on the left (the input enters as embeddings)
     load_options: Callable[[MethodSettings], dict] | None = None  # extra from_pretrained kwargs
+    build: Callable | None = None  # builds the whole classifier instead of a new head (prompting)
 
     def options(self, settings: MethodSettings) -> dict:
         return self.load_options(settings) if self.load_options else {}

@@ -58,12 +58,14 @@ TASKS.register("classify")(
                 "freeze",
                 "full",
                 "lora",
+                "qlora",
                 "ia3",
                 "prompt_tuning",
                 "prefix_tuning",
                 "adapter",
-                "qlora",
-            }
+                "zero_shot",
+                "few_shot",
+            }  # fmt: skip
         ),
     )
 )

@@ -144,6 +144,8 @@ class Trainer:
         start = time.perf_counter()
         self.model.train()
         for batch in loader:
+            if self.out_of_time():
+                break
             with self.acc.accumulate(self.model):
                 loss, logits = self.task.compute_loss(self.model, batch)
                 self.acc.backward(loss)
@@ -185,8 +187,12 @@ class Trainer:
             "train_seconds": seconds,
         }
 
+    def out_of_time(self) -> bool:
+        limit = self.config.max_minutes
+        return limit is not None and time.perf_counter() - self.started > 60 * limit
+
     def fit(self, train: list[dict], val: list[dict], resume: bool) -> FitState:
-        self.examples = train
+        self.examples, self.started = train, time.perf_counter()
         batches = math.ceil(len(train) / self.config.batch_size)
         scheduler = self.make_scheduler(math.ceil(batches / self.config.grad_accum))
         state = self.resume(scheduler) if resume else FitState()
@@ -222,7 +228,7 @@ class Trainer:
                 self.log.write({"event": "eval", "split": "val", **record})
                 self.checkpoint(state, scheduler, improved)
                 patience = self.config.early_stopping_patience
-                if patience and state.bad_epochs >= patience:
+                if (patience and state.bad_epochs >= patience) or self.out_of_time():
                     break
         best = self.checkpoints / "best"
         if is_complete(best):

@@ -1,0 +1,80 @@
+"""compare: variants on the same data produce the leaderboard; prompting returns probabilities."""
+
+import json
+
+import numpy as np
+import yaml
+from tests.helpers import FAST_TRAIN, train_tiny
+from typer.testing import CliRunner
+
+from tunelab.cli import app
+from tunelab.inference import classify_texts
+
+
+def write_experiment(tmp_path, model_dir, data) -> tuple:
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        yaml.safe_dump(
+            {"model": {"name": model_dir}, "data": {"path": str(data), "max_length": 32}}
+        )
+    )
+    experiment = tmp_path / "exp.yaml"
+    variants = [
+        {
+            "name": "zero_shot",
+            "overrides": ["method.name=zero_shot", "method.description=Is it positive?"],
+        },
+        {"name": "head", "overrides": ["method.name=head", "train.lr=0.02"]},
+        {"name": "lora", "overrides": ["method.name=lora", "train.lr=0.01"]},
+    ]
+    spec = {
+        "base": "base.yaml",
+        "output_dir": str(tmp_path / "cmp"),
+        "overrides": FAST_TRAIN,
+        "variants": variants,
+    }
+    experiment.write_text(yaml.safe_dump(spec))
+    return experiment, tmp_path / "cmp"
+
+
+def test_compare_writes_the_leaderboard_and_skips_finished_variants(model_dirs, toy_csv, tmp_path):
+    experiment, out = write_experiment(tmp_path, model_dirs["stories260K"], toy_csv)
+    result = CliRunner().invoke(app, ["compare", str(experiment), "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "leaderboard.json").read_text())
+    assert {r["method"] for r in rows} == {"zero_shot", "head", "lora"}
+    assert all(r["status"] == "ok" for r in rows)
+    assert rows == sorted(rows, key=lambda r: -r["test_accuracy"])
+    zero = next(r for r in rows if r["method"] == "zero_shot")
+    lora = next(r for r in rows if r["method"] == "lora")
+    assert zero["trainable_params"] == 0 and 0 < lora["trainable_pct"] < 100
+    assert lora["test_accuracy"] > zero["test_accuracy"]
+    for name in (
+        "leaderboard.md",
+        "plots/accuracy.png",
+        "plots/accuracy_vs_params.png",
+        "plots/accuracy_vs_time.png",
+    ):
+        assert (out / name).is_file(), name
+    assert "| lora |" in (out / "leaderboard.md").read_text()
+
+    again = CliRunner().invoke(app, ["compare", str(experiment)])
+    assert again.output.count("skipped") == 3
+
+
+def test_zero_and_few_shot_return_probabilities(model_dirs, toy_csv, tmp_path):
+    for method in ("zero_shot", "few_shot"):
+        run_dir = tmp_path / method
+        summary = train_tiny(
+            model_dirs["stories260K"],
+            toy_csv,
+            run_dir,
+            method,
+            ["method.shots=2"] if method == "few_shot" else [],
+        )
+        assert summary["parameters"]["trainable"] == 0 and summary["epochs_run"] == 0
+        results = classify_texts(str(run_dir), ["a great film", "an awful film", "the plot"])
+        probs = np.array([list(r["probs"].values()) for r in results])
+        assert probs.shape == (3, 2) and np.allclose(probs.sum(axis=1), 1) and (probs >= 0).all()
+    prompt = json.loads((tmp_path / "few_shot" / "prompt" / "prompt.json").read_text())
+    assert len(prompt["shots"]) == 2 and {label for _, label in prompt["shots"]} == {"pos", "neg"}
