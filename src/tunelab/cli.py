@@ -119,6 +119,7 @@ def predict(
     texts: Annotated[
         list[str] | None, typer.Argument(help="Texts; none: one per line from stdin.")
     ] = None,
+    int8: Annotated[bool, typer.Option(help="Dynamic INT8 weights (faster on CPU).")] = False,
 ):
     """Classify texts: one JSON line each with the label and the class probabilities."""
     from tunelab.inference import classify_texts
@@ -126,7 +127,7 @@ def predict(
     texts = texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise TunelabError("no text given (as arguments or on stdin)")
-    for result in classify_texts(str(run_dir), texts):
+    for result in classify_texts(str(run_dir), texts, int8=int8):
         print(json.dumps(result))
 
 
@@ -146,6 +147,40 @@ def compare_command(
     path = compare(experiment, budget_overrides(limit_train, epochs, max_minutes), echo=out.print)
     out.print(path.read_text().split("\n\n")[2])
     out.print(f"leaderboard: {path}")
+
+
+@app.command()
+@one_line_errors
+def export(
+    run_dir: Path,
+    out: Annotated[Path, typer.Option(help="Target folder.")],
+    merge: Annotated[
+        bool, typer.Option(help="Fold LoRA/IA3 into the base: a plain HF model.")
+    ] = False,
+):
+    """Write the run's model as a Hugging Face folder (adapter, or merged model)."""
+    from tunelab.export import export_run
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out_path = export_run(run_dir, out, merge)
+    print(f"exported: {out_path}")
+
+
+@app.command()
+@one_line_errors
+def quantize(
+    run_dir: Path,
+    int8: Annotated[bool, typer.Option(help="torch dynamic INT8 (CPU inference).")] = True,
+    nf4: Annotated[bool, typer.Option("--4bit", help="bitsandbytes NF4 weights.")] = False,
+):
+    """Measure size, speed and accuracy of quantized variants on the run's test split."""
+    from tunelab.quantize import quantize_run
+    from tunelab.report import write_report
+
+    result = quantize_run(run_dir, int8=int8, nf4=nf4)
+    for row in result["variants"]:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+    write_report(run_dir)
 
 
 @app.command()

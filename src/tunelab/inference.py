@@ -11,9 +11,16 @@ from tunelab.evaluate import evaluate, predict
 from tunelab.tasks import TASKS
 
 
-def classify_texts(run_dir: str, texts: list[str], batch_size: int = 32) -> list[dict]:
+def classify_texts(
+    run_dir: str, texts: list[str], batch_size: int = 32, int8: bool = False
+) -> list[dict]:
     """Label and per-class probabilities for each text."""
     model, tokenizer, info = load_run(run_dir)
+    if int8:
+        from tunelab.export import MERGEABLE
+        from tunelab.quantize import to_int8
+
+        model = to_int8(model.merge_and_unload() if info["method"] in MERGEABLE else model)
     labels = info["labels"]
     rows = [Row(text=t, label=labels[0], row=i + 1, file="<input>") for i, t in enumerate(texts)]
     encoded = encode_rows(

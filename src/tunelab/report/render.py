@@ -54,6 +54,23 @@ def history_table(history: list[dict]) -> list[str]:
     return lines
 
 
+def quantization_table(result: dict) -> list[str]:
+    if not result:
+        return []
+    lines = [
+        "## Quantization (test split)",
+        "",
+        "| variant | accuracy | Δ accuracy | size MB | size ratio | rows/s | speed-up |",
+        "| --- " * 7 + "|",
+    ]
+    for r in result["variants"]:
+        lines.append(
+            f"| {r['variant']} | {r['accuracy']:.4f} | {r['accuracy_delta']:+.4f} | {r['size_mb']:.1f} | "
+            f"{r['size_ratio']:.2f} | {r['rows_per_s']:.1f} | {r['speedup']:.2f}x |"
+        )
+    return [*lines, ""]
+
+
 def build_markdown(run_dir: Path) -> str:
     summary = load_json(run_dir / "train_summary.json")
     data = load_json(run_dir / "data_summary.json")
@@ -93,6 +110,7 @@ def build_markdown(run_dir: Path) -> str:
         "",
         *examples_table(before, after),
         "",
+        *quantization_table(load_json(run_dir / "quantize.json")),
     ]
     return "\n".join(lines)
 
