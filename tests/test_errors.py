@@ -113,3 +113,11 @@ def test_config_schema_prints_json():
         code == 0
         and "lora" in json.loads(out)["$defs"]["LoraSettings"]["properties"]["name"]["const"]
     )
+
+
+def test_switching_method_by_override_drops_the_old_method_settings(write):
+    from tunelab.config import load_config
+
+    config = write("c.yaml", "method:\n  name: freeze\n  k: 2\n")
+    assert load_config(config, ["method.name=lora", "method.r=4"]).method.r == 4
+    assert load_config(config, ["method.name=freeze"]).method.k == 2

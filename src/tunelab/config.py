@@ -111,7 +111,15 @@ class RunConfig(StrictModel):
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set `a.b.c=value` pairs in a nested dict; values are parsed as YAML (2 -> int)."""
+    """Set `a.b.c=value` pairs in a nested dict; values are parsed as YAML (2 -> int).
+
+    Choosing another method (`method.name=lora`) starts the method section afresh, since the
+    base method's settings (say freeze's `k`) mean nothing to the new one."""
+    for item in overrides:
+        key, _, value = item.partition("=")
+        method = raw.get("method")
+        if key == "method.name" and isinstance(method, dict) and method.get("name") != value:
+            raw["method"] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
