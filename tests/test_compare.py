@@ -78,3 +78,21 @@ def test_zero_and_few_shot_return_probabilities(model_dirs, toy_csv, tmp_path):
         assert probs.shape == (3, 2) and np.allclose(probs.sum(axis=1), 1) and (probs >= 0).all()
     prompt = json.loads((tmp_path / "few_shot" / "prompt" / "prompt.json").read_text())
     assert len(prompt["shots"]) == 2 and {label for _, label in prompt["shots"]} == {"pos", "neg"}
+
+
+def test_prompting_an_encoder_is_a_one_line_error(model_dirs, toy_csv, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            f"model.name={model_dirs['bert']}",
+            f"data.path={toy_csv}",
+            "method.name=zero_shot",
+            f"output.dir={tmp_path / 'run'}",
+        ],
+    )
+    assert (
+        result.exit_code == 2
+        and "encoder" in result.output
+        and len(result.output.splitlines()) == 1
+    )

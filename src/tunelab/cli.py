@@ -144,8 +144,9 @@ def compare_command(
     """Run method variants on the same data and rank them (leaderboard.md/json + plots)."""
     from tunelab.compare import budget_overrides, compare
 
-    path = compare(experiment, budget_overrides(limit_train, epochs, max_minutes), echo=out.print)
-    out.print(path.read_text().split("\n\n")[2])
+    budget = budget_overrides(limit_train, epochs, max_minutes)
+    path = compare(experiment, budget, echo=lambda line: out.print(line, markup=False))
+    out.print(path.read_text().split("\n\n")[2], markup=False)
     out.print(f"leaderboard: {path}")
 
 

@@ -5,8 +5,10 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from tunelab.errors import TunelabError
 from tunelab.methods.base import MethodSpec, register
 from tunelab.models.prompt_classifier import PromptClassifier
 from tunelab.settings import MethodSettings
@@ -50,6 +52,8 @@ def build_prompt_classifier(
     train_rows: list,
     seed: int,
 ) -> PromptClassifier:
+    if AutoConfig.from_pretrained(path).model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise TunelabError(f"{settings.name} prompts a generative model; {path} is an encoder")
     lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     shots = pick_shots(train_rows, settings.shots, seed)
     return PromptClassifier(lm, tokenizer, labels, settings.description, shots)
