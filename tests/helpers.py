@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from tunelab.cli import app
 from tunelab.config import load_config
 from tunelab.pipeline import run
 
@@ -33,3 +36,17 @@ def train_tiny(
         *extra,
     ]
     return run(load_config(None, overrides), resume=resume)
+
+
+def run_cli(*args) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output  # click mixes stderr into output
+
+
+def assert_one_line_error(code: int, output: str, *expected: str):
+    assert code == 2, output
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), output
+    assert "Traceback" not in output
+    for part in expected:
+        assert part in lines[0], (part, lines[0])

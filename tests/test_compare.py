@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import yaml
-from tests.helpers import FAST_TRAIN, train_tiny
+from tests.helpers import FAST_TRAIN, assert_one_line_error, run_cli, train_tiny
 from typer.testing import CliRunner
 
 from tunelab.cli import app
@@ -81,18 +81,11 @@ def test_zero_and_few_shot_return_probabilities(model_dirs, toy_csv, tmp_path):
 
 
 def test_prompting_an_encoder_is_a_one_line_error(model_dirs, toy_csv, tmp_path):
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            f"model.name={model_dirs['bert']}",
-            f"data.path={toy_csv}",
-            "method.name=zero_shot",
-            f"output.dir={tmp_path / 'run'}",
-        ],
+    code, output = run_cli(
+        "train",
+        f"model.name={model_dirs['bert']}",
+        f"data.path={toy_csv}",
+        "method.name=zero_shot",
+        f"output.dir={tmp_path / 'run'}",
     )
-    assert (
-        result.exit_code == 2
-        and "encoder" in result.output
-        and len(result.output.splitlines()) == 1
-    )
+    assert_one_line_error(code, output, "zero_shot", "encoder")

@@ -3,26 +3,7 @@
 import json
 
 import pytest
-from tests.helpers import train_tiny
-from typer.testing import CliRunner
-
-from tunelab.cli import app
-
-runner = CliRunner()
-
-
-def run_cli(*args) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output  # click mixes stderr into output
-
-
-def assert_one_line_error(code: int, output: str, *expected: str):
-    assert code == 2, output
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), output
-    assert "Traceback" not in output
-    for part in expected:
-        assert part in lines[0], (part, lines[0])
+from tests.helpers import assert_one_line_error, run_cli, train_tiny
 
 
 @pytest.fixture

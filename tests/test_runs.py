@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from safetensors.torch import load_file
-from tests.helpers import train_tiny
+from tests.helpers import assert_one_line_error, run_cli, train_tiny
 from typer.testing import CliRunner
 
 import tunelab.train.loop as loop
@@ -127,16 +127,13 @@ def test_resumed_run_matches_uninterrupted(model_dirs, toy_csv, tmp_path, monkey
 
 
 def test_refuses_to_overwrite_a_run(model_dirs, toy_csv, lora_run):
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            f"model.name={model_dirs['llama']}",
-            f"data.path={toy_csv}",
-            f"output.dir={lora_run}",
-        ],
+    code, output = run_cli(
+        "train",
+        f"model.name={model_dirs['llama']}",
+        f"data.path={toy_csv}",
+        f"output.dir={lora_run}",
     )
-    assert result.exit_code == 2 and "--resume" in result.output
+    assert_one_line_error(code, output, "not empty", "--resume")
 
 
 def test_early_stopping_stops_and_restores_the_best_epoch(model_dirs, toy_csv, tmp_path):

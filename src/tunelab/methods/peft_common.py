@@ -1,9 +1,11 @@
 """Shared by the PEFT methods: wrap the classifier so that the new head trains in full."""
 
 from peft import PeftConfig, TaskType, get_peft_model
+from pydantic import Field
 from torch import nn
 
 from tunelab.models.anatomy import Anatomy
+from tunelab.settings import MethodSettings
 
 
 def wrap_with_peft(
@@ -24,3 +26,9 @@ def prompt_learning_dims(model: nn.Module) -> dict:
         "num_attention_heads": config.num_attention_heads,
         "num_layers": config.num_hidden_layers,
     }
+
+
+class VirtualTokenSettings(MethodSettings):
+    """Settings shared by prompt and prefix tuning."""
+
+    num_virtual_tokens: int = Field(20, ge=1, description="Number of virtual tokens learned.")

@@ -4,19 +4,16 @@ import inspect
 from typing import Literal
 
 from peft import PrefixTuningConfig
-from pydantic import Field
 from torch import nn
 
 from tunelab.errors import TunelabError
 from tunelab.methods.base import MethodSpec, register
-from tunelab.methods.peft_common import prompt_learning_dims, wrap_with_peft
+from tunelab.methods.peft_common import VirtualTokenSettings, prompt_learning_dims, wrap_with_peft
 from tunelab.models.anatomy import Anatomy
-from tunelab.settings import MethodSettings
 
 
-class PrefixTuningSettings(MethodSettings):
+class PrefixTuningSettings(VirtualTokenSettings):
     name: Literal["prefix_tuning"] = "prefix_tuning"
-    num_virtual_tokens: int = Field(20, ge=1, description="Prefix length per layer.")
 
 
 def apply_prefix_tuning(

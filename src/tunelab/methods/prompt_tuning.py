@@ -3,18 +3,15 @@
 from typing import Literal
 
 from peft import PromptTuningConfig
-from pydantic import Field
 from torch import nn
 
 from tunelab.methods.base import MethodSpec, register
-from tunelab.methods.peft_common import prompt_learning_dims, wrap_with_peft
+from tunelab.methods.peft_common import VirtualTokenSettings, prompt_learning_dims, wrap_with_peft
 from tunelab.models.anatomy import Anatomy
-from tunelab.settings import MethodSettings
 
 
-class PromptTuningSettings(MethodSettings):
+class PromptTuningSettings(VirtualTokenSettings):
     name: Literal["prompt_tuning"] = "prompt_tuning"
-    num_virtual_tokens: int = Field(20, ge=1, description="Length of the soft prompt.")
 
 
 def apply_prompt_tuning(
