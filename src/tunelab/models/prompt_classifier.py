@@ -63,19 +63,23 @@ class PromptClassifier(nn.Module):
     def forward(self, input_ids, attention_mask, labels=None, **_) -> SequenceClassifierOutput:
         sequences, starts = self.sequences(input_ids, attention_mask)
         width = max(map(len, sequences))
+        # Left padding puts every answer at the end, so the vocabulary projection runs on the
+        # last few positions only (logits_to_keep) instead of the whole prompt.
         ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, seq in enumerate(sequences):
-            ids[i, : len(seq)], mask[i, : len(seq)] = torch.tensor(seq), 1
-        log_probs = self.lm(input_ids=ids, attention_mask=mask).logits.log_softmax(-1)
-        scores = torch.stack(
-            [
-                log_probs[i, start - 1 : len(seq) - 1]
-                .gather(-1, ids[i, start : len(seq), None])
-                .sum()
-                for i, (seq, start) in enumerate(zip(sequences, starts, strict=True))
-            ]
+            ids[i, width - len(seq) :], mask[i, width - len(seq) :] = torch.tensor(seq), 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        keep = max(len(seq) - start for seq, start in zip(sequences, starts, strict=True)) + 1
+        out = self.lm(
+            input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
         )
-        logits = scores.view(len(input_ids), len(self.answers))
+        log_probs = out.logits.float().log_softmax(-1)
+        scores = []
+        for i, (seq, start) in enumerate(zip(sequences, starts, strict=True)):
+            answer = len(seq) - start  # its tokens are the last `answer` ids of row i
+            predicted_by = log_probs[i, keep - answer - 1 : keep - 1]
+            scores.append(predicted_by.gather(-1, ids[i, width - answer :, None]).sum())
+        logits = torch.stack(scores).view(len(input_ids), len(self.answers))
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
