@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from accelerate.utils import set_seed
 
 from tunelab.artifacts import save_artifact, write_run_info
@@ -131,6 +132,9 @@ def run_summary(spec, task, config, params, state: FitState, started, accelerato
         "wall_seconds": time.perf_counter() - started,
         "tokens_per_s": state.tokens / state.seconds if state.seconds else None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20
+        if torch.cuda.is_available()
+        else None,
         "processes": accelerator.num_processes,
         "test_accuracy_before": before["accuracy"],
         "test_accuracy_after": after["accuracy"],

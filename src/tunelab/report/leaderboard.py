@@ -16,6 +16,7 @@ COLUMNS = [
     ("trainable_pct", "trainable %", "{:.3f}"),
     ("train_seconds", "train s", "{:.1f}"),
     ("peak_rss_mb", "peak RSS MB", "{:,.0f}"),
+    ("peak_gpu_mb", "peak GPU MB", "{:,.0f}"),
     ("tokens_per_s", "tokens/s", "{:,.0f}"),
     ("artifact_mb", "saved MB", "{:.2f}"),
 ]
@@ -48,6 +49,7 @@ def collect_row(name: str, run_dir: Path) -> dict:
         "train_seconds": summary["train_seconds"],
         "wall_seconds": summary["wall_seconds"],
         "peak_rss_mb": summary["peak_rss_mb"],
+        "peak_gpu_mb": summary.get("peak_gpu_mb"),
         "tokens_per_s": summary["tokens_per_s"],
         "artifact_mb": folder_mb(artifact) - tokenizer_mb,
     }
