@@ -20,10 +20,18 @@ from tunelab.export import MERGEABLE
 from tunelab.models.loader import load_classifier
 from tunelab.tasks import TASKS
 
+HEADS = ("score", "classifier", "pre_classifier", "head")
+
 
 def to_int8(model: nn.Module) -> nn.Module:
-    """Dynamic INT8: Linear weights stored in int8, activations quantized on the fly (CPU)."""
-    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    """Dynamic INT8: Linear weights stored in int8, activations quantized on the fly (CPU).
+    The classification head is tiny and decides the label: it stays in fp32."""
+    body = {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and name.split(".")[-1] not in HEADS
+    }
+    return torch.ao.quantization.quantize_dynamic(model, body, dtype=torch.qint8)
 
 
 def state_mb(model: nn.Module) -> float:
