@@ -1,7 +1,6 @@
 """tunelab compare: one base config, several method variants, same data/split/seed/evaluation,
 one leaderboard (PEFT's method_comparison harness, for any task)."""
 
-import json
 import os
 import subprocess
 import sys
@@ -88,7 +87,3 @@ def compare(path: Path, budget: list[str], echo=print) -> Path:
                 echo(f"[{variant.name}] failed with exit code {code}")
         rows.append(collect_row(variant.name, run_dir))
     return write_leaderboard(rows, out)
-
-
-def leaderboard_json(out: Path) -> list[dict]:
-    return json.loads((out / "leaderboard.json").read_text())
