@@ -12,6 +12,11 @@ from tunelab.models.loader import load_classifier, load_tokenizer
 MERGEABLE = {"lora", "qlora", "ia3"}
 
 
+def merged_if_possible(model, info: dict):
+    """LoRA/IA3 folded into the base: the deployed form (unmerged adapters run slower)."""
+    return model.merge_and_unload() if info["method"] in MERGEABLE else model
+
+
 def export_run(run_dir: str | Path, out: str | Path, merge: bool) -> Path:
     """Copy the artefact; with merge, fold the adapter into full-precision base weights."""
     run_dir, out = Path(run_dir), Path(out)

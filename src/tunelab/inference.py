@@ -17,10 +17,10 @@ def classify_texts(
     """Label and per-class probabilities for each text."""
     model, tokenizer, info = load_run(run_dir)
     if int8:
-        from tunelab.export import MERGEABLE
+        from tunelab.export import merged_if_possible
         from tunelab.quantize import to_int8
 
-        model = to_int8(model.merge_and_unload() if info["method"] in MERGEABLE else model)
+        model = to_int8(merged_if_possible(model, info))
     labels = info["labels"]
     rows = [Row(text=t, label=labels[0], row=i + 1, file="<input>") for i, t in enumerate(texts)]
     encoded = encode_rows(

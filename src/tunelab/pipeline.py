@@ -98,7 +98,7 @@ def load_model(spec, config: RunConfig, model_path: str, splits: Splits, tokeniz
     return model
 
 
-def test_metrics(model, task, encoded, splits: Splits, picked, tokenizer, config, accelerator):
+def evaluate_on_test(model, task, encoded, splits: Splits, picked, tokenizer, config, accelerator):
     result = evaluate(
         model, task, encoded["test"], splits.labels, tokenizer, config.eval.batch_size, accelerator
     )
@@ -192,14 +192,14 @@ def run(config: RunConfig, resume: bool = False) -> dict:
         write_json(run_dir / "data_summary.json", data_summary)
 
     picked = pick_examples(splits.test, config.eval.examples)
-    before = test_metrics(model, task, encoded, splits, picked, tokenizer, config, accelerator)
+    before = evaluate_on_test(model, task, encoded, splits, picked, tokenizer, config, accelerator)
     started = time.perf_counter()
     model, state = train_model(
         spec, model, task, tokenizer, config, accelerator, run_dir, encoded, splits.labels, resume
     )
     trained = spec.apply is not None
     after = (
-        test_metrics(model, task, encoded, splits, picked, tokenizer, config, accelerator)
+        evaluate_on_test(model, task, encoded, splits, picked, tokenizer, config, accelerator)
         if trained
         else before
     )

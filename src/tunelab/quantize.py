@@ -16,7 +16,7 @@ from tunelab.data.encode import encode_rows
 from tunelab.data.prepare import prepare_splits
 from tunelab.errors import TunelabError
 from tunelab.evaluate import evaluate
-from tunelab.export import MERGEABLE
+from tunelab.export import merged_if_possible
 from tunelab.models.loader import load_classifier
 from tunelab.tasks import TASKS
 
@@ -78,8 +78,7 @@ def measure(name: str, model: nn.Module, task, examples, labels, tokenizer, size
 def quantize_run(run_dir: str | Path, int8: bool = True, nf4: bool = False, echo=print) -> dict:
     run_dir = Path(run_dir)
     model, tokenizer, info = load_run(run_dir)
-    if info["method"] in MERGEABLE:
-        model = model.merge_and_unload()  # the deployed form; unmerged LoRA would be slower
+    model = merged_if_possible(model, info)
     config = load_config(run_dir / "config.yaml")
     splits = prepare_splits(config.data, config.train.seed)
     label_ids = {label: i for i, label in enumerate(info["labels"])}
