@@ -17,7 +17,7 @@ from transformers import (
 from tunelab.errors import TunelabError
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
-from tunelab.models.loader import load_classifier, load_tokenizer
+from tunelab.models.loader import load_causal_lm, load_classifier, load_tokenizer
 from tunelab.models.mean_pooling import MeanPoolingClassifier, is_mean_pooling_folder
 from tunelab.models.prompt_classifier import PromptClassifier
 from tunelab.train.checkpoint import load_trainable_state, trainable_state
@@ -36,7 +36,11 @@ def save_artifact(model, tokenizer: PreTrainedTokenizerBase, folder: Path, kind:
         save_file(trainable_state(model), staging / TRAINABLE_FILE)
     elif kind == "prompt":
         staging.mkdir(parents=True)
-        prompt = {"description": model.description, "shots": model.shots}
+        # A generative run's shots live in run_info.json; the model itself is untouched.
+        prompt = {
+            "description": getattr(model, "description", None),
+            "shots": getattr(model, "shots", []),
+        }
         (staging / PROMPT_FILE).write_text(json.dumps(prompt, indent=2))
     else:
         model.save_pretrained(staging)
@@ -64,6 +68,8 @@ def method_of(info: dict):
 def load_base(info: dict, tokenizer: PreTrainedTokenizerBase):
     """The base model as the run loaded it (quantized for qlora), with a fresh head."""
     spec, settings = method_of(info)
+    if info.get("model_kind") == "causal_lm":
+        return load_causal_lm(info["base_model"], **spec.options(settings))
     mean = info.get("pooling") == "mean"
     return load_classifier(
         info["base_model"], info["labels"], tokenizer, mean_pooling=mean, **spec.options(settings)
@@ -80,7 +86,8 @@ def load_trainable(folder: Path, info: dict, tokenizer: PreTrainedTokenizerBase)
 
 
 def load_run(run_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict]:
-    """The trained classifier of a run, ready for inference, with its tokenizer and run info."""
+    """The trained model of a run (classifier or causal LM), ready for inference, with its
+    tokenizer and run info."""
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     folder = run_dir / info["artifact"]
@@ -90,6 +97,12 @@ def load_run(run_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerB
         model = PeftModel.from_pretrained(load_base(info, tokenizer), folder)
     elif info["artifact"] == "trainable":
         model = load_trainable(folder, info, tokenizer)
+    elif info.get("model_kind") == "causal_lm":
+        model = (
+            AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+            if info["artifact"] == "model"
+            else load_base(info, tokenizer)  # prompting: the untouched base model
+        )
     elif info["artifact"] == "prompt":
         lm = AutoModelForCausalLM.from_pretrained(info["base_model"], dtype=torch.float32)
         prompt = json.loads((folder / PROMPT_FILE).read_text())

@@ -1,4 +1,5 @@
-"""tunelab command line: train, eval, predict, report, config schema."""
+"""tunelab command line: train, eval, predict, generate, chat, compare, export, quantize,
+report, data preview, config schema."""
 
 import functools
 import json
@@ -20,6 +21,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+data_app = typer.Typer(help="Look at the data as the model will see it.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 err = Console(stderr=True)
 out = Console()
 
@@ -86,10 +89,8 @@ def train(
     summary = run(settings, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         out.print(f"run directory: {settings.output.dir}")
-        out.print(
-            f"test accuracy before: {summary['test_accuracy_before']:.4f}   "
-            f"after: {summary['test_accuracy_after']:.4f}   macro-F1 after: {summary['test_macro_f1_after']:.4f}"
-        )
+        name = summary["score_name"].replace("_", " ")
+        out.print(f"{name} before: {summary['score_before']:.4f}   after: {summary['score']:.4f}")
 
 
 @app.command("eval")
@@ -193,6 +194,93 @@ def report(run_dir: Path):
 
     read_run_info(run_dir)
     out.print(f"report: {write_report(run_dir)}")
+
+
+@app.command("generate")
+@one_line_errors
+def generate_command(
+    run_dir: Path,
+    prompt: Annotated[list[str] | None, typer.Option(help="A question (repeatable).")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="Questions: .jsonl with 'question', or one per line.")
+    ] = None,
+    max_new_tokens: int = 128,
+    temperature: Annotated[float, typer.Option(help="0: greedy (deterministic).")] = 0.0,
+    top_p: float = 0.9,
+    batch_size: int = 8,
+):
+    """Answer questions with an sft run (its template and stop rule); one JSON line each."""
+    from tunelab.inference_lm import load_assistant, read_questions
+
+    questions = [*(prompt or []), *(read_questions(file) if file else [])]
+    if not questions:
+        raise TunelabError("no question given (--prompt or --file)")
+    assistant = load_assistant(run_dir)
+    sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+    answers = assistant.answer(questions, batch_size=batch_size, **sampling)
+    for question, answer in zip(questions, answers, strict=True):
+        print(json.dumps({"question": question, "answer": answer}, ensure_ascii=False))
+
+
+@app.command()
+@one_line_errors
+def chat(
+    run_dir: Path,
+    max_new_tokens: int = 256,
+    temperature: Annotated[float, typer.Option(help="0: greedy.")] = 0.7,
+    top_p: float = 0.9,
+):
+    """Talk to an sft run in the terminal; tokens stream as they are generated. Ctrl-D ends."""
+    from transformers import TextStreamer
+
+    from tunelab.inference_lm import load_assistant
+
+    assistant = load_assistant(run_dir)
+    streamer = TextStreamer(assistant.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    history: list[dict] = []
+    sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if not question:
+            continue
+        history.append({"role": "user", "content": question})
+        out.print("assistant> ", end="")
+        [answer] = assistant.reply([assistant.prompt(history)], streamer=streamer, **sampling)
+        history.append({"role": "assistant", "content": answer})
+
+
+@data_app.command("preview")
+@one_line_errors
+def data_preview(
+    config: Annotated[Path, typer.Argument(help="YAML config of an sft or pretrain run.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides.")] = None,
+    rows: Annotated[int, typer.Option(help="Training rows shown.")] = 2,
+):
+    """Print training rows as the model sees them; the trained tokens are inside [[ ]]."""
+    from tunelab.config import load_config
+    from tunelab.data.lm_prepare import prepare_pretrain, prepare_sft
+    from tunelab.data.preview import marked_text
+    from tunelab.models.embedded import resolve_model
+    from tunelab.models.loader import load_tokenizer
+
+    settings = load_config(config, overrides or [])
+    if settings.task.name == "classify":
+        raise TunelabError("data preview shows sft and pretrain data; this config is classify")
+    tokenizer = load_tokenizer(resolve_model(settings.model.name))
+    if settings.task.name == "sft":
+        data = prepare_sft(settings.data, settings.task, tokenizer, settings.train.seed)
+    else:
+        data = prepare_pretrain(settings.data, tokenizer, settings.train.seed)
+    for i, example in enumerate(data.encoded["train"][:rows], start=1):
+        trained = sum(label != -100 for label in example["labels"])
+        out.print(
+            f"--- row {i}: {len(example['input_ids'])} tokens, {trained} trained", markup=False
+        )
+        out.print(marked_text(example, tokenizer), markup=False)
+    print(json.dumps(data.summary))
 
 
 @config_app.command("schema")

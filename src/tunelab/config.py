@@ -22,11 +22,21 @@ class ModelConfig(StrictModel):
     trust_remote_code: bool = Field(False, description="Run model code shipped with a Hub repo.")
 
 
+class MixSource(StrictModel):
+    path: str = Field(description="Another training file (same formats as data.path).")
+    weight: float = Field(
+        1.0, gt=0, description="Rows drawn per training row of data.path (0.5: half as many)."
+    )
+
+
 class DataConfig(StrictModel):
-    path: str = Field(BUILTIN_SPAM, description="Training file (csv/tsv/jsonl/parquet).")
+    path: str = Field(
+        BUILTIN_SPAM,
+        description="Training file (csv/tsv/json/jsonl/parquet); for pretrain also a folder of .txt/.md.",
+    )
     val_path: str | None = Field(None, description="Validation file; else split from `path`.")
     test_path: str | None = Field(None, description="Test file; else split from `path`.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"] = "auto"
     columns: list[str] | None = Field(
         None, description="Column names for a CSV/TSV file without a header row."
     )
@@ -44,6 +54,9 @@ class DataConfig(StrictModel):
     )
     truncation_side: Literal["right", "left"] = "right"
     limit_train: int | None = Field(None, gt=0, description="Use at most this many training rows.")
+    mix: list[MixSource] = Field(
+        [], description="sft: more training sources mixed in by weight (multitask, FLAN-style)."
+    )
 
     @model_validator(mode="after")
     def _split_sums_to_one(self) -> "DataConfig":
@@ -55,7 +68,25 @@ class DataConfig(StrictModel):
 
 
 class TaskConfig(StrictModel):
-    name: Literal["classify"] = "classify"
+    name: Literal["classify", "sft", "pretrain"] = Field(
+        "classify",
+        description="classify: new head; sft: instruction / Q&A tuning; pretrain: raw domain text.",
+    )
+    template: str = Field(
+        "auto",
+        description="sft prompt template: chat (the tokenizer's), alpaca, qa, plain, or your own "
+        "text with {prompt}; auto: chat when the tokenizer has one, else alpaca.",
+    )
+    system: str | None = Field(None, description="sft: a system message for chat templates.")
+    train_on_prompt: bool = Field(
+        False, description="sft: also learn the prompt tokens (default: response tokens only)."
+    )
+    packing: bool = Field(False, description="sft: pack several examples into each row.")
+    refusal: str | None = Field(
+        None,
+        description="sft: the fixed refusal sentence for off-topic questions (seed 003); "
+        "test rows whose reference is this sentence count as off-topic.",
+    )
     pooling: Literal["auto", "last_token", "cls", "mean"] = Field(
         "auto",
         description="auto: last non-padding token for decoders (seed 000), CLS for encoders; "
@@ -88,6 +119,16 @@ class TrainConfig(StrictModel):
 class EvalConfig(StrictModel):
     batch_size: int = Field(32, ge=1)
     examples: int = Field(5, ge=0, description="Test texts shown before/after in the report.")
+    max_new_tokens: int = Field(64, ge=1, description="sft: tokens generated per test answer.")
+    generate_limit: int | None = Field(
+        200, ge=1, description="sft: test rows answered by generation (all rows get perplexity)."
+    )
+    general: str | None = Field(
+        None,
+        description="sft: a general held-out set (instruction format) scored before and after: "
+        "what tuning cost (forgetting).",
+    )
+    general_limit: int = Field(100, ge=1, description="Rows of eval.general used.")
 
 
 class OutputConfig(StrictModel):

@@ -2,13 +2,10 @@
 
 The CLI calls this and adds nothing of its own."""
 
-import json
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from accelerate.utils import set_seed
 
 from tunelab.artifacts import save_artifact, write_run_info
@@ -22,6 +19,7 @@ from tunelab.models.anatomy import describe
 from tunelab.models.embedded import resolve_model
 from tunelab.models.loader import load_classifier, load_tokenizer
 from tunelab.report import write_report
+from tunelab.run_common import base_summary, prepare_run_dir, write_json
 from tunelab.tasks import TASKS
 from tunelab.tasks.classify import check_pooling
 from tunelab.train.loop import FitState, Trainer, make_accelerator
@@ -75,16 +73,6 @@ def example_predictions(model, tokenizer, encoded, rows, picked, labels) -> list
     ]
 
 
-def count_parameters(model) -> dict:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / total}
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2))
-
-
 def load_model(spec, config: RunConfig, model_path: str, splits: Splits, tokenizer):
     """A pretrained model with a new head, or (prompting methods) the whole prompted classifier."""
     if spec.build:
@@ -116,26 +104,20 @@ def train_model(
         return model, FitState()
     model = spec.apply(model, config.method, describe(model))
     batch = config.eval.batch_size
-    trainer = Trainer(model, task, tokenizer, config.train, accelerator, run_dir, batch, labels)
-    return model, trainer.fit(encoded["train"], encoded["val"], resume)
+
+    def validate(model):
+        return evaluate(model, task, encoded["val"], labels, tokenizer, batch, accelerator)
+
+    trainer = Trainer(model, task, tokenizer, config.train, accelerator, run_dir, validate)
+    return model, trainer.fit(encoded["train"], resume)
 
 
-def run_summary(spec, task, config, params, state: FitState, started, accelerator, before, after):
+def run_summary(spec, task, config, model, state: FitState, started, accelerator, before, after):
     return {
-        "method": spec.name,
-        "task": task.name,
-        "model": config.model.name,
-        "parameters": params,
-        "epochs_run": state.epoch,
-        "best_epoch": state.best_epoch,
-        "train_seconds": state.seconds,
-        "wall_seconds": time.perf_counter() - started,
-        "tokens_per_s": state.tokens / state.seconds if state.seconds else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20
-        if torch.cuda.is_available()
-        else None,
-        "processes": accelerator.num_processes,
+        **base_summary(spec, task, config, model, state, started, accelerator),
+        "score_name": "test_accuracy",
+        "score_before": before["accuracy"],
+        "score": after["accuracy"],
         "test_accuracy_before": before["accuracy"],
         "test_accuracy_after": after["accuracy"],
         "test_macro_f1_after": after["macro_f1"],
@@ -159,20 +141,20 @@ def run_info(spec, task, config, model_path, labels, tokenizer) -> dict:
     }
 
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise TunelabError(
-            f"run directory {run_dir} is not empty; use --resume or another output.dir"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
 def run(config: RunConfig, resume: bool = False) -> dict:
     """Train and evaluate one run; everything lands in config.output.dir."""
-    run_dir = Path(config.output.dir)
     task, spec = TASKS.get(config.task.name), METHODS.get(config.method.name)
     if spec.name not in task.methods:
         raise TunelabError(f"method '{spec.name}' does not support task '{task.name}'")
+    if task.model_kind == "causal_lm":
+        from tunelab.pipeline_lm import run_causal_lm  # the generative stages
+
+        return run_causal_lm(config, task, spec, resume)
+    return run_classifier(config, task, spec, resume)
+
+
+def run_classifier(config: RunConfig, task, spec, resume: bool) -> dict:
+    run_dir = Path(config.output.dir)
     accelerator = make_accelerator(config.train)
     main = accelerator.is_main_process
     prepare_run_dir(run_dir, resume)
@@ -203,9 +185,7 @@ def run(config: RunConfig, resume: bool = False) -> dict:
         if trained
         else before
     )
-    summary = run_summary(
-        spec, task, config, count_parameters(model), state, started, accelerator, before, after
-    )
+    summary = run_summary(spec, task, config, model, state, started, accelerator, before, after)
     if main:
         write_json(run_dir / "eval_before.json", before)
         write_json(run_dir / "eval_after.json", after)

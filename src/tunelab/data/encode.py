@@ -52,6 +52,7 @@ def make_loader(
     shuffle: bool,
     group_by_length: bool = False,
     seed: int = 0,
+    collate=None,
 ) -> DataLoader:
     """Pad each batch to its own longest row, never to the dataset's longest (seed 000 did)."""
     generator = torch.Generator().manual_seed(seed)
@@ -62,5 +63,5 @@ def make_loader(
         sampler = RandomSampler(examples, generator=generator)
     else:
         sampler = SequentialSampler(examples)
-    collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+    collate = collate or DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
     return DataLoader(examples, batch_size=batch_size, sampler=sampler, collate_fn=collate)

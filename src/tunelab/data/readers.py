@@ -10,7 +10,14 @@ from pathlib import Path
 from tunelab.errors import DataError, TunelabError
 
 BUILTIN = {"builtin:sms_spam": ("sms_spam.tsv", "tsv", ["label", "text"])}
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".parquet": "parquet",
+}
 csv.field_size_limit(2**31 - 1)  # long reviews exceed csv's 128 KiB default
 
 
@@ -27,7 +34,7 @@ def detect_format(path: Path, fmt: str) -> str:
         return fmt
     if path.suffix.lower() not in FORMATS:
         raise TunelabError(
-            f"{path}: unknown file type; set data.format to csv, tsv, jsonl or parquet"
+            f"{path}: unknown file type; set data.format to csv, tsv, json, jsonl or parquet"
         )
     return FORMATS[path.suffix.lower()]
 
@@ -93,6 +100,20 @@ def jsonl_records(path: Path, text: str):
         yield number, record
 
 
+def json_records(path: Path, text: str):
+    """A JSON file holding a list of objects (the Alpaca / rasbt instruction files)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"malformed JSON ({exc.msg})", row=exc.lineno) from None
+    if not isinstance(data, list):
+        raise DataError(path, "a .json data file must hold a list of objects")
+    for number, record in enumerate(data, start=1):
+        if not isinstance(record, dict):
+            raise DataError(path, "each item must be an object", row=number)
+        yield number, record
+
+
 def parquet_records(path: Path):
     import pyarrow.parquet as pq
 
@@ -113,14 +134,10 @@ def to_row(path: Path, number: int, record: dict, text_field: str, label_field: 
     )
 
 
-def read_rows(
-    source: str,
-    fmt: str = "auto",
-    columns: list[str] | None = None,
-    text_field: str = "text",
-    label_field: str = "label",
-) -> list[Row]:
-    """All rows of a data file, validated; `builtin:sms_spam` is the packaged SMS Spam Collection."""
+def read_records(
+    source: str, fmt: str = "auto", columns: list[str] | None = None, fields: tuple[str, ...] = ()
+) -> tuple[Path, list[tuple[int, dict]]]:
+    """(row number, record) pairs of a data file; a table's header must hold `fields`."""
     if source in BUILTIN:
         name, fmt, columns = BUILTIN[source]
         path = Path(str(resources.files("tunelab.resources") / name))
@@ -133,11 +150,23 @@ def read_rows(
         records = parquet_records(path)
     elif kind == "jsonl":
         records = jsonl_records(path, decode_utf8(path))
+    elif kind == "json":
+        records = json_records(path, decode_utf8(path))
     else:
         delimiter = "\t" if kind == "tsv" else ","
-        records = table_records(
-            path, decode_utf8(path), delimiter, columns, (text_field, label_field)
-        )
+        records = table_records(path, decode_utf8(path), delimiter, columns, fields)
+    return path, list(records)
+
+
+def read_rows(
+    source: str,
+    fmt: str = "auto",
+    columns: list[str] | None = None,
+    text_field: str = "text",
+    label_field: str = "label",
+) -> list[Row]:
+    """All rows of a data file, validated; `builtin:sms_spam` is the packaged SMS Spam Collection."""
+    path, records = read_records(source, fmt, columns, (text_field, label_field))
     rows = [to_row(path, n, r, text_field, label_field) for n, r in records]
     if not rows:
         raise DataError(path, "no data rows")

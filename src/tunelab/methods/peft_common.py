@@ -11,10 +11,10 @@ from tunelab.settings import MethodSettings
 def wrap_with_peft(
     model: nn.Module, config_cls: type[PeftConfig], anatomy: Anatomy, **settings
 ) -> nn.Module:
-    """PEFT adapters on the backbone; the head (new, random) goes into modules_to_save."""
-    config = config_cls(
-        task_type=TaskType.SEQ_CLS, modules_to_save=list(anatomy.head_names), **settings
-    )
+    """PEFT adapters on the backbone; a classifier's head (new, random) goes into
+    modules_to_save; a causal LM keeps its pretrained LM head frozen."""
+    task_type = TaskType.CAUSAL_LM if anatomy.generative else TaskType.SEQ_CLS
+    config = config_cls(task_type=task_type, modules_to_save=list(anatomy.head_names), **settings)
     return get_peft_model(model, config)
 
 

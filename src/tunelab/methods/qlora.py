@@ -13,8 +13,9 @@ from tunelab.methods.lora import LoraSettings, lora_config_kwargs
 from tunelab.methods.peft_common import wrap_with_peft
 from tunelab.models.anatomy import Anatomy
 
-# Heads are new and small: they stay in full precision (and train in full).
-HEAD_MODULES = ["score", "classifier", "pre_classifier"]
+# Heads stay in full precision: a classifier's are new and train in full; a causal LM's
+# output layer is what Transformers leaves unquantized by default too.
+HEAD_MODULES = ["score", "classifier", "pre_classifier", "lm_head"]
 
 
 class QLoraSettings(LoraSettings):

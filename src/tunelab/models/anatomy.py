@@ -17,6 +17,7 @@ class Anatomy:
     blocks: nn.ModuleList
     post_blocks: list[nn.Module]  # final norm (decoders) or pooler (BERT): above the blocks
     head_names: list[str]  # top-level modules of the classifier that are not the backbone
+    generative: bool = False  # a causal LM: its LM head is pretrained, not a new head
 
 
 def find_blocks(backbone: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -33,16 +34,19 @@ def describe(model: PreTrainedModel) -> Anatomy:
     top = blocks_path.split(".")[0]
     children = list(backbone.named_children())
     after = [m for n, m in children[[n for n, _ in children].index(top) + 1 :]]
+    # Our MeanPoolingClassifier is a plain nn.Module: not generative.
+    generative = bool(getattr(model, "can_generate", lambda: False)())
     head_names = [
         name
         for name, module in model.named_children()
-        if module is not backbone and any(True for _ in module.parameters())
+        if module is not backbone and any(True for _ in module.parameters()) and not generative
     ]
     return Anatomy(
         is_encoder=model.config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES,
         blocks=blocks,
         post_blocks=after,
         head_names=head_names,
+        generative=generative,
     )
 
 

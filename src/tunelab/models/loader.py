@@ -3,6 +3,7 @@
 import torch
 from transformers import (
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -59,6 +60,18 @@ def load_classifier(
         raise TunelabError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None
     # Decoders pool the last non-padding token, found through pad_token_id.
     model.config.pad_token_id = tokenizer.pad_token_id
+    if "quantization_config" in options:
+        keep_4bit_weights_trainable(model)
+    return model
+
+
+def load_causal_lm(path: str, trust_remote_code: bool = False, **options) -> PreTrainedModel:
+    """A pretrained causal LM with its own LM head (sft, pretrain, generation)."""
+    common = {"dtype": torch.float32, "trust_remote_code": trust_remote_code, **options}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **common)
+    except (OSError, ValueError) as exc:
+        raise TunelabError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None
     if "quantization_config" in options:
         keep_4bit_weights_trainable(model)
     return model

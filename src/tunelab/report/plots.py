@@ -25,13 +25,27 @@ def plot_curves(history: list[dict], steps: list[dict], path: Path) -> None:
         epochs, [h["val_loss"] for h in history], "o-", color="tab:orange", label="validation"
     )
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
-    acc_ax.plot(
-        epochs, [h["train_accuracy"] for h in history], "o-", color="tab:blue", label="train"
-    )
-    acc_ax.plot(
-        epochs, [h["val_accuracy"] for h in history], "o-", color="tab:orange", label="validation"
-    )
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    if "train_accuracy" in history[0]:
+        acc_ax.plot(
+            epochs, [h["train_accuracy"] for h in history], "o-", color="tab:blue", label="train"
+        )
+        acc_ax.plot(
+            epochs,
+            [h["val_accuracy"] for h in history],
+            "o-",
+            color="tab:orange",
+            label="validation",
+        )
+        acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    else:  # generative tasks: held-out perplexity
+        acc_ax.plot(
+            epochs,
+            [h["val_perplexity"] for h in history],
+            "o-",
+            color="tab:orange",
+            label="validation",
+        )
+        acc_ax.set(xlabel="epoch", ylabel="perplexity", title="Perplexity", yscale="log")
     for ax in (loss_ax, acc_ax):
         ax.legend()
         ax.grid(alpha=0.3)
@@ -63,6 +77,29 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
         ylabel="true",
         title=title,
     )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_scores(before: dict, after: dict, keys: list[tuple[str, str]], path) -> None:
+    """Grouped bars: each score before and after tuning (general ROUGE-L when there is one)."""
+    shown = [(k, t) for k, t in keys if after.get(k) is not None]
+    values = [(t, before.get(k) or 0.0, after[k]) for k, t in shown]
+    if "general" in after:
+        values.append(
+            ("general ROUGE-L", before["general"]["rouge_l"], after["general"]["rouge_l"])
+        )
+    if not values:
+        return
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(values)), 4))
+    xs = range(len(values))
+    ax.bar([x - 0.2 for x in xs], [v[1] for v in values], 0.4, label="before", color="tab:gray")
+    ax.bar([x + 0.2 for x in xs], [v[2] for v in values], 0.4, label="after", color="tab:green")
+    ax.set_xticks(list(xs), [v[0] for v in values], rotation=15)
+    ax.set(ylim=(0, 1.05), title="Held-out scores before and after")
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
+from tunelab.report.lm_sections import data_line, lm_sections
 from tunelab.report.plots import plot_confusion, plot_curves
 from tunelab.train.metrics_log import read_metrics
 
@@ -77,20 +78,29 @@ def build_markdown(run_dir: Path) -> str:
     before, after = load_json(run_dir / "eval_before.json"), load_json(run_dir / "eval_after.json")
     history = [m for m in read_metrics(run_dir / "metrics.jsonl") if m.get("event") == "eval"]
     params = summary.get("parameters", {})
-    splits = ", ".join(f"{k} {v['rows']}" for k, v in data.get("splits", {}).items())
-    dropped = sum(v["dropped_overlong"] for v in data.get("splits", {}).values())
-    truncated = sum(v["truncated_overlong"] for v in data.get("splits", {}).values())
-    lines = [
+    header = [
         f"# tunelab run: {run_dir.name}",
         "",
         f"- model **{summary.get('model')}**, task **{summary.get('task')}**, method **{summary.get('method')}**",
         f"- trainable parameters: {params.get('trainable', 0):,} of {params.get('total', 0):,} "
         f"({params.get('trainable_pct', 0):.3f} %)",
-        f"- data: {splits}; labels {', '.join(data.get('labels', []))}; over {data.get('max_length')} tokens: "
-        f"{truncated} truncated, {dropped} dropped",
+    ]
+    training = (
         f"- training: {summary.get('epochs_run')} epochs (best {summary.get('best_epoch')}), "
         f"{summary.get('train_seconds', 0):.1f} s, {summary.get('tokens_per_s') or 0:,.0f} tokens/s, "
-        f"peak RSS {summary.get('peak_rss_mb', 0):,.0f} MB",
+        f"peak RSS {summary.get('peak_rss_mb', 0):,.0f} MB"
+    )
+    if "labels" not in data:  # the generative tasks
+        body = lm_sections(run_dir, before, after, history)
+        return "\n".join([*header, data_line(data), training, "", *body])
+    splits = ", ".join(f"{k} {v['rows']}" for k, v in data.get("splits", {}).items())
+    dropped = sum(v["dropped_overlong"] for v in data.get("splits", {}).values())
+    truncated = sum(v["truncated_overlong"] for v in data.get("splits", {}).values())
+    lines = [
+        *header,
+        f"- data: {splits}; labels {', '.join(data.get('labels', []))}; over {data.get('max_length')} tokens: "
+        f"{truncated} truncated, {dropped} dropped",
+        training,
         "",
         "## Test metrics before and after fine-tuning",
         "",
@@ -132,7 +142,7 @@ def write_report(run_dir: str | Path) -> Path:
     if history:
         plot_curves(history, steps, run_dir / "plots" / "curves.png")
     after = load_json(run_dir / "eval_after.json")
-    if after:
+    if "confusion_matrix" in after:
         plot_confusion(
             after["confusion_matrix"],
             after["labels"],

@@ -2,22 +2,26 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from tunelab.registry import Registry
 
-LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, torch.Tensor]]
+# (model, batch) -> (mean loss, rows predicted right or None when the task predicts no class)
+LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, torch.Tensor | None]]
 MetricsFn = Callable[[np.ndarray, np.ndarray, list[str]], dict]
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    compute_loss: LossFn  # (model, batch) -> (mean loss, logits)
-    metrics: MetricsFn  # (true label ids, class probabilities, label names) -> metrics
+    compute_loss: LossFn
     methods: frozenset[str]
+    # classifier: a new head on the pooled hidden state; causal_lm: the model's own LM head.
+    model_kind: Literal["classifier", "causal_lm"] = "classifier"
+    metrics: MetricsFn | None = None  # classifier: (true ids, probabilities, names) -> metrics
 
 
 TASKS: Registry[Task] = Registry("task")

@@ -4,6 +4,7 @@ code runs in one process or N data-parallel ones (torchrun)."""
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from transformers import get_scheduler
 from tunelab.config import TrainConfig
 from tunelab.data.encode import make_loader
 from tunelab.errors import TunelabError
-from tunelab.evaluate import evaluate
 from tunelab.tasks.base import Task
 from tunelab.train.checkpoint import is_complete, load_checkpoint, save_checkpoint
 from tunelab.train.metrics_log import MetricsLog
@@ -81,11 +81,12 @@ class Trainer:
         config: TrainConfig,
         accelerator: Accelerator,
         run_dir: Path,
-        eval_batch_size: int,
-        labels: list[str],
+        validate: Callable[[torch.nn.Module], dict],
+        collate: Callable | None = None,
     ):
         self.task, self.tokenizer, self.config, self.acc = task, tokenizer, config, accelerator
-        self.run_dir, self.eval_batch_size, self.labels = run_dir, eval_batch_size, labels
+        # validate(model) -> the task's validation metrics; collate pads a batch (task-specific).
+        self.run_dir, self.validate, self.collate = run_dir, validate, collate
         self.checkpoints = run_dir / "checkpoints"
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=accelerator.is_main_process)
         self.raw_model = model
@@ -135,6 +136,7 @@ class Trainer:
                 shuffle=True,
                 group_by_length=self.config.group_by_length,
                 seed=self.config.seed + epoch,
+                collate=self.collate,
             )
         )
         bar = progress.add_task(
@@ -147,18 +149,18 @@ class Trainer:
             if self.out_of_time():
                 break
             with self.acc.accumulate(self.model):
-                loss, logits = self.task.compute_loss(self.model, batch)
+                loss, correct = self.task.compute_loss(self.model, batch)
                 self.acc.backward(loss)
                 if self.acc.sync_gradients and self.config.max_grad_norm:
                     self.acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
                 self.optimizer.step()
                 scheduler.step()
                 self.optimizer.zero_grad()
-            rows = len(batch["labels"])
+            rows = len(batch["input_ids"])
             totals += torch.tensor(
                 [
                     loss.item() * rows,
-                    (logits.argmax(-1) == batch["labels"]).sum().item(),
+                    float("nan") if correct is None else correct.item(),
                     rows,
                     batch["attention_mask"].sum().item(),
                 ]
@@ -180,18 +182,20 @@ class Trainer:
                     )
         totals = self.acc.reduce(totals, reduction="sum")
         seconds = time.perf_counter() - start
-        return {
+        record = {
             "train_loss": (totals[0] / totals[2]).item(),
-            "train_accuracy": (totals[1] / totals[2]).item(),
             "train_tokens": int(totals[3]),
             "train_seconds": seconds,
         }
+        if not totals[1].isnan():  # only tasks that predict a class count correct rows
+            record["train_accuracy"] = (totals[1] / totals[2]).item()
+        return record
 
     def out_of_time(self) -> bool:
         limit = self.config.max_minutes
         return limit is not None and time.perf_counter() - self.started > 60 * limit
 
-    def fit(self, train: list[dict], val: list[dict], resume: bool) -> FitState:
+    def fit(self, train: list[dict], resume: bool) -> FitState:
         self.examples, self.started = train, time.perf_counter()
         batches = math.ceil(len(train) / self.config.batch_size)
         scheduler = self.make_scheduler(math.ceil(batches / self.config.grad_accum))
@@ -199,15 +203,7 @@ class Trainer:
         with training_progress(self.acc.is_main_process) as progress:
             for epoch in range(state.epoch + 1, self.config.epochs + 1):
                 record = {"epoch": epoch, **self.train_epoch(epoch, state, scheduler, progress)}
-                val_metrics = evaluate(
-                    self.model,
-                    self.task,
-                    val,
-                    self.labels,
-                    self.tokenizer,
-                    self.eval_batch_size,
-                    self.acc,
-                )
+                val_metrics = self.validate(self.model)
                 record.update(
                     {f"val_{k}": v for k, v in val_metrics.items() if isinstance(v, float | int)}
                 )

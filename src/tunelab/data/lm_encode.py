@@ -1,0 +1,80 @@
+"""Token ids and labels for the generative tasks: response-only labels (-100 elsewhere), EOS so
+generation stops, the max-length policy with counts, packing, and the padding collator."""
+
+from dataclasses import dataclass
+
+from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
+
+from tunelab.data.templates import Segment
+
+IGNORE = -100  # the label PyTorch's cross-entropy skips
+
+
+@dataclass
+class LmEncoded:
+    examples: list[dict]  # {"input_ids": [...], "labels": [...]}
+    truncated: int = 0
+    dropped: int = 0
+
+
+def encode_segments(
+    segments: list[Segment], tokenizer: PreTrainedTokenizerBase, chat: bool, train_on_prompt: bool
+) -> dict:
+    """Tokenize segment by segment so the trained tokens are known exactly; each trained
+    segment ends with EOS (appended unless the template already closed the turn with it)."""
+    ids, labels = [], []
+    for i, segment in enumerate(segments):
+        # Plain templates get the tokenizer's BOS once; chat templates write their own specials.
+        part = tokenizer(segment.text, add_special_tokens=(i == 0 and not chat))["input_ids"]
+        if segment.trained and (not part or part[-1] != tokenizer.eos_token_id):
+            part = [*part, tokenizer.eos_token_id]
+        ids += part
+        labels += part if (segment.trained or train_on_prompt) else [IGNORE] * len(part)
+    return {"input_ids": ids, "labels": labels}
+
+
+def apply_length_policy(examples: list[dict], max_length: int, overlong: str) -> LmEncoded:
+    """Drop or right-truncate rows over max_length, counted; a row left with no trained token is
+    dropped (it would teach nothing)."""
+    result = LmEncoded([])
+    for example in examples:
+        if len(example["input_ids"]) > max_length:
+            if overlong == "drop":
+                result.dropped += 1
+                continue
+            example = {k: v[:max_length] for k, v in example.items()}
+            if all(label == IGNORE for label in example["labels"]):
+                result.dropped += 1
+                continue
+            result.truncated += 1
+        result.examples.append(example)
+    return result
+
+
+def pack(examples: list[dict], max_length: int) -> list[dict]:
+    """Greedy packing in order: examples are concatenated into rows of at most max_length, so
+    fewer, fuller rows carry the same trained tokens (attention spans the packed examples)."""
+    rows, current = [], {"input_ids": [], "labels": []}
+    for example in examples:
+        if (
+            current["input_ids"]
+            and len(current["input_ids"]) + len(example["input_ids"]) > max_length
+        ):
+            rows.append(current)
+            current = {"input_ids": [], "labels": []}
+        current["input_ids"] = current["input_ids"] + example["input_ids"]
+        current["labels"] = current["labels"] + example["labels"]
+    if current["input_ids"]:
+        rows.append(current)
+    return rows
+
+
+def blocks_of(stream: list[int], block: int) -> list[dict]:
+    """Cut a token stream into blocks (the last one shorter): every token lands in exactly one."""
+    chunks = [stream[i : i + block] for i in range(0, len(stream), block)]
+    return [{"input_ids": c, "labels": list(c)} for c in chunks if len(c) > 1]
+
+
+def lm_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:
+    """Pads input_ids with the pad token and labels with -100, to each batch's longest row."""
+    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding=True)

@@ -1,0 +1,176 @@
+"""The generative tasks' data: sft conversations (split, mixed by weight, templated, encoded)
+and pretrain documents (split by document, packed into blocks)."""
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import PreTrainedTokenizerBase
+
+from tunelab.config import DataConfig, TaskConfig
+from tunelab.data.conversations import Example, read_examples
+from tunelab.data.lm_encode import (
+    IGNORE,
+    LmEncoded,
+    apply_length_policy,
+    blocks_of,
+    encode_segments,
+    pack,
+)
+from tunelab.data.readers import read_records
+from tunelab.data.templates import render, resolve_template
+from tunelab.errors import DataError, TunelabError
+
+TEXT_SUFFIXES = (".txt", ".md")
+
+
+@dataclass
+class LmData:
+    encoded: dict[str, list[dict]]  # split -> {"input_ids", "labels"}
+    examples: dict[str, list[Example]] = field(default_factory=dict)  # sft: the test questions
+    summary: dict = field(default_factory=dict)
+    template: str | None = None
+
+
+def split_by_fractions(items: list, fractions: tuple[float, ...], seed: int) -> list[list]:
+    shuffled = items[:]
+    random.Random(seed).shuffle(shuffled)
+    cuts = [round(len(shuffled) * sum(fractions[: i + 1])) for i in range(len(fractions))]
+    return [shuffled[a:b] for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
+
+
+def sft_splits(config: DataConfig, seed: int) -> dict[str, list[Example]]:
+    """Train/val/test as for classification, without stratification; given files win."""
+    rows = read_examples(config.path, config.format)
+    test = read_examples(config.test_path, config.format) if config.test_path else None
+    val = read_examples(config.val_path, config.format) if config.val_path else None
+    train_f, val_f, test_f = config.split
+    if test is None and val is None:
+        train, val, test = split_by_fractions(rows, (train_f, val_f, test_f), seed)
+    elif test is None or val is None:
+        share = val_f if val is None else test_f
+        train, carved = split_by_fractions(rows, (1 - share, share), seed)
+        val, test = (carved, test) if val is None else (val, carved)
+    else:
+        train = rows
+    if config.limit_train:
+        train = train[: config.limit_train]
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        if not part:
+            raise TunelabError(f"{config.path}: the {name} split is empty; change data.split")
+    return {"train": train, "val": val, "test": test}
+
+
+def draw(rows: list[Example], count: int, rng: random.Random) -> list[Example]:
+    """`count` rows: a shuffled pass over all of them, repeated as often as needed."""
+    drawn = []
+    while len(drawn) < count:
+        drawn += rng.sample(rows, min(len(rows), count - len(drawn)))
+    return drawn
+
+
+def mix_in(train: list[Example], config: DataConfig, seed: int) -> tuple[list[Example], dict]:
+    """Add weight x len(train) rows of each extra source, then shuffle everything together."""
+    rng, counts, mixed = random.Random(seed), {config.path: len(train)}, list(train)
+    for source in config.mix:
+        rows = read_examples(source.path, config.format)
+        picked = draw(rows, round(len(train) * source.weight), rng)
+        counts[source.path] = len(picked)
+        mixed += picked
+    rng.shuffle(mixed)
+    return mixed, counts
+
+
+def encode_examples(
+    examples: list[Example], tokenizer, task: TaskConfig, template: str, data: DataConfig
+) -> LmEncoded:
+    chat = template == "chat"
+    encoded = [
+        encode_segments(
+            render(e.messages, template, tokenizer, task.system),
+            tokenizer,
+            chat,
+            task.train_on_prompt,
+        )
+        for e in examples
+    ]
+    return apply_length_policy(encoded, data.max_length, data.overlong)
+
+
+def split_summary(result: LmEncoded, rows: int) -> dict:
+    trained = sum(sum(label != IGNORE for label in e["labels"]) for e in result.examples)
+    tokens = sum(len(e["input_ids"]) for e in result.examples)
+    return {
+        "rows": rows,
+        "encoded_rows": len(result.examples),
+        "tokens": tokens,
+        "trained_tokens": trained,
+        "truncated_overlong": result.truncated,
+        "dropped_overlong": result.dropped,
+    }
+
+
+def prepare_sft(
+    data: DataConfig, task: TaskConfig, tokenizer: PreTrainedTokenizerBase, seed: int
+) -> LmData:
+    template = resolve_template(task.template, tokenizer)
+    splits = sft_splits(data, seed)
+    splits["train"], mix_counts = mix_in(splits["train"], data, seed)
+    result = LmData({}, template=template)
+    result.summary = {"template": template, "mix": mix_counts, "splits": {}}
+    for name, rows in splits.items():
+        encoded = encode_examples(rows, tokenizer, task, template, data)
+        if not encoded.examples:
+            raise TunelabError(f"the {name} split is empty after the max_length policy")
+        result.summary["splits"][name] = split_summary(encoded, len(rows))
+        examples = encoded.examples
+        if name == "train" and task.packing:
+            examples = pack(examples, data.max_length)
+        result.encoded[name] = examples
+    result.examples = splits
+    result.summary.update(max_length=data.max_length, overlong=data.overlong, packing=task.packing)
+    return result
+
+
+def read_documents(config: DataConfig) -> list[str]:
+    """A folder of .txt/.md files (one document each), a single text file, or a JSONL/CSV
+    field (data.text_field) with one document per row."""
+    path = Path(config.path).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES)
+        if not files:
+            raise TunelabError(f"{path}: no .txt or .md files in the folder")
+        return [f.read_text(encoding="utf-8") for f in files]
+    if path.suffix.lower() in TEXT_SUFFIXES and path.is_file():
+        return [part for part in path.read_text(encoding="utf-8").split("\n\n") if part.strip()]
+    source, records = read_records(config.path, config.format, config.columns, (config.text_field,))
+    for row, record in records:
+        if not str(record.get(config.text_field) or "").strip():
+            raise DataError(source, "missing or empty", row=row, field=config.text_field)
+    return [str(record[config.text_field]) for _, record in records]
+
+
+def prepare_pretrain(data: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> LmData:
+    """Documents are split first (held-out text is text the model never trained on), then each
+    split's token stream, EOS between documents, is cut into max_length blocks."""
+    documents = read_documents(data)[: data.limit_train]
+    if len(documents) < 3:
+        raise TunelabError(
+            f"{data.path}: pretrain needs at least 3 documents to hold some out for perplexity"
+        )
+    parts = split_by_fractions(documents, data.split, seed)
+    result = LmData({}, summary={"documents": len(documents), "splits": {}})
+    for name, docs in zip(("train", "val", "test"), parts, strict=True):
+        if not docs:
+            raise TunelabError(f"{data.path}: no document left for the {name} split")
+        stream = []
+        for doc in docs:
+            stream += tokenizer(doc)["input_ids"] + [tokenizer.eos_token_id]
+        result.encoded[name] = blocks_of(stream, data.max_length)
+        result.summary["splits"][name] = {
+            "documents": len(docs),
+            "tokens": len(stream),
+            "blocks": len(result.encoded[name]),
+        }
+    result.summary["block_size"] = data.max_length
+    return result

@@ -1,0 +1,99 @@
+"""Prompt templates: a conversation becomes text segments, each marked trained or not.
+
+`chat` uses the tokenizer's own chat template; the others are plain text around {prompt}
+(seed 001's "Please answer the following question" is `qa`)."""
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from tunelab.errors import TunelabError
+
+PLAIN_TEMPLATES = {
+    "alpaca": "Below is an instruction that describes a task. Write a response that "
+    "appropriately completes the request.\n\n### Instruction:\n{prompt}\n\n### Response:\n",
+    "qa": "Please answer the following question.\n\nQuestion: {prompt}\n\nAnswer: ",
+    "plain": "{prompt}\n",
+}
+TEMPLATE_NAMES = ["auto", "chat", *PLAIN_TEMPLATES]
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    trained: bool  # the response: the tokens the loss is computed on
+
+
+def resolve_template(name: str, tokenizer: PreTrainedTokenizerBase) -> str:
+    """'auto' picks the model's chat template when it has one; a user template needs {prompt}."""
+    if name == "auto":
+        return "chat" if tokenizer.chat_template else "alpaca"
+    if name == "chat" and not tokenizer.chat_template:
+        raise TunelabError(
+            "task.template: this tokenizer has no chat template; use alpaca, qa, plain or your own"
+        )
+    if name not in TEMPLATE_NAMES and "{prompt}" not in name:
+        raise TunelabError(
+            f"task.template: '{name}' is neither a known template ({', '.join(TEMPLATE_NAMES)}) "
+            "nor a text with a {prompt} placeholder"
+        )
+    return name
+
+
+def with_system(messages: list[dict], system: str | None) -> list[dict]:
+    if system and messages[0]["role"] != "system":
+        return [{"role": "system", "content": system}, *messages]
+    return messages
+
+
+def chat_segments(messages: list[dict], tokenizer) -> list[Segment]:
+    """Each assistant turn is the difference between the conversation rendered up to it (with
+    the generation prompt) and rendered through it; the rest is prompt."""
+    segments, done = [], ""
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prefix = tokenizer.apply_chat_template(
+            messages[:i], tokenize=False, add_generation_prompt=True
+        )
+        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not through.startswith(prefix) or not prefix.startswith(done):
+            raise TunelabError("the chat template renders turns inconsistently; use a plain one")
+        # rstrip: the turn ends on the end-of-turn token, not the newline the template adds.
+        segments += [
+            Segment(prefix[len(done) :], False),
+            Segment(through[len(prefix) :].rstrip(), True),
+        ]
+        done = prefix + segments[-1].text
+    return segments
+
+
+def plain_segments(messages: list[dict], template: str) -> list[Segment]:
+    pattern = PLAIN_TEMPLATES.get(template, template)
+    segments, pending = [], ""
+    for message in messages:
+        if message["role"] == "system":
+            pending += message["content"] + "\n\n"
+        elif message["role"] == "user":
+            pending += pattern.replace("{prompt}", message["content"])
+        else:
+            segments += [Segment(pending, False), Segment(message["content"], True)]
+            pending = ""
+    return segments
+
+
+def render(messages: list[dict], template: str, tokenizer, system: str | None) -> list[Segment]:
+    """The whole conversation as segments; the last one is the answer to learn."""
+    messages = with_system(messages, system)
+    if template == "chat":
+        return chat_segments(messages, tokenizer)
+    return plain_segments(messages, template)
+
+
+def generation_prompt(messages: list[dict], template: str, tokenizer, system: str | None) -> str:
+    """The text a model continues to answer the last user message (messages end with it)."""
+    messages = with_system(messages, system)
+    if template == "chat":
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    placeholder = [*messages, {"role": "assistant", "content": ""}]
+    return "".join(s.text for s in plain_segments(placeholder, template)[:-1])

@@ -1,0 +1,113 @@
+"""Evaluation of the generative tasks: perplexity on held-out tokens, and for sft the answers
+themselves: ROUGE-L against the reference, key-fact hits, refusal and false-refusal rates."""
+
+import math
+import re
+
+import torch
+from rouge_score import rouge_scorer
+
+from tunelab.data.conversations import Example
+from tunelab.data.encode import make_loader
+from tunelab.data.lm_encode import IGNORE, lm_collator
+from tunelab.data.templates import generation_prompt
+from tunelab.generation import generate
+
+ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+@torch.no_grad()
+def perplexity(model, examples: list[dict], tokenizer, batch_size: int) -> dict:
+    """exp(mean next-token loss over the labelled tokens), weighting batches by their tokens."""
+    loader = make_loader(
+        examples, tokenizer, batch_size, shuffle=False, collate=lm_collator(tokenizer)
+    )
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in loader:
+        batch = batch.to(device)
+        predicted = int((batch["labels"][:, 1:] != IGNORE).sum())
+        total += model(**batch).loss.item() * predicted
+        count += predicted
+    model.train(was_training)
+    loss = total / max(count, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": count}
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def is_refusal(answer: str, refusal: str) -> bool:
+    """The fixed sentence said, allowing for punctuation and small wording drift."""
+    if normalise(refusal) in normalise(answer):
+        return True
+    return ROUGE.score(refusal, answer)["rougeL"].fmeasure >= 0.8
+
+
+def fact_hits(answer: str, facts: list[str]) -> float | None:
+    if not facts:
+        return None
+    found = normalise(answer)
+    return sum(normalise(fact) in found for fact in facts) / len(facts)
+
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def answer_scores(examples: list[Example], answers: list[str], refusal: str | None) -> dict:
+    """Off-topic rows are those whose reference is the refusal sentence; the rest are in-domain."""
+    off_topic = [bool(refusal) and is_refusal(e.answer, refusal) for e in examples]
+    refused = [bool(refusal) and is_refusal(a, refusal) for a in answers]
+    domain = [i for i, off in enumerate(off_topic) if not off]
+    hits = [fact_hits(answers[i], examples[i].facts) for i in domain]
+    scores = {
+        "n_answered": len(answers),
+        "rouge_l": mean(
+            [ROUGE.score(examples[i].answer, answers[i])["rougeL"].fmeasure for i in domain]
+        ),
+        "key_fact_hit_rate": mean([h for h in hits if h is not None]),
+    }
+    if refusal:
+        off = [i for i, o in enumerate(off_topic) if o]
+        scores["refusal_rate"] = mean([float(refused[i]) for i in off])
+        scores["false_refusal_rate"] = mean([float(refused[i]) for i in domain])
+        scores["n_off_topic"], scores["n_in_domain"] = len(off), len(domain)
+    return scores
+
+
+def pick_rows(rows: list[dict], count: int, refusal: str | None) -> list[dict]:
+    """`count` rows for the report, in-domain and off-topic taken in turn when both exist."""
+    off = [r for r in rows if refusal and is_refusal(r["reference"], refusal)]
+    domain = [r for r in rows if r not in off]
+    picked = []
+    while len(picked) < min(count, len(rows)):
+        for queue in (domain, off):
+            if queue and len(picked) < count:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def evaluate_answers(
+    model, tokenizer, examples: list[Example], template: str, task, eval_config
+) -> tuple[dict, list[dict]]:
+    """Generate greedy answers for held-out questions and score them; returns (scores, rows)."""
+    prompts = [
+        generation_prompt(e.messages[:-1], template, tokenizer, task.system) for e in examples
+    ]
+    answers = generate(
+        model,
+        tokenizer,
+        prompts,
+        eval_config.max_new_tokens,
+        eval_config.batch_size,
+        add_special_tokens=template != "chat",
+    )
+    rows = [
+        {"question": e.question, "reference": e.answer, "answer": a, "facts": e.facts}
+        for e, a in zip(examples, answers, strict=True)
+    ]
+    return answer_scores(examples, answers, task.refusal), rows

@@ -1,0 +1,52 @@
+"""Batched text generation with a run's template and stop rule (EOS)."""
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    add_special_tokens: bool = True,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    streamer=None,
+) -> list[str]:
+    """Answers in the order of `prompts`; greedy when temperature is 0. Prompts are batched by
+    length and left-padded, so every row's answer starts right after its own prompt."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers: list[str] = [""] * len(prompts)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    was_training = model.training
+    model.eval()
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer(
+                [prompts[i] for i in chunk],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=add_special_tokens,
+            ).to(next(model.parameters()).device)
+            output = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                streamer=streamer,
+                **(sampling if temperature > 0 else {"do_sample": False}),
+            )
+            new = output[:, batch["input_ids"].shape[1] :]
+            for i, text in zip(
+                chunk, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True
+            ):
+                answers[i] = text.strip()
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return answers

@@ -1,0 +1,48 @@
+"""Pieces every task's pipeline shares: the run directory, parameter counts, resource figures."""
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from tunelab.errors import TunelabError
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        raise TunelabError(
+            f"run directory {run_dir} is not empty; use --resume or another output.dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2))
+
+
+def count_parameters(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / total}
+
+
+def base_summary(spec, task, config, model, state, started: float, accelerator) -> dict:
+    """train_summary.json fields common to all tasks; each task adds its scores."""
+    return {
+        "method": spec.name,
+        "task": task.name,
+        "model": config.model.name,
+        "parameters": count_parameters(model),
+        "epochs_run": state.epoch,
+        "best_epoch": state.best_epoch,
+        "train_seconds": state.seconds,
+        "wall_seconds": time.perf_counter() - started,
+        "tokens_per_s": state.tokens / state.seconds if state.seconds else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20
+        if torch.cuda.is_available()
+        else None,
+        "processes": accelerator.num_processes,
+    }
