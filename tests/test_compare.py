@@ -44,11 +44,12 @@ def test_compare_writes_the_leaderboard_and_skips_finished_variants(model_dirs, 
     rows = json.loads((out / "leaderboard.json").read_text())
     assert {r["method"] for r in rows} == {"zero_shot", "head", "lora"}
     assert all(r["status"] == "ok" for r in rows)
-    assert rows == sorted(rows, key=lambda r: -r["test_accuracy"])
+    assert rows == sorted(rows, key=lambda r: -r["score"])
+    assert all(r["score_name"] == "test_accuracy" for r in rows)
     zero = next(r for r in rows if r["method"] == "zero_shot")
     lora = next(r for r in rows if r["method"] == "lora")
     assert zero["trainable_params"] == 0 and 0 < lora["trainable_pct"] < 100
-    assert lora["test_accuracy"] > zero["test_accuracy"]
+    assert lora["score"] > zero["score"]
     for name in (
         "leaderboard.md",
         "plots/accuracy.png",

@@ -92,7 +92,7 @@ def pick_rows(rows: list[dict], count: int, refusal: str | None) -> list[dict]:
 
 
 def evaluate_answers(
-    model, tokenizer, examples: list[Example], template: str, task, eval_config
+    model, tokenizer, examples: list[Example], template: str, task, eval_config, name: str = "test"
 ) -> tuple[dict, list[dict]]:
     """Generate greedy answers for held-out questions and score them; returns (scores, rows)."""
     prompts = [
@@ -105,6 +105,7 @@ def evaluate_answers(
         eval_config.max_new_tokens,
         eval_config.batch_size,
         add_special_tokens=template != "chat",
+        description=f"answering {len(prompts)} {name} questions",
     )
     rows = [
         {"question": e.question, "reference": e.answer, "answer": a, "facts": e.facts}

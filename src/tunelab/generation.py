@@ -1,6 +1,7 @@
 """Batched text generation with a run's template and stop rule (EOS)."""
 
 import torch
+from rich.progress import track
 from transformers import PreTrainedTokenizerBase
 
 
@@ -15,6 +16,7 @@ def generate(
     temperature: float = 0.0,
     top_p: float = 1.0,
     streamer=None,
+    description: str | None = None,
 ) -> list[str]:
     """Answers in the order of `prompts`; greedy when temperature is 0. Prompts are batched by
     length and left-padded, so every row's answer starts right after its own prompt."""
@@ -24,8 +26,11 @@ def generate(
     was_training = model.training
     model.eval()
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+    starts = range(0, len(order), batch_size)
+    if description:  # a progress bar for long evaluations; none for chat
+        starts = track(starts, description=description, transient=True)
     try:
-        for start in range(0, len(order), batch_size):
+        for start in starts:
             chunk = order[start : start + batch_size]
             batch = tokenizer(
                 [prompts[i] for i in chunk],

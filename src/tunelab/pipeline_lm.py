@@ -67,7 +67,13 @@ def evaluate_lm(model, tokenizer, data: LmData, general, shots, config: RunConfi
     if general is not None:
         rows, encoded = general
         scores, _ = evaluate_answers(
-            model, tokenizer, with_shots(rows, shots), data.template, config.task, config.eval
+            model,
+            tokenizer,
+            with_shots(rows, shots),
+            data.template,
+            config.task,
+            config.eval,
+            "general",
         )
         result["general"] = {
             "rouge_l": scores["rouge_l"],

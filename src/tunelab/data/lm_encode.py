@@ -70,9 +70,14 @@ def pack(examples: list[dict], max_length: int) -> list[dict]:
 
 
 def blocks_of(stream: list[int], block: int) -> list[dict]:
-    """Cut a token stream into blocks (the last one shorter): every token lands in exactly one."""
+    """Cut a token stream into blocks (the last one shorter): every token lands in exactly one.
+    A lone final token joins the block before it (alone it has nothing to predict from);
+    Transformers' run_clm example drops the whole remainder instead."""
     chunks = [stream[i : i + block] for i in range(0, len(stream), block)]
-    return [{"input_ids": c, "labels": list(c)} for c in chunks if len(c) > 1]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        tail = chunks.pop()
+        chunks[-1] = chunks[-1] + tail
+    return [{"input_ids": c, "labels": list(c)} for c in chunks]
 
 
 def lm_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:

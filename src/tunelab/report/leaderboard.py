@@ -8,10 +8,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+# (key, title, format); a column shows when some row has a value for it.
 COLUMNS = [
     ("method", "method", "{}"),
-    ("test_accuracy", "test acc", "{:.4f}"),
+    ("score", "score", "{:.4f}"),
+    ("score_before", "before", "{:.4f}"),
     ("test_macro_f1", "macro-F1", "{:.4f}"),
+    ("rouge_l", "ROUGE-L", "{:.4f}"),
+    ("refusal_rate", "refusals (off-topic)", "{:.3f}"),
+    ("false_refusal_rate", "false refusals", "{:.3f}"),
+    ("general_rouge_l_before", "general ROUGE-L before", "{:.4f}"),
+    ("general_rouge_l", "general ROUGE-L after", "{:.4f}"),
+    ("general_perplexity", "general ppl after", "{:.2f}"),
     ("trainable_params", "trainable", "{:,}"),
     ("trainable_pct", "trainable %", "{:.3f}"),
     ("train_seconds", "train s", "{:.1f}"),
@@ -20,6 +28,8 @@ COLUMNS = [
     ("tokens_per_s", "tokens/s", "{:,.0f}"),
     ("artifact_mb", "saved MB", "{:.2f}"),
 ]
+TASK_SCORES = ("rouge_l", "refusal_rate", "false_refusal_rate", "general_rouge_l_before",
+               "general_rouge_l", "general_perplexity")  # fmt: skip
 
 
 def folder_mb(folder: Path) -> float:
@@ -41,9 +51,12 @@ def collect_row(name: str, run_dir: Path) -> dict:
         "method": name,
         "status": "ok",
         "run_dir": str(run_dir),
-        "test_accuracy": after["accuracy"],
-        "test_macro_f1": after["macro_f1"],
-        "test_accuracy_before": summary["test_accuracy_before"],
+        # runs written before scores were named carry only the classification fields
+        "score_name": summary.get("score_name", "test_accuracy"),
+        "score": summary.get("score", after.get("accuracy")),
+        "score_before": summary.get("score_before", summary.get("test_accuracy_before")),
+        "test_macro_f1": after.get("macro_f1"),
+        **{key: summary.get(key) for key in TASK_SCORES},
         "trainable_params": summary["parameters"]["trainable"],
         "trainable_pct": summary["parameters"]["trainable_pct"],
         "train_seconds": summary["train_seconds"],
@@ -55,17 +68,21 @@ def collect_row(name: str, run_dir: Path) -> dict:
     }
 
 
+def score_title(rows: list[dict]) -> str:
+    names = {r["score_name"] for r in rows if r["status"] == "ok"}
+    return names.pop().replace("_", " ") if len(names) == 1 else "score"
+
+
 def markdown_table(rows: list[dict]) -> str:
-    lines = [
-        "| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|" + " --- |" * len(COLUMNS),
-    ]
+    columns = [c for c in COLUMNS if c[0] == "method" or any(r.get(c[0]) is not None for r in rows)]
+    titles = [score_title(rows) if key == "score" else title for key, title, _ in columns]
+    lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(columns)]
     for row in rows:
         cells = [
-            fmt.format(row[key]) if row.get(key) is not None else "–" for key, _, fmt in COLUMNS
+            fmt.format(row[key]) if row.get(key) is not None else "–" for key, _, fmt in columns
         ]
         if row["status"] != "ok":
-            cells = [row["method"], "failed"] + ["–"] * (len(COLUMNS) - 2)
+            cells = [row["method"], "failed"] + ["–"] * (len(columns) - 2)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -74,13 +91,12 @@ def scatter(rows: list[dict], x: str, xlabel: str, path: Path, log: bool) -> Non
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in rows:
         value = max(row[x], 1e-4) if log else row[x]
-        ax.scatter(value, row["test_accuracy"])
-        ax.annotate(
-            row["method"], (value, row["test_accuracy"]), textcoords="offset points", xytext=(4, 4)
-        )
+        ax.scatter(value, row["score"])
+        ax.annotate(row["method"], (value, row["score"]), textcoords="offset points", xytext=(4, 4))
     if log:
         ax.set_xscale("log")
-    ax.set(xlabel=xlabel, ylabel="test accuracy", title=f"Test accuracy vs {xlabel}")
+    title = score_title(rows)
+    ax.set(xlabel=xlabel, ylabel=title, title=f"{title} vs {xlabel}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -89,8 +105,8 @@ def scatter(rows: list[dict], x: str, xlabel: str, path: Path, log: bool) -> Non
 
 def bar_chart(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4.5))
-    ax.bar([r["method"] for r in rows], [r["test_accuracy"] for r in rows], color="tab:blue")
-    ax.set(ylabel="test accuracy", title="Test accuracy per method", ylim=(0, 1))
+    ax.bar([r["method"] for r in rows], [r["score"] for r in rows], color="tab:blue")
+    ax.set(ylabel=score_title(rows), title=f"{score_title(rows)} per method")
     ax.tick_params(axis="x", rotation=45)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
@@ -99,7 +115,9 @@ def bar_chart(rows: list[dict], path: Path) -> None:
 
 
 def write_leaderboard(rows: list[dict], out: Path) -> Path:
-    ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: -r["test_accuracy"])
+    ok = [r for r in rows if r["status"] == "ok"]
+    lower_is_better = score_title(ok) == "perplexity"
+    ok.sort(key=lambda r: r["score"] if lower_is_better else -r["score"])
     ranked = ok + [r for r in rows if r["status"] != "ok"]
     (out / "leaderboard.json").write_text(json.dumps(ranked, indent=2))
     plots = out / "plots"
@@ -118,7 +136,7 @@ def write_leaderboard(rows: list[dict], out: Path) -> Path:
         [
             f"# Leaderboard: {out.name}",
             "",
-            "Same data, split, seed and evaluation for every method; sorted by test accuracy.",
+            f"Same data, split, seed and evaluation for every variant; sorted by {score_title(ok)}.",
             "",
             markdown_table(ranked),
             "",
