@@ -288,3 +288,73 @@ def test_classify_only_method_is_refused_for_sft(tmp_path):
 def test_task_config_rejects_unknown_task():
     with pytest.raises(ValueError):
         TaskConfig(name="translate")
+
+
+def test_a_merged_lora_sft_export_generates_like_the_run(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.generation import generate
+
+    run(load_config(None, sft_overrides(tmp_path, "lora", "train.epochs=3", "train.lr=0.01")))
+    code, output = run_cli("export", tmp_path / "run", "--out", tmp_path / "merged", "--merge")
+    assert code == 0, output
+    assistant = load_assistant(tmp_path / "run")
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    prompt = assistant.prompt([{"role": "user", "content": "What do cats say?"}])
+    assert generate(merged, assistant.tokenizer, [prompt], 12) == assistant.reply(
+        [prompt], max_new_tokens=12
+    )
+
+
+def test_chat_streams_answers_with_the_run_template(learned_run):
+    from typer.testing import CliRunner
+
+    from tunelab.cli import app
+
+    run_dir, _ = learned_run
+    result = CliRunner().invoke(
+        app, ["chat", str(run_dir), "--temperature", "0", "--max-new-tokens", "12", "--no-history"],
+        input="What do cats say?\nWho likes honey?\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Cats say meow." in result.output and "Bears like honey." in result.output
+
+
+def test_compare_shows_what_mixing_costs_on_the_general_set(tmp_path):
+    general = write_jsonl(
+        tmp_path / "general.jsonl",
+        [{"instruction": f"Count to {n}.", "input": "", "output": " ".join(str(i) for i in range(1, n + 1))}
+         for n in range(2, 8)],
+    )  # fmt: skip
+    base = tmp_path / "base.yaml"
+    base.write_text("")  # the experiment's overrides carry the whole config
+    overrides = sft_overrides(
+        tmp_path, "lora", "train.epochs=2", "train.lr=0.01", f"eval.general={general}"
+    )
+    experiment = tmp_path / "mixing.yaml"
+    experiment.write_text(
+        json.dumps(
+            {
+                "base": str(base),
+                "output_dir": str(tmp_path / "cmp"),
+                "overrides": [o for o in overrides if not o.startswith("output.dir")],
+                "variants": [
+                    {"name": "domain_only", "overrides": []},
+                    {
+                        "name": "mixed",
+                        "overrides": [f"data.mix=[{{path: {general}, weight: 1.0}}]"],
+                    },
+                ],
+            }
+        )
+    )
+    code, output = run_cli("compare", experiment)
+    assert code == 0, output
+    rows = json.loads((tmp_path / "cmp" / "leaderboard.json").read_text())
+    assert {r["method"] for r in rows} == {"domain_only", "mixed"}
+    assert all(
+        r["general_rouge_l"] is not None and r["score_name"] == "key_fact_hit_rate" for r in rows
+    )
+    summary = json.loads((tmp_path / "cmp" / "mixed" / "data_summary.json").read_text())
+    assert summary["mix"][str(general)] == 22  # weight 1.0: as many rows as the 22 training rows
+    assert "general ROUGE-L after" in (tmp_path / "cmp" / "leaderboard.md").read_text()

@@ -229,6 +229,9 @@ def chat(
     max_new_tokens: int = 256,
     temperature: Annotated[float, typer.Option(help="0: greedy.")] = 0.7,
     top_p: float = 0.9,
+    history: Annotated[
+        bool, typer.Option(help="Keep earlier turns in the prompt (off for single-turn Q&A).")
+    ] = True,
 ):
     """Talk to an sft run in the terminal; tokens stream as they are generated. Ctrl-D ends."""
     from transformers import TextStreamer
@@ -237,7 +240,7 @@ def chat(
 
     assistant = load_assistant(run_dir)
     streamer = TextStreamer(assistant.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    history: list[dict] = []
+    turns: list[dict] = []
     sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     while True:
         try:
@@ -246,10 +249,10 @@ def chat(
             break
         if not question:
             continue
-        history.append({"role": "user", "content": question})
+        turns = [*(turns if history else []), {"role": "user", "content": question}]
         out.print("assistant> ", end="")
-        [answer] = assistant.reply([assistant.prompt(history)], streamer=streamer, **sampling)
-        history.append({"role": "assistant", "content": answer})
+        [answer] = assistant.reply([assistant.prompt(turns)], streamer=streamer, **sampling)
+        turns.append({"role": "assistant", "content": answer})
 
 
 @data_app.command("preview")

@@ -7,7 +7,7 @@ from peft import PeftModel
 
 from tunelab.artifacts import read_run_info
 from tunelab.errors import TunelabError
-from tunelab.models.loader import load_classifier, load_tokenizer
+from tunelab.models.loader import load_causal_lm, load_classifier, load_tokenizer
 
 MERGEABLE = {"lora", "qlora", "ia3"}
 
@@ -33,8 +33,11 @@ def export_run(run_dir: str | Path, out: str | Path, merge: bool) -> Path:
         )
     tokenizer = load_tokenizer(str(folder))
     # The base in full precision, also for qlora: merging into 4-bit weights would round the update away.
-    mean = info.get("pooling") == "mean"
-    base = load_classifier(info["base_model"], info["labels"], tokenizer, mean_pooling=mean)
+    if info.get("model_kind") == "causal_lm":
+        base = load_causal_lm(info["base_model"])
+    else:
+        mean = info.get("pooling") == "mean"
+        base = load_classifier(info["base_model"], info["labels"], tokenizer, mean_pooling=mean)
     merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)

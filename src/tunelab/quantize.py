@@ -10,7 +10,7 @@ import torch
 from peft import PeftModel
 from torch import nn
 
-from tunelab.artifacts import load_run
+from tunelab.artifacts import load_run, read_run_info
 from tunelab.config import load_config
 from tunelab.data.encode import encode_rows
 from tunelab.data.prepare import prepare_splits
@@ -77,6 +77,9 @@ def measure(name: str, model: nn.Module, task, examples, labels, tokenizer, size
 
 def quantize_run(run_dir: str | Path, int8: bool = True, nf4: bool = False, echo=print) -> dict:
     run_dir = Path(run_dir)
+    if read_run_info(run_dir).get("model_kind") == "causal_lm":
+        # Measuring a generative run needs generation-time figures; not built yet.
+        raise TunelabError("quantize measures classification runs; this is a generative run")
     model, tokenizer, info = load_run(run_dir)
     model = merged_if_possible(model, info)
     config = load_config(run_dir / "config.yaml")
