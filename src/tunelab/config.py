@@ -68,10 +68,19 @@ class DataConfig(StrictModel):
 
 
 class TaskConfig(StrictModel):
-    name: Literal["classify", "sft", "pretrain"] = Field(
+    name: Literal["classify", "sft", "pretrain", "reward", "dpo", "ppo"] = Field(
         "classify",
-        description="classify: new head; sft: instruction / Q&A tuning; pretrain: raw domain text.",
+        description="classify: new head; sft: instruction / Q&A tuning; pretrain: raw domain "
+        "text; reward: a reward model from preference pairs; dpo: direct preference optimisation; "
+        "ppo: RLHF against a reward run.",
     )
+    beta: float = Field(
+        0.1, gt=0, description="dpo / ppo: strength of the pull to the reference model (KL)."
+    )
+    reward_run: str | None = Field(None, description="ppo: the run directory of a reward model.")
+    ppo_epochs: int = Field(2, ge=1, description="ppo: optimisation passes per batch of rollouts.")
+    clip: float = Field(0.2, gt=0, description="ppo: ratio clip range.")
+    temperature: float = Field(1.0, gt=0, description="ppo: sampling temperature of rollouts.")
     template: str = Field(
         "auto",
         description="sft prompt template: chat (the tokenizer's), alpaca, qa, plain, or your own "

@@ -42,7 +42,7 @@ class Assistant:
 
 def load_assistant(run_dir: str | Path) -> Assistant:
     model, tokenizer, info = load_run(run_dir)
-    if info.get("template") is None:
+    if info.get("model_kind") != "causal_lm" or info.get("template") is None:
         raise TunelabError(f"{run_dir} is a {info['task']} run; generate and chat need an sft run")
     return Assistant(model, tokenizer, info)
 

@@ -146,6 +146,14 @@ def run(config: RunConfig, resume: bool = False) -> dict:
     task, spec = TASKS.get(config.task.name), METHODS.get(config.method.name)
     if spec.name not in task.methods:
         raise TunelabError(f"method '{spec.name}' does not support task '{task.name}'")
+    if task.name == "ppo":
+        from tunelab.pipeline_ppo import run_ppo  # our own PPO: TRL 1.x has none
+
+        return run_ppo(config, task, spec, resume)
+    if task.model_kind == "preference":
+        from tunelab.pipeline_pref import run_preference  # TRL's trainers behind a bridge
+
+        return run_preference(config, task, spec, resume)
     if task.model_kind == "causal_lm":
         from tunelab.pipeline_lm import run_causal_lm  # the generative stages
 

@@ -14,10 +14,9 @@ from tunelab.data.lm_encode import lm_collator
 from tunelab.data.lm_prepare import LmData, encode_examples, prepare_pretrain, prepare_sft
 from tunelab.evaluate_lm import evaluate_answers, perplexity, pick_rows
 from tunelab.models.anatomy import describe
-from tunelab.models.embedded import resolve_model
 from tunelab.models.loader import load_causal_lm, load_tokenizer
 from tunelab.report import write_report
-from tunelab.run_common import base_summary, prepare_run_dir, write_json
+from tunelab.run_common import base_summary, prepare_run_dir, start_model, write_json
 from tunelab.train.loop import FitState, Trainer, make_accelerator
 
 # The figures that sum a generative run up, in the order the report and leaderboard show them.
@@ -135,9 +134,9 @@ def run_causal_lm(config: RunConfig, task, spec, resume: bool = False) -> dict:
     prepare_run_dir(run_dir, resume)
     set_seed(config.train.seed)
     if main:
-        resolve_model(config.model.name)  # the main process converts an embedded model once
+        start_model(config.model.name)  # the main process converts an embedded model once
     accelerator.wait_for_everyone()
-    model_path = resolve_model(config.model.name)
+    model_path = start_model(config.model.name)
     tokenizer = load_tokenizer(model_path, config.model.trust_remote_code)
     data = prepare_data(config, tokenizer)
     general = prepare_general(config, tokenizer, data.template)

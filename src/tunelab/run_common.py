@@ -2,12 +2,14 @@
 
 import json
 import resource
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from tunelab.errors import TunelabError
+from tunelab.models.embedded import resolve_model
 
 
 def prepare_run_dir(run_dir: Path, resume: bool) -> None:
@@ -46,3 +48,26 @@ def base_summary(spec, task, config, model, state, started: float, accelerator) 
         else None,
         "processes": accelerator.num_processes,
     }
+
+
+def start_model(name: str) -> str:
+    """The folder a run starts from: an embedded name, a folder or Hub id, or a finished tunelab
+    run (its adapter merged into its base once, kept in RUN/merged) - so PPO can start from SFT."""
+    run_dir = Path(name)
+    if not (run_dir / "run_info.json").is_file():
+        return resolve_model(name)
+    merged = run_dir / "merged"
+    if not (merged / "config.json").is_file():
+        from tunelab.export import export_run  # the export stage, reused
+
+        info = json.loads((run_dir / "run_info.json").read_text())
+        if info.get("model_kind") != "causal_lm":
+            raise TunelabError(
+                f"model.name: {name} is a {info.get('task')} run; start from an sft run"
+            )
+        shutil.rmtree(merged, ignore_errors=True)
+        if info["artifact"] == "adapter":
+            export_run(run_dir, merged, merge=True)
+        else:
+            shutil.copytree(run_dir / info["artifact"], merged)
+    return str(merged)

@@ -37,7 +37,7 @@ def plot_curves(history: list[dict], steps: list[dict], path: Path) -> None:
             label="validation",
         )
         acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-    else:  # generative tasks: held-out perplexity
+    elif "val_perplexity" in history[0]:  # generative tasks: held-out perplexity
         acc_ax.plot(
             epochs,
             [h["val_perplexity"] for h in history],
@@ -46,6 +46,21 @@ def plot_curves(history: list[dict], steps: list[dict], path: Path) -> None:
             label="validation",
         )
         acc_ax.set(xlabel="epoch", ylabel="perplexity", title="Perplexity", yscale="log")
+    else:  # preference tasks (TRL's names): pairwise accuracy on validation pairs
+        key = "val_accuracy" if "val_accuracy" in history[0] else "val_rewards/accuracies"
+        acc_ax.plot(
+            epochs, [h.get(key) for h in history], "o-", color="tab:orange", label="validation"
+        )
+        acc_ax.set(
+            xlabel="epoch", ylabel="pairwise accuracy", title="Preference accuracy and margin"
+        )
+        margin = "val_margin" if "val_margin" in history[0] else "val_rewards/margins"
+        margin_ax = acc_ax.twinx()
+        margin_ax.plot(
+            epochs, [h.get(margin) for h in history], "s--", color="tab:green", label="margin"
+        )
+        margin_ax.set(ylabel="mean margin (chosen - rejected)")
+        margin_ax.legend(loc="lower right")
     for ax in (loss_ax, acc_ax):
         ax.legend()
         ax.grid(alpha=0.3)
@@ -100,6 +115,20 @@ def plot_scores(before: dict, after: dict, keys: list[tuple[str, str]], path) ->
     ax.set(ylim=(0, 1.05), title="Held-out scores before and after")
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_ppo(steps: list[dict], path) -> None:
+    """Reward, KL to the reference and response length per PPO step."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    xs = [s["step"] for s in steps]
+    for ax, key, title in zip(axes, ("reward", "kl", "response_length"),
+                              ("mean reward", "KL to reference", "response length"), strict=True):  # fmt: skip
+        ax.plot(xs, [s[key] for s in steps], color="tab:blue")
+        ax.set(xlabel="PPO step", title=title)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

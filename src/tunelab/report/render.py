@@ -7,7 +7,8 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from tunelab.report.lm_sections import data_line, lm_sections
-from tunelab.report.plots import plot_confusion, plot_curves
+from tunelab.report.plots import plot_confusion, plot_curves, plot_ppo
+from tunelab.report.preference_sections import ppo_sections, preference_sections
 from tunelab.train.metrics_log import read_metrics
 
 HTML_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
@@ -90,6 +91,12 @@ def build_markdown(run_dir: Path) -> str:
         f"{summary.get('train_seconds', 0):.1f} s, {summary.get('tokens_per_s') or 0:,.0f} tokens/s, "
         f"peak RSS {summary.get('peak_rss_mb', 0):,.0f} MB"
     )
+    if summary.get("task") == "ppo":
+        body = ppo_sections(before, after, history)
+        return "\n".join([*header, f"- data: {data.get('splits')}", training, "", *body])
+    if summary.get("task") in ("reward", "dpo"):
+        body = preference_sections(before, after, history)
+        return "\n".join([*header, f"- data: {data.get('splits')}", training, "", *body])
     if "labels" not in data:  # the generative tasks
         body = lm_sections(run_dir, before, after, history)
         return "\n".join([*header, data_line(data), training, "", *body])
@@ -139,8 +146,10 @@ def write_report(run_dir: str | Path) -> Path:
     metrics = read_metrics(run_dir / "metrics.jsonl")
     history = [m for m in metrics if m.get("event") == "eval"]
     steps = [m for m in metrics if m.get("event") == "train"]
-    if history:
+    if history and "train_loss" in history[0]:
         plot_curves(history, steps, run_dir / "plots" / "curves.png")
+    elif steps and "kl" in steps[0]:
+        plot_ppo(steps, run_dir / "plots" / "ppo.png")
     after = load_json(run_dir / "eval_after.json")
     if "confusion_matrix" in after:
         plot_confusion(

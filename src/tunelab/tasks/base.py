@@ -19,8 +19,9 @@ class Task:
     name: str
     compute_loss: LossFn
     methods: frozenset[str]
-    # classifier: a new head on the pooled hidden state; causal_lm: the model's own LM head.
-    model_kind: Literal["classifier", "causal_lm"] = "classifier"
+    # classifier: a new head on the pooled hidden state; causal_lm: the model's own LM head;
+    # preference: trained on chosen/rejected pairs by TRL's trainers.
+    model_kind: Literal["classifier", "causal_lm", "preference"] = "classifier"
     metrics: MetricsFn | None = None  # classifier: (true ids, probabilities, names) -> metrics
 
 
