@@ -1,5 +1,5 @@
 # The README's commands; CI runs `make test` through .ci/run.
-.PHONY: setup demo test lint format
+.PHONY: setup demo test lint format rlhf
 
 setup:
 	bash scripts/setup.sh
@@ -17,3 +17,9 @@ lint:
 format:
 	.venv/bin/ruff format src tests
 	.venv/bin/ruff check --fix src tests
+
+# Seed 001's three RLHF steps on the embedded model: SFT, reward model, PPO (about 30 min on 2 CPU cores).
+rlhf: setup
+	.venv/bin/tunelab train configs/rlhf_smollm2_sft.yaml --resume
+	.venv/bin/tunelab train configs/rlhf_smollm2_reward.yaml
+	.venv/bin/tunelab train configs/rlhf_smollm2_ppo.yaml

@@ -57,13 +57,9 @@ class PpoRun:
         self.tokenizer = load_tokenizer(self.model_path, config.model.trust_remote_code)
         self.template = resolve_template(config.task.template, self.tokenizer)
         prompts = read_prompts(config.data.path, config.data.format)
-        self.splits = dict(
-            zip(
-                ("train", "val", "test"),
-                split_by_fractions(prompts, config.data.split, config.train.seed),
-                strict=True,
-            )
-        )
+        parts = split_by_fractions(prompts, config.data.split, config.train.seed)
+        self.splits = dict(zip(("train", "val", "test"), parts, strict=True))
+        self.splits["train"] = self.splits["train"][: config.data.limit_train]
         self.score = reward_scorer(config.task.reward_run, config.eval.batch_size)
 
     def render(self, question: str) -> str:

@@ -1,0 +1,119 @@
+"""reward, dpo and ppo on the real stories260K Llama with a separable toy preference set."""
+
+import json
+import random
+
+import pytest
+from safetensors.torch import load_file
+from tests.conftest import ASSETS
+from tests.helpers import assert_one_line_error, run_cli
+
+from tunelab.artifacts import load_run
+from tunelab.config import load_config
+from tunelab.data.preference import read_pairs
+from tunelab.pipeline import run
+
+STORIES = str(ASSETS / "stories260K")
+CONTRACT = ["config.yaml", "data_summary.json", "metrics.jsonl", "eval_before.json", "eval_after.json",
+            "run_info.json", "train_summary.json", "report.md", "report.html", "adapter"]  # fmt: skip
+GOOD = ["happy", "kind", "sunny", "friendly", "bright", "gentle"]
+BAD = ["angry", "mean", "dark", "rude", "cold", "grumpy"]
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("pref") / "pairs.jsonl"
+    with path.open("w") as f:
+        for i in range(100):
+            f.write(json.dumps({
+                "prompt": f"Tell me about the cat number {i}.",
+                "chosen": f"The cat is {rng.choice(GOOD)} and {rng.choice(GOOD)}.",
+                "rejected": f"The cat is {rng.choice(BAD)} and {rng.choice(BAD)}.",
+            }) + "\n")  # fmt: skip
+    return path
+
+
+def overrides(task: str, data, run_dir, method: str = "lora", *extra: str) -> list[str]:
+    targets = ["method.target_modules=all-linear"] if method in ("lora", "qlora") else []
+    return [f"model.name={STORIES}", f"task.name={task}", "task.template=qa", f"data.path={data}",
+            f"method.name={method}", *targets, "train.batch_size=8",
+            "train.lr=0.01", "train.epochs=2", "eval.max_new_tokens=12", f"output.dir={run_dir}", *extra]  # fmt: skip
+
+
+def assert_base_weights_untouched(run_dir):
+    """Only the adapter (and a new head) trained: the pretrained weights are the file's."""
+    original = load_file(ASSETS / "stories260K" / "model.safetensors")
+    model, _, _ = load_run(run_dir)
+    for name, param in model.named_parameters():
+        if "lora_" in name or "modules_to_save" in name or name.endswith("score.weight"):
+            continue
+        key = name.replace("base_model.model.", "").replace(".base_layer", "")
+        if key in original:
+            assert param.detach().equal(original[key]), key
+
+
+@pytest.fixture(scope="module")
+def reward_run(pairs_file, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "reward"
+    return run_dir, run(load_config(None, overrides("reward", pairs_file, run_dir)))
+
+
+def test_reward_model_learns_the_preference(reward_run):
+    run_dir, summary = reward_run
+    assert summary["score_name"] == "pairwise_accuracy"
+    assert summary["score"] >= 0.95 > summary["score_before"]
+    assert summary["margin"] > summary["margin_before"] + 1.0
+    for name in CONTRACT + ["plots/curves.png"]:
+        assert (run_dir / name).exists(), name
+    events = [
+        json.loads(line)["event"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert events.count("eval") == 2 and "train" in events  # TRL's logs became our stream
+    assert_base_weights_untouched(run_dir)
+
+
+def test_dpo_raises_held_out_preference_accuracy(pairs_file, tmp_path):
+    summary = run(load_config(None, overrides("dpo", pairs_file, tmp_path / "dpo")))
+    assert summary["score_before"] == 0.5  # policy == reference before training: all ties
+    assert summary["score"] >= 0.9 and summary["margin"] > 0
+    for name in CONTRACT:
+        assert (tmp_path / "dpo" / name).exists(), name
+    assert_base_weights_untouched(tmp_path / "dpo")
+    code, output = run_cli(
+        "generate", tmp_path / "dpo", "--prompt", "Tell me about the cat.", "--max-new-tokens", "8"
+    )
+    assert code == 0 and json.loads(output.strip().splitlines()[-1])["answer"] is not None
+
+
+def test_ppo_raises_the_reward_with_a_bounded_kl(pairs_file, reward_run, tmp_path):
+    reward_dir, _ = reward_run
+    summary = run(load_config(None, overrides("ppo", pairs_file, tmp_path / "ppo", "lora",
+                                              f"task.reward_run={reward_dir}", "train.lr=0.003")))  # fmt: skip
+    assert summary["score_name"] == "mean_reward" and summary["score"] > summary["score_before"]
+    steps = [
+        json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()
+    ]
+    train = [s for s in steps if s["event"] == "train"]
+    assert train[0]["kl"] == pytest.approx(0.0, abs=1e-4)  # first rollout: policy == reference
+    assert all(0 <= s["response_length"] <= 12 and s["kl"] < 100 for s in train)
+    assert (tmp_path / "ppo" / "plots" / "ppo.png").exists()
+    assert_base_weights_untouched(tmp_path / "ppo")
+
+
+def test_ranked_lists_expand_into_every_better_worse_pair(tmp_path):
+    path = tmp_path / "ranked.jsonl"
+    path.write_text(json.dumps({"prompt": "Q", "ranked": ["best", "good", "bad"]}) + "\n")
+    pairs = [(p.chosen, p.rejected) for p in read_pairs(str(path))]
+    assert pairs == [("best", "good"), ("best", "bad"), ("good", "bad")]
+
+
+def test_unsupported_method_and_missing_reward_run_are_one_line_errors(pairs_file, tmp_path):
+    code, output = run_cli("train", *overrides("dpo", pairs_file, tmp_path / "a", "ia3"))
+    assert_one_line_error(code, output, "method 'ia3'", "task 'dpo'")
+    code, output = run_cli("train", *overrides("ppo", pairs_file, tmp_path / "b"))
+    assert_one_line_error(code, output, "task.reward_run")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "Q", "chosen": "A"}) + "\n")
+    code, output = run_cli("train", *overrides("reward", bad, tmp_path / "c"))
+    assert_one_line_error(code, output, "bad.jsonl", "row 1", "rejected")
