@@ -1,11 +1,11 @@
 """Answering questions with a finished sft run: its template, system message, shots and stop
 rule (EOS), loaded once; used by `tunelab generate` and `tunelab chat`."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab.artifacts import load_run
+from tunelab.data.readers import jsonl_records
 from tunelab.data.templates import generation_prompt
 from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
@@ -55,13 +55,7 @@ def read_questions(path: Path) -> list[str]:
     if path.suffix != ".jsonl":
         return [line for line in lines if line.strip()]
     questions = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"malformed JSON line ({exc.msg})", row=number) from None
+    for number, record in jsonl_records(path, "\n".join(lines)):
         key = next((k for k in ("question", "prompt", "instruction") if k in record), None)
         if key is None or not str(record[key]).strip():
             raise DataError(path, "missing or empty", row=number, field="question")

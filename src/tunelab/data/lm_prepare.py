@@ -17,6 +17,7 @@ from tunelab.data.lm_encode import (
     encode_segments,
     pack,
 )
+from tunelab.data.prepare import three_splits
 from tunelab.data.readers import read_records
 from tunelab.data.templates import render, resolve_template
 from tunelab.errors import DataError, TunelabError
@@ -44,15 +45,7 @@ def sft_splits(config: DataConfig, seed: int) -> dict[str, list[Example]]:
     rows = read_examples(config.path, config.format)
     test = read_examples(config.test_path, config.format) if config.test_path else None
     val = read_examples(config.val_path, config.format) if config.val_path else None
-    train_f, val_f, test_f = config.split
-    if test is None and val is None:
-        train, val, test = split_by_fractions(rows, (train_f, val_f, test_f), seed)
-    elif test is None or val is None:
-        share = val_f if val is None else test_f
-        train, carved = split_by_fractions(rows, (1 - share, share), seed)
-        val, test = (carved, test) if val is None else (val, carved)
-    else:
-        train = rows
+    train, val, test = three_splits(rows, val, test, config.split, split_by_fractions, seed)
     if config.limit_train:
         train = train[: config.limit_train]
     for name, part in (("train", train), ("val", val), ("test", test)):

@@ -63,6 +63,19 @@ def check_known_labels(rows: list[Row], labels: list[str]) -> None:
             )
 
 
+def three_splits(rows: list, val: list | None, test: list | None, fractions, split, seed: int):
+    """Train/val/test: given files win; what is missing is carved from `rows` by `split`
+    (stratified for classification, plain for the generative tasks)."""
+    train_f, val_f, test_f = fractions
+    if test is None and val is None:
+        return split(rows, (train_f, val_f, test_f), seed)
+    if test is None or val is None:
+        share = val_f if val is None else test_f
+        train, carved = split(rows, (1 - share, share), seed)
+        return (train, carved, test) if val is None else (train, val, carved)
+    return rows, val, test
+
+
 def read_split_file(path: str, config: DataConfig) -> list[Row]:
     return read_rows(path, config.format, config.columns, config.text_field, config.label_field)
 
@@ -75,17 +88,9 @@ def prepare_splits(config: DataConfig, seed: int) -> Splits:
         before = len(rows)
         rows = undersample(rows, seed)
         notes["removed_by_balancing"] = before - len(rows)
-    train_f, val_f, test_f = config.split
     test = read_split_file(config.test_path, config) if config.test_path else None
     val = read_split_file(config.val_path, config) if config.val_path else None
-    if test is None and val is None:
-        train, val, test = stratified_split(rows, (train_f, val_f, test_f), seed)
-    elif test is None or val is None:
-        share = val_f if val is None else test_f
-        train, carved = stratified_split(rows, (1 - share, share), seed)
-        val, test = (carved, test) if val is None else (val, carved)
-    else:
-        train = rows
+    train, val, test = three_splits(rows, val, test, config.split, stratified_split, seed)
     if config.limit_train:
         train = train[: config.limit_train]
     labels = sorted({row.label for row in train})

@@ -1,6 +1,7 @@
 """Report sections of the generative tasks: scores before/after, the general set (what tuning
 cost), and example questions with the base and the tuned answers (seed 003 did this by hand)."""
 
+from tunelab.report.markdown import curves_section, fmt, short
 from tunelab.report.plots import plot_scores
 
 ROWS = [
@@ -10,15 +11,6 @@ ROWS = [
     ("false_refusal_rate", "in-domain false-refusal rate", False),
     ("perplexity", "test perplexity", False),
 ]
-
-
-def short(text: str, width: int = 120) -> str:
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def fmt(value) -> str:
-    return "–" if value is None else f"{value:.4f}"
 
 
 def scores_table(before: dict, after: dict) -> list[str]:
@@ -90,11 +82,6 @@ def lm_sections(run_dir, before: dict, after: dict, history: list[dict]) -> list
         "",
         "![scores](plots/scores.png)",
         "",
-        "## Training curves",
-        "",
-        *history_table(history),
-        "",
-        "![curves](plots/curves.png)",
-        "",
+        *curves_section(history_table(history)),
         *answers_table(before, after),
     ]

@@ -1,7 +1,7 @@
 """Report sections of the preference tasks: pairwise accuracy and margin before/after, curves,
 and (DPO) answers of the policy before and after next to the preferred answer."""
 
-from tunelab.report.lm_sections import fmt, short
+from tunelab.report.markdown import fmt, short
 
 ROWS = [
     ("accuracy", "pairwise accuracy (ties count half)"),

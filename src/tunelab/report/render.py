@@ -7,6 +7,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from tunelab.report.lm_sections import data_line, lm_sections
+from tunelab.report.markdown import curves_section, short
 from tunelab.report.plots import plot_confusion, plot_curves, plot_ppo
 from tunelab.report.preference_sections import ppo_sections, preference_sections
 from tunelab.train.metrics_log import read_metrics
@@ -19,11 +20,6 @@ img{{max-width:100%}}</style></head><body>{body}</body></html>"""
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def short(text: str, width: int = 90) -> str:
-    text = " ".join(text.split()).replace("|", "\\|")
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def metrics_table(before: dict, after: dict) -> list[str]:
@@ -113,12 +109,7 @@ def build_markdown(run_dir: Path) -> str:
         "",
         *metrics_table(before, after),
         "",
-        "## Training curves",
-        "",
-        *history_table(history),
-        "",
-        "![curves](plots/curves.png)",
-        "",
+        *curves_section(history_table(history)),
         "## Confusion matrix (test, after)",
         "",
         "![confusion](plots/confusion.png)",

@@ -3,8 +3,8 @@ positions whose label is not -100 (Transformers shifts the labels inside the mod
 
 import torch
 
-# Methods that adapt a causal LM without a new head: `head` has nothing to train there, and
-# the prompting baselines are the before-training evaluation itself.
+# Methods that adapt a causal LM without a new head (`head` has nothing to train there); the
+# prompting baselines are the base model, prompted.
 GENERATIVE_METHODS = frozenset(
     {
         "full",

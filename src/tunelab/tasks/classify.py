@@ -6,6 +6,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import TASKS, Task
+from tunelab.tasks.causal_lm import GENERATIVE_METHODS
 
 
 def classification_loss(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,20 +55,6 @@ TASKS.register("classify")(
         compute_loss=classification_loss,
         metrics=classification_metrics,
         model_kind="classifier",
-        methods=frozenset(
-            {
-                "head",
-                "freeze",
-                "full",
-                "lora",
-                "qlora",
-                "ia3",
-                "prompt_tuning",
-                "prefix_tuning",
-                "adapter",
-                "zero_shot",
-                "few_shot",
-            }  # fmt: skip
-        ),
+        methods=GENERATIVE_METHODS | {"head"},  # every method; head adds the new head only
     )
 )
