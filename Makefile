@@ -20,6 +20,4 @@ format:
 
 # Seed 001's three RLHF steps on the embedded model: SFT, reward model, PPO (about 30 min on 2 CPU cores).
 rlhf: setup
-	.venv/bin/tunelab train configs/rlhf_smollm2_sft.yaml --resume
-	.venv/bin/tunelab train configs/rlhf_smollm2_reward.yaml
-	.venv/bin/tunelab train configs/rlhf_smollm2_ppo.yaml
+	.venv/bin/tunelab compare configs/rlhf_smollm2.yaml

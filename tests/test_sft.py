@@ -358,3 +358,25 @@ def test_compare_shows_what_mixing_costs_on_the_general_set(tmp_path):
     summary = json.loads((tmp_path / "cmp" / "mixed" / "data_summary.json").read_text())
     assert summary["mix"][str(general)] == 22  # weight 1.0: as many rows as the 22 training rows
     assert "general ROUGE-L after" in (tmp_path / "cmp" / "leaderboard.md").read_text()
+
+
+def test_packing_keeps_every_trained_token_in_fewer_rows(tmp_path, tokenizer):
+    from tunelab.data.lm_prepare import prepare_sft
+
+    overrides = sft_overrides(tmp_path, "lora", "data.max_length=64")
+    config = load_config(None, overrides)
+    plain = prepare_sft(config.data, config.task, tokenizer, seed=0)
+    config.task.packing = True
+    packed = prepare_sft(config.data, config.task, tokenizer, seed=0)
+
+    def trained(rows):
+        return [
+            t
+            for r in rows
+            for t, label in zip(r["input_ids"], r["labels"], strict=True)
+            if label != IGNORE
+        ]
+
+    assert len(packed.encoded["train"]) < len(plain.encoded["train"]) / 2
+    assert all(len(r["input_ids"]) <= 64 for r in packed.encoded["train"])
+    assert trained(packed.encoded["train"]) == trained(plain.encoded["train"])

@@ -1,5 +1,6 @@
 """tunelab compare: one base config, several method variants, same data/split/seed/evaluation,
-one leaderboard (PEFT's method_comparison harness, for any task)."""
+one leaderboard (PEFT's method_comparison harness, for any task). Variants run in order and may
+name their own config, so an experiment can also be a pipeline of steps (SFT -> reward -> PPO)."""
 
 import os
 import subprocess
@@ -20,6 +21,9 @@ class Variant(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Run folder name and table row.")
     overrides: list[str] = Field(
         default_factory=list, description="Dotted overrides: method.name=lora"
+    )
+    base: str | None = Field(
+        None, description="This variant's own config (steps of a pipeline such as RLHF)."
     )
 
 
@@ -82,7 +86,10 @@ def compare(path: Path, budget: list[str], echo=print) -> Path:
             echo(f"[{variant.name}] finished before; skipped")
         else:
             echo(f"[{variant.name}] running")
-            code = run_variant(base, run_dir, [*experiment.overrides, *variant.overrides, *budget])
+            config = (path.parent / variant.base).resolve() if variant.base else base
+            code = run_variant(
+                config, run_dir, [*experiment.overrides, *variant.overrides, *budget]
+            )
             if code != 0:
                 echo(f"[{variant.name}] failed with exit code {code}")
         rows.append(collect_row(variant.name, run_dir))

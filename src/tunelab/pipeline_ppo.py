@@ -126,8 +126,8 @@ class PpoRun:
 
 
 def run_ppo(config: RunConfig, task, spec, resume: bool = False) -> dict:
-    if resume:
-        raise TunelabError("--resume is not available for task 'ppo'")
+    if resume:  # no mid-run checkpoints here: an unfinished run starts again from the beginning
+        (Path(config.output.dir) / "metrics.jsonl").unlink(missing_ok=True)
     run_dir = Path(config.output.dir)
     prepare_run_dir(run_dir, resume)
     set_seed(config.train.seed)

@@ -179,8 +179,8 @@ def run_info(job: PreferenceRun) -> dict:
 
 
 def run_preference(config: RunConfig, task, spec, resume: bool = False) -> dict:
-    if resume:
-        raise TunelabError(f"--resume is not available for task '{task.name}' (TRL trainer)")
+    if resume:  # no mid-run checkpoints here: an unfinished run starts again from the beginning
+        (Path(config.output.dir) / "metrics.jsonl").unlink(missing_ok=True)
     prepare_run_dir(Path(config.output.dir), resume)
     set_seed(config.train.seed)
     job = RUNS[task.name](config, task, spec)

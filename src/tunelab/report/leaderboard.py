@@ -19,6 +19,7 @@ COLUMNS = [
     ("false_refusal_rate", "false refusals", "{:.3f}"),
     ("general_rouge_l_before", "general ROUGE-L before", "{:.4f}"),
     ("general_rouge_l", "general ROUGE-L after", "{:.4f}"),
+    ("general_perplexity_before", "general ppl before", "{:.2f}"),
     ("general_perplexity", "general ppl after", "{:.2f}"),
     ("trainable_params", "trainable", "{:,}"),
     ("trainable_pct", "trainable %", "{:.3f}"),
@@ -29,7 +30,7 @@ COLUMNS = [
     ("artifact_mb", "saved MB", "{:.2f}"),
 ]
 TASK_SCORES = ("rouge_l", "refusal_rate", "false_refusal_rate", "general_rouge_l_before",
-               "general_rouge_l", "general_perplexity")  # fmt: skip
+               "general_rouge_l", "general_perplexity_before", "general_perplexity")  # fmt: skip
 
 
 def folder_mb(folder: Path) -> float:
