@@ -363,7 +363,7 @@ def test_compare_shows_what_mixing_costs_on_the_general_set(tmp_path):
 def test_packing_keeps_every_trained_token_in_fewer_rows(tmp_path, tokenizer):
     from tunelab.data.lm_prepare import prepare_sft
 
-    overrides = sft_overrides(tmp_path, "lora", "data.max_length=64")
+    overrides = sft_overrides(tmp_path, "lora", "data.max_length=200")
     config = load_config(None, overrides)
     plain = prepare_sft(config.data, config.task, tokenizer, seed=0)
     config.task.packing = True
@@ -378,5 +378,5 @@ def test_packing_keeps_every_trained_token_in_fewer_rows(tmp_path, tokenizer):
         ]
 
     assert len(packed.encoded["train"]) < len(plain.encoded["train"]) / 2
-    assert all(len(r["input_ids"]) <= 64 for r in packed.encoded["train"])
+    assert all(len(r["input_ids"]) <= 200 for r in packed.encoded["train"])
     assert trained(packed.encoded["train"]) == trained(plain.encoded["train"])
