@@ -192,19 +192,13 @@ def run_preference(config: RunConfig, task, spec, resume: bool = False) -> dict:
     started = time.perf_counter()
     trainer = job.trainer(model, stream)
     trainer.train()
+    state = FitState(epoch=config.train.epochs, step=trainer.state.global_step,
+                     seconds=time.perf_counter() - started, tokens=int(stream.tokens))  # fmt: skip
     model = trainer.model
     after = job.evaluate(model)
-    tokens = sum(
-        len(p.prompt) + len(p.chosen) + len(p.rejected) for p in job.splits["train"]
-    )  # characters
-    state = FitState(
-        epoch=config.train.epochs,
-        step=trainer.state.global_step,
-        seconds=time.perf_counter() - started,
-    )
     summary = base_summary(spec, task, config, model, state, started, trainer.accelerator)
     summary.update(score_name=job.score_name, score_before=before["accuracy"], score=after["accuracy"],
-                   margin_before=before["margin"], margin=after["margin"], train_characters=tokens)  # fmt: skip
+                   margin_before=before["margin"], margin=after["margin"])  # fmt: skip
     write_json(job.run_dir / "eval_before.json", before)
     write_json(job.run_dir / "eval_after.json", after)
     write_json(job.run_dir / "train_summary.json", summary)

@@ -48,12 +48,14 @@ class MetricsStream(TrainerCallback):
         self.train_losses: list[float] = []
         self.started = time.perf_counter()
         self.seconds = 0.0
+        self.tokens = 0  # TRL's running count of training tokens (its `num_tokens` log)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         epoch = math.ceil(state.epoch or 0)
         if "loss" in logs:
             self.train_losses.append(logs["loss"])
+            self.tokens = logs.get("num_tokens", self.tokens)
             extra = {k: v for k, v in logs.items() if isinstance(v, int | float) and k != "loss"}
             self.log.write(
                 {
