@@ -123,6 +123,12 @@ class TrainConfig(StrictModel):
     group_by_length: bool = Field(True, description="Batch rows of similar length: less padding.")
     log_every: int = Field(10, ge=1, description="Optimizer steps between metrics lines.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    cache_frozen: bool = Field(
+        True,
+        description="head/freeze: compute the frozen lower blocks once and train the top from "
+        "their cached output (same result, far less compute per epoch).",
+    )
+    cache_max_gb: float = Field(4.0, gt=0, description="Largest hidden-state cache kept in memory.")
 
 
 class EvalConfig(StrictModel):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from accelerate.utils import set_seed
+from transformers import DataCollatorWithPadding
 
 from tunelab.artifacts import save_artifact, write_run_info
 from tunelab.config import RunConfig, save_config
@@ -22,6 +23,7 @@ from tunelab.report import write_report
 from tunelab.run_common import base_summary, prepare_run_dir, write_json
 from tunelab.tasks import TASKS
 from tunelab.tasks.classify import check_pooling
+from tunelab.train.frozen_cache import cacheable, estimated_bytes, frozen_prefix_cached
 from tunelab.train.loop import FitState, Trainer, make_accelerator
 
 
@@ -99,17 +101,32 @@ def evaluate_on_test(model, task, encoded, splits: Splits, picked, tokenizer, co
 def train_model(
     spec, model, task, tokenizer, config, accelerator, run_dir, encoded, labels, resume
 ):
-    """Apply the method and fit; prompting methods train nothing."""
+    """Apply the method and fit; prompting methods train nothing. When the method leaves the
+    embeddings and lower blocks frozen (head, freeze), they run once and are cached."""
     if spec.apply is None:
         return model, FitState()
     model = spec.apply(model, config.method, describe(model))
     batch = config.eval.batch_size
 
-    def validate(model):
-        return evaluate(model, task, encoded["val"], labels, tokenizer, batch, accelerator)
+    def fit(train, val) -> FitState:
+        def validate(model):
+            return evaluate(model, task, val, labels, tokenizer, batch, accelerator)
 
-    trainer = Trainer(model, task, tokenizer, config.train, accelerator, run_dir, validate)
-    return model, trainer.fit(encoded["train"], resume)
+        trainer = Trainer(model, task, tokenizer, config.train, accelerator, run_dir, validate)
+        return trainer.fit(train, resume)
+
+    train, val = encoded["train"], encoded["val"]
+    if not (config.train.cache_frozen and cacheable(model)):
+        return model, fit(train, val)
+    limit = config.train.cache_max_gb
+    if estimated_bytes(train + val, model.config.hidden_size) > limit * 2**30:
+        print(f"the hidden-state cache would exceed train.cache_max_gb={limit}; not caching")
+        return model, fit(train, val)
+    # Rows carry their place in the cache; the frozen blocks run once, here.
+    train = [{**row, "cache_index": i} for i, row in enumerate(train)]
+    val = [{**row, "cache_index": len(train) + i} for i, row in enumerate(val)]
+    with frozen_prefix_cached(model, train + val, DataCollatorWithPadding(tokenizer), batch):
+        return model, fit(train, val)
 
 
 def run_summary(spec, task, config, model, state: FitState, started, accelerator, before, after):

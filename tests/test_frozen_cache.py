@@ -1,0 +1,58 @@
+"""The hidden-state cache for head/freeze: same training, frozen blocks computed once."""
+
+import json
+
+import pytest
+from tests.helpers import train_tiny
+
+
+def history(run_dir):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [
+        (r["train_loss"], r["val_loss"]) for r in map(json.loads, lines) if r["event"] == "eval"
+    ]
+
+
+@pytest.mark.parametrize("method,extra", [("freeze", ["method.k=1"]), ("head", [])])
+def test_cached_training_matches_uncached_training(model_dirs, toy_csv, tmp_path, method, extra):
+    # stories260K has no dropout, so caching changes nothing but the amount of compute
+    runs = {}
+    for cache in (True, False):
+        run_dir = tmp_path / f"{method}_{cache}"
+        summary = train_tiny(model_dirs["stories260K"], toy_csv, run_dir, method,
+                             [*extra, f"train.cache_frozen={cache}"])  # fmt: skip
+        runs[cache] = (history(run_dir), summary["test_accuracy_after"])
+    (cached, acc_cached), (plain, acc_plain) = runs[True], runs[False]
+    assert acc_cached == acc_plain
+    for a, b in zip(cached, plain, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
+
+
+def test_the_frozen_blocks_run_once_instead_of_every_epoch(
+    model_dirs, toy_csv, tmp_path, monkeypatch
+):
+    from transformers import AutoModelForSequenceClassification
+
+    load = AutoModelForSequenceClassification.from_pretrained
+    rows = {"count": 0}
+
+    def load_and_count(*args, **kwargs):
+        model = load(*args, **kwargs)
+
+        def count(module, inputs, output):
+            rows["count"] += len(output)
+
+        model.base_model.layers[0].register_forward_hook(count)  # the lowest, frozen block
+        return model
+
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", load_and_count)
+    seen = {}
+    for cache in (True, False):
+        rows["count"] = 0
+        train_tiny(model_dirs["llama"], toy_csv, tmp_path / str(cache), "freeze",
+                   ["method.k=1", "train.epochs=4", f"train.cache_frozen={cache}"])  # fmt: skip
+        seen[cache] = rows["count"]
+    # 160 rows: 112 train, 16 val, 32 test; test (and 4 report examples) before and after.
+    evaluation = 2 * (32 + 4)
+    assert seen[True] == (112 + 16) + evaluation  # the frozen block saw each row once
+    assert seen[False] == 4 * (112 + 16) + evaluation  # ... against once per epoch
