@@ -125,8 +125,13 @@ def train_model(
     # Rows carry their place in the cache; the frozen blocks run once, here.
     train = [{**row, "cache_index": i} for i, row in enumerate(train)]
     val = [{**row, "cache_index": len(train) + i} for i, row in enumerate(val)]
+    started = time.perf_counter()
     with frozen_prefix_cached(model, train + val, DataCollatorWithPadding(tokenizer), batch):
-        return model, fit(train, val)
+        cache_seconds = time.perf_counter() - started
+        state = fit(train, val)
+    state.seconds += cache_seconds  # the one pass through the frozen blocks is training time
+    state.cache_seconds = cache_seconds
+    return model, state
 
 
 def run_summary(spec, task, config, model, state: FitState, started, accelerator, before, after):
@@ -135,6 +140,7 @@ def run_summary(spec, task, config, model, state: FitState, started, accelerator
         "score_name": "test_accuracy",
         "score_before": before["accuracy"],
         "score": after["accuracy"],
+        "cache_seconds": state.cache_seconds,
         "test_accuracy_before": before["accuracy"],
         "test_accuracy_after": after["accuracy"],
         "test_macro_f1_after": after["macro_f1"],

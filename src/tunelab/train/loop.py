@@ -34,6 +34,7 @@ class FitState:
     bad_epochs: int = 0
     seconds: float = 0.0
     tokens: int = 0
+    cache_seconds: float = 0.0  # head/freeze: the one pass through the frozen blocks
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
