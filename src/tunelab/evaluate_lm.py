@@ -18,7 +18,9 @@ ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 @torch.no_grad()
 def perplexity(model, examples: list[dict], tokenizer, batch_size: int) -> dict:
-    """exp(mean next-token loss over the labelled tokens), weighting batches by their tokens."""
+    """exp(mean next-token loss over the labelled tokens), weighting batches by their tokens.
+    At most 8 rows a batch: the full-vocabulary logits (49k wide on SmolLM2) dominate memory."""
+    batch_size = min(batch_size, 8)
     loader = make_loader(
         examples, tokenizer, batch_size, shuffle=False, collate=lm_collator(tokenizer)
     )
