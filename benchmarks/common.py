@@ -62,5 +62,11 @@ def print_table(report: dict) -> None:
     for title, key, fmt in rows:
         b, t = base.get(key), ours.get(key)
         cells = [fmt.format(v) if v is not None else "-" for v in (b, t)]
-        ratio = f"{b / t:.2f}x" if key.endswith("_s") and b and t else ""
+        # speed-up: baseline time / tunelab time, or tunelab rate / baseline rate
+        if b and t and key in ("wall_s", "train_s", "time_to_baseline_val_s"):
+            ratio = f"{b / t:.2f}x"
+        elif b and t and key == "tokens_per_s":
+            ratio = f"{t / b:.2f}x"
+        else:
+            ratio = ""
         print(f"{title:40} {cells[0]:>12} {cells[1]:>12} {ratio:>8}")

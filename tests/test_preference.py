@@ -117,3 +117,44 @@ def test_unsupported_method_and_missing_reward_run_are_one_line_errors(pairs_fil
     bad.write_text(json.dumps({"prompt": "Q", "chosen": "A"}) + "\n")
     code, output = run_cli("train", *overrides("reward", bad, tmp_path / "c"))
     assert_one_line_error(code, output, "bad.jsonl", "row 1", "rejected")
+
+
+def test_an_experiment_chains_steps_with_their_own_configs(pairs_file, tmp_path):
+    """SFT -> reward -> PPO as one `tunelab compare` experiment, the way configs/rlhf_smollm2.yaml
+    runs them: each step its own config, later steps pointing at earlier run directories."""
+    out = tmp_path / "rlhf"
+    steps = {}
+    for task in ("sft", "reward", "ppo"):
+        config = tmp_path / f"{task}.yaml"
+        config.write_text("")
+        steps[task] = str(config)
+    common = [
+        o
+        for o in overrides("reward", pairs_file, "x")
+        if not o.startswith(("task.name", "output.dir"))
+    ]
+    sft_data = tmp_path / "sft.jsonl"
+    sft_data.write_text(
+        "".join(
+            json.dumps({"prompt": f"Q{i}", "completion": "The cat is kind."}) + "\n"
+            for i in range(24)
+        )
+    )
+    experiment = tmp_path / "rlhf.yaml"
+    experiment.write_text(json.dumps({
+        "base": steps["sft"], "output_dir": str(out), "overrides": common,
+        "variants": [
+            {"name": "sft", "base": steps["sft"], "overrides": ["task.name=sft", f"data.path={sft_data}"]},
+            {"name": "reward", "base": steps["reward"], "overrides": ["task.name=reward"]},
+            {"name": "ppo", "base": steps["ppo"], "overrides": [
+                "task.name=ppo", f"model.name={out / 'sft'}", f"task.reward_run={out / 'reward'}", "train.epochs=1"]},
+        ],
+    }))  # fmt: skip
+    code, output = run_cli("compare", experiment)
+    assert code == 0, output
+    rows = {r["method"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    assert [rows[n]["status"] for n in ("sft", "reward", "ppo")] == ["ok", "ok", "ok"]
+    assert rows["ppo"]["score_name"] == "mean_reward"
+    assert (
+        out / "sft" / "merged" / "config.json"
+    ).is_file()  # PPO started from the merged SFT model
