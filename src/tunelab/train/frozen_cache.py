@@ -82,15 +82,17 @@ def boundary_states(model, examples: list[dict], boundary: int, collate, batch_s
         captured["states"] = output[0] if isinstance(output, tuple) else output
 
     handle = hook_block.register_forward_hook(keep)
-    was_training, states = model.training, []
+    was_training, states = model.training, [None] * len(examples)
+    # Rows of similar length together: almost no padding to compute.
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     model.eval()
     try:
-        for start in range(0, len(examples), batch_size):
-            rows = examples[start : start + batch_size]
-            batch = collate([{"input_ids": r["input_ids"]} for r in rows])
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = collate([{"input_ids": examples[i]["input_ids"]} for i in chunk])
             backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            for i, row in enumerate(rows):
-                states.append(captured["states"][i, : len(row["input_ids"])].clone())
+            for j, i in enumerate(chunk):
+                states[i] = captured["states"][j, : len(examples[i]["input_ids"])].clone()
     finally:
         handle.remove()
         model.train(was_training)
