@@ -8,57 +8,47 @@ matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def per_epoch(ax, history: list[dict], key: str, color: str, label: str, style: str = "o-"):
+    ax.plot(
+        [h["epoch"] for h in history],
+        [h.get(key) for h in history],
+        style,
+        color=color,
+        label=label,
+    )
+
+
 def plot_curves(history: list[dict], steps: list[dict], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     if steps:
-        per_epoch = max(s["step"] for s in steps) / max(epochs)
+        steps_per_epoch = max(s["step"] for s in steps) / max(epochs)
         loss_ax.plot(
-            [s["step"] / per_epoch for s in steps],
+            [s["step"] / steps_per_epoch for s in steps],
             [s["loss"] for s in steps],
             color="tab:blue",
             alpha=0.25,
             label="train (per step)",
         )
-    loss_ax.plot(epochs, [h["train_loss"] for h in history], "o-", color="tab:blue", label="train")
-    loss_ax.plot(
-        epochs, [h["val_loss"] for h in history], "o-", color="tab:orange", label="validation"
-    )
+    per_epoch(loss_ax, history, "train_loss", "tab:blue", "train")
+    per_epoch(loss_ax, history, "val_loss", "tab:orange", "validation")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     if "train_accuracy" in history[0]:
-        acc_ax.plot(
-            epochs, [h["train_accuracy"] for h in history], "o-", color="tab:blue", label="train"
-        )
-        acc_ax.plot(
-            epochs,
-            [h["val_accuracy"] for h in history],
-            "o-",
-            color="tab:orange",
-            label="validation",
-        )
+        per_epoch(acc_ax, history, "train_accuracy", "tab:blue", "train")
+        per_epoch(acc_ax, history, "val_accuracy", "tab:orange", "validation")
         acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     elif "val_perplexity" in history[0]:  # generative tasks: held-out perplexity
-        acc_ax.plot(
-            epochs,
-            [h["val_perplexity"] for h in history],
-            "o-",
-            color="tab:orange",
-            label="validation",
-        )
+        per_epoch(acc_ax, history, "val_perplexity", "tab:orange", "validation")
         acc_ax.set(xlabel="epoch", ylabel="perplexity", title="Perplexity", yscale="log")
     else:  # preference tasks (TRL's names): pairwise accuracy on validation pairs
         key = "val_accuracy" if "val_accuracy" in history[0] else "val_rewards/accuracies"
-        acc_ax.plot(
-            epochs, [h.get(key) for h in history], "o-", color="tab:orange", label="validation"
-        )
+        per_epoch(acc_ax, history, key, "tab:orange", "validation")
         acc_ax.set(
             xlabel="epoch", ylabel="pairwise accuracy", title="Preference accuracy and margin"
         )
         margin = "val_margin" if "val_margin" in history[0] else "val_rewards/margins"
         margin_ax = acc_ax.twinx()
-        margin_ax.plot(
-            epochs, [h.get(margin) for h in history], "s--", color="tab:green", label="margin"
-        )
+        per_epoch(margin_ax, history, margin, "tab:green", "margin", style="s--")
         margin_ax.set(ylabel="mean margin (chosen - rejected)")
         margin_ax.legend(loc="lower right")
     for ax in (loss_ax, acc_ax):
