@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.lm_helpers import CHAT_TEMPLATE, STORIES
 from transformers import (
     AutoModel,
     AutoTokenizer,
@@ -124,3 +125,13 @@ def copy_of(tmp_path):
         return target
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def stories_chat_tokenizer():
+    """The real stories260K tokenizer with a minimal chat template (it has none)."""
+    from tunelab.models.loader import load_tokenizer
+
+    tok = load_tokenizer(STORIES)
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
