@@ -6,7 +6,7 @@ from contextlib import nullcontext
 import torch
 from rich.progress import track
 
-IGNORE = -100
+from tunelab.data.lm_encode import IGNORE
 
 
 def batches(items: list, size: int, description: str):

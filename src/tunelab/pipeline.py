@@ -136,7 +136,7 @@ def train_model(
 
 def run_summary(spec, task, config, model, state: FitState, started, accelerator, before, after):
     return {
-        **base_summary(spec, task, config, model, state, started, accelerator),
+        **base_summary(spec, task, config, model, state, started, accelerator.num_processes),
         "score_name": "test_accuracy",
         "score_before": before["accuracy"],
         "score": after["accuracy"],

@@ -96,7 +96,7 @@ def train_lm(spec, model, task, tokenizer, config, accelerator, run_dir, data: L
 
 
 def lm_summary(spec, task, config, model, state, started, accelerator, before, after) -> dict:
-    summary = base_summary(spec, task, config, model, state, started, accelerator)
+    summary = base_summary(spec, task, config, model, state, started, accelerator.num_processes)
     headline = "key_fact_hit_rate" if after.get("key_fact_hit_rate") is not None else None
     headline = headline or ("rouge_l" if after.get("rouge_l") is not None else "perplexity")
     summary.update(score_name=headline, score_before=before[headline], score=after[headline])

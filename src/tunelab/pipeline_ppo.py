@@ -148,7 +148,7 @@ def run_ppo(config: RunConfig, task, spec, resume: bool = False) -> dict:
     started = time.perf_counter()
     state = job.fit(policy, run_dir)
     after = job.evaluate(policy, "test")
-    summary = base_summary(spec, task, config, policy, state, started, _Single())
+    summary = base_summary(spec, task, config, policy, state, started, processes=1)
     summary.update(
         score_name="mean_reward", score_before=before["mean_reward"], score=after["mean_reward"]
     )
@@ -159,9 +159,3 @@ def run_ppo(config: RunConfig, task, spec, resume: bool = False) -> dict:
     write_run_info(run_dir, lm_run_info(spec, task, config, job.model_path, job.template, []))
     write_report(run_dir)
     return summary
-
-
-class _Single:
-    """PPO runs in one process (base_summary reads the process count)."""
-
-    num_processes = 1

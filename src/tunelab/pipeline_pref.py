@@ -196,7 +196,9 @@ def run_preference(config: RunConfig, task, spec, resume: bool = False) -> dict:
                      seconds=time.perf_counter() - started, tokens=int(stream.tokens))  # fmt: skip
     model = trainer.model
     after = job.evaluate(model)
-    summary = base_summary(spec, task, config, model, state, started, trainer.accelerator)
+    summary = base_summary(
+        spec, task, config, model, state, started, trainer.accelerator.num_processes
+    )
     summary.update(score_name=job.score_name, score_before=before["accuracy"], score=after["accuracy"],
                    margin_before=before["margin"], margin=after["margin"])  # fmt: skip
     write_json(job.run_dir / "eval_before.json", before)

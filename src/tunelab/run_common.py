@@ -30,7 +30,7 @@ def count_parameters(model) -> dict:
     return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / total}
 
 
-def base_summary(spec, task, config, model, state, started: float, accelerator) -> dict:
+def base_summary(spec, task, config, model, state, started: float, processes: int) -> dict:
     """train_summary.json fields common to all tasks; each task adds its scores."""
     return {
         "method": spec.name,
@@ -46,7 +46,7 @@ def base_summary(spec, task, config, model, state, started: float, accelerator) 
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20
         if torch.cuda.is_available()
         else None,
-        "processes": accelerator.num_processes,
+        "processes": processes,
     }
 
 
