@@ -1,11 +1,18 @@
-"""What every benchmark case shares: the machine's matmul peak, FLOP counts, the table."""
+"""What every benchmark case shares: the machine's matmul peak, FLOP counts, running each side
+in its own process, the table and the JSON result."""
 
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
+RESULTS = Path(__file__).resolve().parent / "results"
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 20) -> float:
     """The best fp32 GEMM rate of this machine, measured now (the MFU denominator)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     for _ in range(3):
@@ -18,42 +25,72 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def block_parameters(model_name: str = "smollm2-135m") -> tuple[int, int]:
-    """(parameters of one transformer block, number of blocks), counted on a meta-device copy."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def meta_backbone(model_name: str):
+    """The model's backbone on the meta device: its weights counted, nothing loaded."""
+    from transformers import AutoConfig, AutoModel
 
     from tunelab.models.embedded import resolve_model
 
-    config = AutoConfig.from_pretrained(resolve_model(model_name))
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    layers = model.model.layers
-    return sum(p.numel() for p in layers[0].parameters()), len(layers)
+        return AutoModel.from_config(AutoConfig.from_pretrained(resolve_model(model_name)))
+
+
+def parameter_count(model_name: str) -> int:
+    """N of the FLOP counts: every weight of the backbone (a tied LM head is the embedding)."""
+    return sum(p.numel() for p in meta_backbone(model_name).parameters())
 
 
 def flops_per_token_freeze(cached: bool, epochs: int) -> float:
     """Per real training token and epoch, freeze k=1: the frozen blocks forward only (2N), the
     top block forward and backward (6N). With the cache the frozen blocks run once in all."""
-    per_block, blocks = block_parameters()
+    layers = meta_backbone("smollm2-135m").layers
+    per_block, blocks = sum(p.numel() for p in layers[0].parameters()), len(layers)
     frozen, top = per_block * (blocks - 1), per_block
     return 2 * frozen / (epochs if cached else 1) + 6 * top
 
 
-def time_to_reach(epoch_end_s: list[float], accuracy: list[float], target: float) -> float | None:
-    for seconds, value in zip(epoch_end_s, accuracy, strict=False):
-        if value >= target:
+def time_to_reach(epoch_end_s: list[float], values: list[float], target: float, lower_is_better: bool) -> float | None:  # fmt: skip
+    for seconds, value in zip(epoch_end_s, values, strict=False):
+        if (value <= target) if lower_is_better else (value >= target):
             return seconds
     return None
 
 
+def run_side(script: str, name: str, argv: list[str]) -> dict:
+    """One side in a fresh process (its peak RSS is its own); its figures come back as JSON."""
+    command = [sys.executable, script, "--side", name, *argv]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"the {name} side failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def emit_side(figures: dict) -> None:
+    """Inside a side's process: add its peak RSS and print the figures for run_side."""
+    import resource
+
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def write_result(report: dict, name: str) -> Path:
+    out = RESULTS / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    print(f"written: {out}")
+    return out
+
+
 def print_table(report: dict) -> None:
+    test, val = report.get("test_metric", "test accuracy"), report.get("val_metric", "val acc")
     rows = [
         ("wall time (s)", "wall_s", "{:.0f}"),
         ("training time (s)", "train_s", "{:.0f}"),
-        ("time to baseline's final val acc (s)", "time_to_baseline_val_s", "{:.0f}"),
-        ("real tokens/s", "tokens_per_s", "{:,.0f}"),
+        (f"time to baseline's final {val} (s)", "time_to_baseline_val_s", "{:.0f}"),
+        ("real tokens/s", "tokens_per_s", "{:,.1f}"),
         ("peak RSS (MB)", "peak_rss_mb", "{:,.0f}"),
-        ("test accuracy", "test_accuracy", "{:.4f}"),
+        (test, "test_value", "{:.4f}"),
         ("MFU (real tokens)", "mfu", "{:.1%}"),
     ]
     base, ours = report["baseline"], report["tunelab"]

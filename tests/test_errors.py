@@ -96,9 +96,12 @@ def test_config_schema_prints_json():
     )
 
 
-def test_switching_method_by_override_drops_the_old_method_settings(write):
+def test_switching_method_by_override_keeps_only_the_settings_the_new_method_has(write):
     from tunelab.config import load_config
 
     config = write("c.yaml", "method:\n  name: freeze\n  k: 2\n")
     assert load_config(config, ["method.name=lora", "method.r=4"]).method.r == 4
     assert load_config(config, ["method.name=freeze"]).method.k == 2
+    lora = write("l.yaml", "method:\n  name: lora\n  r: 16\n  target_modules: all-linear\n")
+    qlora = load_config(lora, ["method.name=qlora"]).method
+    assert (qlora.name, qlora.r, qlora.target_modules) == ("qlora", 16, "all-linear")

@@ -120,7 +120,12 @@ class TrainConfig(StrictModel):
     max_minutes: float | None = Field(
         None, gt=0, description="Stop training after this long (then evaluate and save)."
     )
-    group_by_length: bool = Field(True, description="Batch rows of similar length: less padding.")
+    group_by_length: bool | None = Field(
+        None,
+        description="Batch rows of similar length: less padding. Default: on, except when the "
+        "frozen-block cache trains only the top blocks (padding costs little there, and batches "
+        "of one length can be batches of one class: long SMS are spam).",
+    )
     log_every: int = Field(10, ge=1, description="Optimizer steps between metrics lines.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
     cache_frozen: bool = Field(
@@ -166,16 +171,24 @@ class RunConfig(StrictModel):
     output: OutputConfig = OutputConfig()
 
 
+def settings_fields(method_name: str) -> set[str]:
+    """The setting names of a registered method (none for an unknown name: validation says so)."""
+    try:
+        return set(METHODS.get(method_name).settings.model_fields) - {"name"}
+    except TunelabError:
+        return set()
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set `a.b.c=value` pairs in a nested dict; values are parsed as YAML (2 -> int).
 
-    Choosing another method (`method.name=lora`) starts the method section afresh, since the
-    base method's settings (say freeze's `k`) mean nothing to the new one."""
+    Choosing another method (`method.name=qlora`) keeps only the settings the new method also
+    has (lora's `r` and `target_modules` carry over to qlora; freeze's `k` means nothing to lora)."""
     for item in overrides:
         key, _, value = item.partition("=")
         method = raw.get("method")
         if key == "method.name" and isinstance(method, dict) and method.get("name") != value:
-            raw["method"] = {}
+            raw["method"] = {k: v for k, v in method.items() if k in settings_fields(value)}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -12,6 +12,7 @@ from tunelab.data.encode import make_loader
 from tunelab.data.lm_encode import IGNORE, lm_collator
 from tunelab.data.templates import generation_prompt
 from tunelab.generation import generate
+from tunelab.tasks.causal_lm import labelled_token_loss
 
 ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
@@ -19,7 +20,7 @@ ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 @torch.no_grad()
 def perplexity(model, examples: list[dict], tokenizer, batch_size: int) -> dict:
     """exp(mean next-token loss over the labelled tokens), weighting batches by their tokens.
-    At most 8 rows a batch: the full-vocabulary logits (49k wide on SmolLM2) dominate memory."""
+    At most 8 rows a batch: the labelled positions' logits (49k wide on SmolLM2) dominate memory."""
     batch_size = min(batch_size, 8)
     loader = make_loader(
         examples, tokenizer, batch_size, shuffle=False, collate=lm_collator(tokenizer)
@@ -31,7 +32,7 @@ def perplexity(model, examples: list[dict], tokenizer, batch_size: int) -> dict:
     for batch in loader:
         batch = batch.to(device)
         predicted = int((batch["labels"][:, 1:] != IGNORE).sum())
-        total += model(**batch).loss.item() * predicted
+        total += labelled_token_loss(model, batch).item() * predicted
         count += predicted
     model.train(was_training)
     loss = total / max(count, 1)

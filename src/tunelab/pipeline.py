@@ -108,11 +108,14 @@ def train_model(
     model = spec.apply(model, config.method, describe(model))
     batch = config.eval.batch_size
 
-    def fit(train, val) -> FitState:
+    def fit(train, val, cached: bool = False) -> FitState:
         def validate(model):
             return evaluate(model, task, val, labels, tokenizer, batch, accelerator)
 
-        trainer = Trainer(model, task, tokenizer, config.train, accelerator, run_dir, validate)
+        train_config = config.train
+        if train_config.group_by_length is None:
+            train_config = train_config.model_copy(update={"group_by_length": not cached})
+        trainer = Trainer(model, task, tokenizer, train_config, accelerator, run_dir, validate)
         return trainer.fit(train, resume)
 
     train, val = encoded["train"], encoded["val"]
@@ -128,7 +131,7 @@ def train_model(
     started = time.perf_counter()
     with frozen_prefix_cached(model, train + val, DataCollatorWithPadding(tokenizer), batch):
         cache_seconds = time.perf_counter() - started
-        state = fit(train, val)
+        state = fit(train, val, cached=True)
     state.seconds += cache_seconds  # the one pass through the frozen blocks is training time
     state.cache_seconds = cache_seconds
     return model, state

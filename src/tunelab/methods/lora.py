@@ -7,6 +7,7 @@ from pydantic import Field
 from torch import nn
 
 from tunelab.methods.base import MethodSpec, register
+from tunelab.methods.fast_dropout import speed_up_lora_dropout
 from tunelab.methods.peft_common import wrap_with_peft
 from tunelab.models.anatomy import Anatomy, query_projections
 from tunelab.settings import MethodSettings
@@ -38,7 +39,9 @@ def lora_config_kwargs(settings: LoraSettings, model: nn.Module) -> dict:
 
 
 def apply_lora(model: nn.Module, settings: LoraSettings, anatomy: Anatomy) -> nn.Module:
-    return wrap_with_peft(model, LoraConfig, anatomy, **lora_config_kwargs(settings, model))
+    model = wrap_with_peft(model, LoraConfig, anatomy, **lora_config_kwargs(settings, model))
+    speed_up_lora_dropout(model)
+    return model
 
 
 register(MethodSpec("lora", LoraSettings, apply_lora, "adapter", "low-rank adapters + head"))

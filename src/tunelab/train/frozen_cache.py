@@ -12,7 +12,7 @@ step), hence written here.
 The cache is computed in eval mode: dropout inside the frozen blocks is off (SmolLM2 and
 Llama have none, so training is then exactly the same computation)."""
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import torch
 from torch import nn
@@ -70,6 +70,10 @@ def parent_and_name(root: nn.Module, path: str) -> tuple[nn.Module, str]:
     return (root.get_submodule(parent) if parent else root), name
 
 
+class ReachedBoundary(Exception):
+    """Stops the caching forward pass at the first trainable block."""
+
+
 @torch.no_grad()
 def boundary_states(model, examples: list[dict], boundary: int, collate, batch_size: int):
     """Each row's hidden states entering block `boundary` (the first trainable one)."""
@@ -80,6 +84,7 @@ def boundary_states(model, examples: list[dict], boundary: int, collate, batch_s
 
     def keep(module, args, output):
         captured["states"] = output[0] if isinstance(output, tuple) else output
+        raise ReachedBoundary  # the trainable blocks above have nothing to give the cache
 
     handle = hook_block.register_forward_hook(keep)
     was_training, states = model.training, [None] * len(examples)
@@ -90,7 +95,8 @@ def boundary_states(model, examples: list[dict], boundary: int, collate, batch_s
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = collate([{"input_ids": examples[i]["input_ids"]} for i in chunk])
-            backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            with suppress(ReachedBoundary):
+                backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             for j, i in enumerate(chunk):
                 states[i] = captured["states"][j, : len(examples[i]["input_ids"])].clone()
     finally:

@@ -135,7 +135,7 @@ class Trainer:
                 self.tokenizer,
                 self.config.batch_size,
                 shuffle=True,
-                group_by_length=self.config.group_by_length,
+                group_by_length=self.config.group_by_length is not False,  # None: on
                 seed=self.config.seed + epoch,
                 collate=self.collate,
             )

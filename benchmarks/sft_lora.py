@@ -1,0 +1,168 @@
+"""Benchmark cases (c) and (d): SFT with LoRA, or QLoRA (4-bit NF4 base), on smollm2-135m and
+the instruction data (`configs/rlhf_smollm2_sft.yaml`: chat template, loss on the answers).
+
+Baseline: what the Hugging Face docs do: `Trainer` + `TrainingArguments` + PEFT, the standard
+dynamic-padding collator (`DataCollatorForSeq2Seq`, labels padded with -100), random batches and
+the model's own loss (full-vocabulary logits at every position). For QLoRA the same
+`BitsAndBytesConfig` and `prepare_model_for_kbit_training` as tunelab. Both sides train on the
+same encoded rows (tunelab's data stage), split, hyperparameters and epochs; both are scored by
+the same held-out perplexity.
+
+    python benchmarks/sft_lora.py                    # case (c): LoRA
+    python benchmarks/sft_lora.py --method qlora     # case (d): QLoRA
+    python benchmarks/sft_lora.py --table            # print the last result again
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import (
+    RESULTS,
+    emit_side,
+    matmul_peak_gflops,
+    parameter_count,
+    print_table,
+    run_side,
+    time_to_reach,
+    write_result,
+)
+from sides import EpochClock, run_tunelab
+
+CONFIG = HERE.parent / "configs" / "rlhf_smollm2_sft.yaml"
+
+
+def overrides(args) -> list[str]:
+    return [
+        f"method.name={args.method}",
+        f"train.epochs={args.epochs}",
+        f"data.limit_train={args.limit_train}",
+        "eval.generate_limit=1",  # perplexity is the score here; generation is not timed work
+    ]
+
+
+def load_baseline_model(config, path: str):
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.methods.qlora import quantization_options
+
+    quantized = config.method.name == "qlora"
+    options = quantization_options(config.method) if quantized else {}
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **options)
+    if quantized:
+        from tunelab.models.loader import keep_4bit_weights_trainable
+
+        keep_4bit_weights_trainable(model)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    settings = config.method  # the config's all-linear, r, alpha and dropout, as tunelab's run
+    lora = LoraConfig(task_type="CAUSAL_LM", r=settings.r, lora_alpha=settings.alpha,
+                      lora_dropout=settings.dropout, target_modules=settings.target_modules)  # fmt: skip
+    return get_peft_model(model, lora)
+
+
+def run_baseline(args) -> dict:
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from tunelab.config import load_config
+    from tunelab.evaluate_lm import perplexity
+    from tunelab.models.embedded import resolve_model
+    from tunelab.models.loader import load_tokenizer
+    from tunelab.pipeline_lm import prepare_data
+
+    started = time.perf_counter()
+    config = load_config(CONFIG, overrides(args))
+    path = resolve_model(config.model.name)
+    tokenizer = load_tokenizer(path)
+    data = prepare_data(config, tokenizer)  # the same encoded rows, labels and split
+    model = load_baseline_model(config, path)
+    val_loss = []
+
+    def validate():  # the same perplexity function as tunelab's; its time is not training
+        val_loss.append(perplexity(model, data.encoded["val"], tokenizer, 8)["loss"])
+
+    clock = EpochClock(after_epoch=validate)
+    rows = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in data.encoded["train"]]
+    train = Dataset.from_list(rows)
+    training = TrainingArguments(
+        output_dir=tempfile.mkdtemp(), num_train_epochs=config.train.epochs,
+        per_device_train_batch_size=config.train.batch_size, learning_rate=config.train.lr,
+        weight_decay=config.train.weight_decay, lr_scheduler_type=config.train.scheduler,
+        warmup_steps=config.train.warmup_ratio, save_strategy="no", report_to="none",
+        use_cpu=True, seed=config.train.seed, disable_tqdm=True, remove_unused_columns=False,
+    )  # fmt: skip
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+    trainer = Trainer(model=model, args=training, train_dataset=train, data_collator=collator,
+                      callbacks=[clock.callback])  # fmt: skip
+    trainer.train()
+    test = perplexity(model, data.encoded["test"], tokenizer, 8)
+    return {
+        "wall_s": time.perf_counter() - started,
+        "train_s": clock.marks[-1],
+        "epoch_end_s": clock.marks,
+        "val_loss": val_loss,
+        "real_train_tokens": sum(len(e["input_ids"]) for e in data.encoded["train"])
+        * config.train.epochs,
+        "test_value": test["perplexity"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--side", choices=["baseline", "tunelab"])
+    parser.add_argument("--method", choices=["lora", "qlora"], default="lora")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--limit-train", type=int, default=160)
+    parser.add_argument("--table", action="store_true", help="Print the last result again.")
+    args = parser.parse_args()
+    name = f"sft_{args.method}"
+    if args.table:
+        print_table(json.loads((RESULTS / f"{name}.json").read_text()))
+        return
+    if args.side:
+        emit_side(
+            run_baseline(args)
+            if args.side == "baseline"
+            else run_tunelab(CONFIG, overrides(args), lambda summary, after: after["perplexity"])
+        )
+        return
+    from tunelab.models.embedded import resolve_model
+
+    resolve_model("smollm2-135m")  # warm-up: the conversion and file cache are not timed
+    peak = matmul_peak_gflops()
+    argv = [
+        "--method",
+        args.method,
+        "--epochs",
+        str(args.epochs),
+        "--limit-train",
+        str(args.limit_train),
+    ]
+    results = {side: run_side(__file__, side, argv) for side in ("baseline", "tunelab")}
+    target = results["baseline"]["val_loss"][-1]
+    flops_per_token = 4 * parameter_count(
+        "smollm2-135m"
+    )  # LoRA: forward 2N + backward to the inputs 2N
+    for r in results.values():
+        r["time_to_baseline_val_s"] = time_to_reach(
+            r["epoch_end_s"], r["val_loss"], target, lower_is_better=True
+        )
+        r["tokens_per_s"] = r["real_train_tokens"] / r["train_s"]
+        r["mfu"] = flops_per_token * r["tokens_per_s"] / (peak * 1e9)
+    case = "c: SFT LoRA" if args.method == "lora" else "d: SFT QLoRA (4-bit NF4 base)"
+    report = {"case": f"{case}, smollm2-135m, instruction data", "epochs": args.epochs,
+              "limit_train": args.limit_train, "matmul_peak_gflops": peak,
+              "test_metric": "test perplexity", "val_metric": "val loss", **results}  # fmt: skip
+    write_result(report, name)
+
+
+if __name__ == "__main__":
+    main()
