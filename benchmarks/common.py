@@ -1,6 +1,7 @@
 """What every benchmark case shares: the machine's matmul peak, FLOP counts, running each side
 in its own process, the table and the JSON result."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -71,6 +72,34 @@ def emit_side(figures: dict) -> None:
 
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(figures))
+
+
+def case_parser(epochs: int, limit_train: int) -> argparse.ArgumentParser:
+    """The arguments every case takes; --side is how run_side starts one side."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--side", choices=["baseline", "tunelab"])
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--limit-train", type=int, default=limit_train)
+    parser.add_argument("--table", action="store_true", help="Print the last result again.")
+    return parser
+
+
+def compare_sides(script: str, argv: list[str], model_name: str, val_key: str, flops_per_token) -> dict:  # fmt: skip
+    """Warm up, measure the matmul peak, run the baseline then tunelab, and derive the columns.
+    flops_per_token(side) -> model FLOPs per real training token on that side."""
+    from tunelab.models.embedded import resolve_model
+
+    resolve_model(model_name)  # warm-up: the conversion and file cache are not timed
+    peak = matmul_peak_gflops()
+    results = {side: run_side(script, side, argv) for side in ("baseline", "tunelab")}
+    target = results["baseline"][val_key][-1]
+    for side, r in results.items():
+        r["time_to_baseline_val_s"] = time_to_reach(
+            r["epoch_end_s"], r[val_key], target, lower_is_better=val_key == "val_loss"
+        )
+        r["tokens_per_s"] = r["real_train_tokens"] / r["train_s"]
+        r["mfu"] = flops_per_token(side) * r["tokens_per_s"] / (peak * 1e9)
+    return {"matmul_peak_gflops": peak, **results}
 
 
 def write_result(report: dict, name: str) -> Path:

@@ -14,7 +14,6 @@ BERT's pooler (in a first run, 800 rows x 2 epochs, both sides with CLS pooling 
     python benchmarks/imdb_lora.py --table           # print the last result again
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,12 +23,11 @@ sys.path.insert(0, str(HERE))
 
 from common import (
     RESULTS,
+    case_parser,
+    compare_sides,
     emit_side,
-    matmul_peak_gflops,
     parameter_count,
     print_table,
-    run_side,
-    time_to_reach,
     write_result,
 )
 from sides import run_trainer_classify, run_tunelab
@@ -65,37 +63,17 @@ def run_side_here(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--side", choices=["baseline", "tunelab"])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--limit-train", type=int, default=400)
-    parser.add_argument("--table", action="store_true", help="Print the last result again.")
-    args = parser.parse_args()
+    args = case_parser(epochs=2, limit_train=400).parse_args()
     if args.table:
         print_table(json.loads((RESULTS / "imdb_lora.json").read_text()))
-        return
-    if args.side:
+    elif args.side:
         emit_side(run_side_here(args))
-        return
-    from tunelab.models.embedded import resolve_model
-
-    resolve_model("minilm-l6")  # warm-up: the file cache is not timed
-    peak = matmul_peak_gflops()
-    argv = ["--epochs", str(args.epochs), "--limit-train", str(args.limit_train)]
-    results = {name: run_side(__file__, name, argv) for name in ("baseline", "tunelab")}
-    target = results["baseline"]["val_accuracy"][-1]
-    flops_per_token = 4 * parameter_count(
-        "minilm-l6"
-    )  # LoRA: forward 2N + backward to the inputs 2N
-    for r in results.values():
-        r["time_to_baseline_val_s"] = time_to_reach(
-            r["epoch_end_s"], r["val_accuracy"], target, lower_is_better=False
-        )
-        r["tokens_per_s"] = r["real_train_tokens"] / r["train_s"]
-        r["mfu"] = flops_per_token * r["tokens_per_s"] / (peak * 1e9)
-    report = {"case": "b: seed-001 IMDb, all-MiniLM-L6-v2, LoRA (query)", "epochs": args.epochs,
-              "limit_train": args.limit_train, "matmul_peak_gflops": peak, **results}  # fmt: skip
-    write_result(report, "imdb_lora")
+    else:
+        argv = ["--epochs", str(args.epochs), "--limit-train", str(args.limit_train)]
+        lora = 4 * parameter_count("minilm-l6")  # forward 2N + backward to the inputs 2N
+        report = compare_sides(__file__, argv, "minilm-l6", "val_accuracy", lambda side: lora)
+        case = "b: seed-001 IMDb, all-MiniLM-L6-v2, LoRA (query)"
+        write_result({"case": case, **vars(args), **report}, "imdb_lora")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ the same held-out perplexity.
     python benchmarks/sft_lora.py --table            # print the last result again
 """
 
-import argparse
 import json
 import sys
 import tempfile
@@ -25,12 +24,11 @@ sys.path.insert(0, str(HERE))
 
 from common import (
     RESULTS,
+    case_parser,
+    compare_sides,
     emit_side,
-    matmul_peak_gflops,
     parameter_count,
     print_table,
-    run_side,
-    time_to_reach,
     write_result,
 )
 from sides import EpochClock, run_tunelab
@@ -70,7 +68,7 @@ def load_baseline_model(config, path: str):
 
 def run_baseline(args) -> dict:
     from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
 
     from tunelab.config import load_config
     from tunelab.evaluate_lm import perplexity
@@ -83,6 +81,7 @@ def run_baseline(args) -> dict:
     path = resolve_model(config.model.name)
     tokenizer = load_tokenizer(path)
     data = prepare_data(config, tokenizer)  # the same encoded rows, labels and split
+    set_seed(config.train.seed)  # as tunelab does before loading: LoRA starts the same
     model = load_baseline_model(config, path)
     val_loss = []
 
@@ -115,53 +114,29 @@ def run_baseline(args) -> dict:
     }
 
 
+def run_side_here(args) -> dict:
+    if args.side == "baseline":
+        return run_baseline(args)
+    return run_tunelab(CONFIG, overrides(args), lambda summary, after: after["perplexity"])
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--side", choices=["baseline", "tunelab"])
+    parser = case_parser(epochs=2, limit_train=160)
     parser.add_argument("--method", choices=["lora", "qlora"], default="lora")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--limit-train", type=int, default=160)
-    parser.add_argument("--table", action="store_true", help="Print the last result again.")
     args = parser.parse_args()
     name = f"sft_{args.method}"
     if args.table:
         print_table(json.loads((RESULTS / f"{name}.json").read_text()))
-        return
-    if args.side:
-        emit_side(
-            run_baseline(args)
-            if args.side == "baseline"
-            else run_tunelab(CONFIG, overrides(args), lambda summary, after: after["perplexity"])
-        )
-        return
-    from tunelab.models.embedded import resolve_model
-
-    resolve_model("smollm2-135m")  # warm-up: the conversion and file cache are not timed
-    peak = matmul_peak_gflops()
-    argv = [
-        "--method",
-        args.method,
-        "--epochs",
-        str(args.epochs),
-        "--limit-train",
-        str(args.limit_train),
-    ]
-    results = {side: run_side(__file__, side, argv) for side in ("baseline", "tunelab")}
-    target = results["baseline"]["val_loss"][-1]
-    flops_per_token = 4 * parameter_count(
-        "smollm2-135m"
-    )  # LoRA: forward 2N + backward to the inputs 2N
-    for r in results.values():
-        r["time_to_baseline_val_s"] = time_to_reach(
-            r["epoch_end_s"], r["val_loss"], target, lower_is_better=True
-        )
-        r["tokens_per_s"] = r["real_train_tokens"] / r["train_s"]
-        r["mfu"] = flops_per_token * r["tokens_per_s"] / (peak * 1e9)
-    case = "c: SFT LoRA" if args.method == "lora" else "d: SFT QLoRA (4-bit NF4 base)"
-    report = {"case": f"{case}, smollm2-135m, instruction data", "epochs": args.epochs,
-              "limit_train": args.limit_train, "matmul_peak_gflops": peak,
-              "test_metric": "test perplexity", "val_metric": "val loss", **results}  # fmt: skip
-    write_result(report, name)
+    elif args.side:
+        emit_side(run_side_here(args))
+    else:
+        argv = ["--method", args.method, "--epochs", str(args.epochs), "--limit-train", str(args.limit_train)]  # fmt: skip
+        lora = 4 * parameter_count("smollm2-135m")  # forward 2N + backward to the inputs 2N
+        report = compare_sides(__file__, argv, "smollm2-135m", "val_loss", lambda side: lora)
+        case = "c: SFT LoRA" if args.method == "lora" else "d: SFT QLoRA (4-bit NF4 base)"
+        report = {"case": f"{case}, smollm2-135m, instruction data", **vars(args), **report,
+                  "test_metric": "test perplexity", "val_metric": "val loss"}  # fmt: skip
+        write_result(report, name)
 
 
 if __name__ == "__main__":

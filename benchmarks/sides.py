@@ -70,7 +70,7 @@ def run_trainer_classify(config_path: Path, overrides: list[str], build_model: C
     build_model(path, labels, tokenizer) -> the model with its trainable parameters set."""
     import numpy as np
     from datasets import Dataset
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
     from tunelab.config import load_config
     from tunelab.data.prepare import prepare_splits
@@ -105,6 +105,8 @@ def run_trainer_classify(config_path: Path, overrides: list[str], build_model: C
         }
 
     clock = EpochClock()
+    set_seed(config.train.seed)  # as tunelab does before loading: the new head starts the same
+    model = build_model(path, labels, tokenizer)
     training = TrainingArguments(
         output_dir=tempfile.mkdtemp(), num_train_epochs=config.train.epochs,
         per_device_train_batch_size=config.train.batch_size, per_device_eval_batch_size=32,
@@ -113,7 +115,7 @@ def run_trainer_classify(config_path: Path, overrides: list[str], build_model: C
     )  # fmt: skip
     train = dataset(splits.train)
     trainer = Trainer(
-        model=build_model(path, labels, tokenizer), args=training, train_dataset=train,
+        model=model, args=training, train_dataset=train,
         eval_dataset=dataset(splits.val), compute_metrics=accuracy, callbacks=[clock.callback],
         data_collator=None if pad_to_longest else DataCollatorWithPadding(tokenizer),
     )  # fmt: skip

@@ -12,7 +12,6 @@ Each side runs in its own process (its peak RSS is its own), one after the other
 warm-up that loads the model once; the machine's fp32 matmul peak is measured in the same run.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,12 +21,11 @@ sys.path.insert(0, str(HERE))
 
 from common import (
     RESULTS,
+    case_parser,
+    compare_sides,
     emit_side,
     flops_per_token_freeze,
-    matmul_peak_gflops,
     print_table,
-    run_side,
-    time_to_reach,
     write_result,
 )
 from sides import run_trainer_classify, run_tunelab
@@ -65,35 +63,20 @@ def run_side_here(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--side", choices=["baseline", "tunelab"])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--limit-train", type=int, default=10_000)
-    parser.add_argument("--table", action="store_true", help="Print the last result again.")
-    args = parser.parse_args()
+    args = case_parser(epochs=4, limit_train=10_000).parse_args()
     if args.table:
         print_table(json.loads((RESULTS / "spam_freeze.json").read_text()))
-        return
-    if args.side:
+    elif args.side:
         emit_side(run_side_here(args))
-        return
-    from tunelab.models.embedded import resolve_model
+    else:
+        argv = ["--epochs", str(args.epochs), "--limit-train", str(args.limit_train)]
 
-    resolve_model("smollm2-135m")  # warm-up: the conversion and file cache are not timed
-    peak = matmul_peak_gflops()
-    argv = ["--epochs", str(args.epochs), "--limit-train", str(args.limit_train)]
-    results = {name: run_side(__file__, name, argv) for name in ("baseline", "tunelab")}
-    target = results["baseline"]["val_accuracy"][-1]
-    for name, r in results.items():
-        r["time_to_baseline_val_s"] = time_to_reach(
-            r["epoch_end_s"], r["val_accuracy"], target, lower_is_better=False
-        )
-        r["tokens_per_s"] = r["real_train_tokens"] / r["train_s"]
-        flops = flops_per_token_freeze(name == "tunelab", args.epochs) * r["real_train_tokens"]
-        r["mfu"] = flops / r["train_s"] / (peak * 1e9)
-    report = {"case": "a: seed-000 spam, smollm2-135m, freeze k=1", "epochs": args.epochs,
-              "limit_train": args.limit_train, "matmul_peak_gflops": peak, **results}  # fmt: skip
-    write_result(report, "spam_freeze")
+        def flops(side):  # tunelab runs the frozen blocks once in all
+            return flops_per_token_freeze(side == "tunelab", args.epochs)
+
+        report = compare_sides(__file__, argv, "smollm2-135m", "val_accuracy", flops)
+        case = "a: seed-000 spam, smollm2-135m, freeze k=1"
+        write_result({"case": case, **vars(args), **report}, "spam_freeze")
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ CONTRACT = [
 @pytest.fixture(scope="module")
 def lora_run(model_dirs, toy_csv, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "lora"
-    # The real stories260K weights: LoRA on a pretrained model, as users run it.
-    train_tiny(
-        model_dirs["stories260K"], toy_csv, run_dir, "lora", ["train.lr=0.01", "train.epochs=5"]
-    )
+    # The real stories260K weights: LoRA on a pretrained model, as users run it (on every linear
+    # layer: on the query projections alone one seed in three stayed under 0.9 in 5 epochs).
+    extra = ["train.lr=0.01", "train.epochs=5", "method.target_modules=all-linear"]
+    train_tiny(model_dirs["stories260K"], toy_csv, run_dir, "lora", extra)
     return run_dir
 
 
