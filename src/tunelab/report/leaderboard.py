@@ -3,10 +3,7 @@
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from tunelab.report.plots import plt
 
 # (key, title, format); a column shows when some row has a value for it.
 COLUMNS = [

@@ -2,10 +2,21 @@
 
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
+class LazyPyplot:
+    """matplotlib.pyplot, imported when the first plot is drawn: a training process then holds
+    its 24 MB only after training, when the report is written (peak RSS, docs/performance.md)."""
+
+    def __getattr__(self, name: str):
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only; no display on servers
+        import matplotlib.pyplot
+
+        return getattr(matplotlib.pyplot, name)
+
+
+plt = LazyPyplot()
 
 
 def per_epoch(ax, history: list[dict], key: str, color: str, label: str, style: str = "o-"):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import TASKS, Task
@@ -18,6 +17,9 @@ def classification_loss(model: torch.nn.Module, batch: dict) -> tuple[torch.Tens
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
+    # imported here: scikit-learn's 37 MB then load after the evaluation's activations are freed
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     predicted = probs.argmax(axis=1)
     ids = list(range(len(names)))
     precision, recall, f1, support = precision_recall_fscore_support(
