@@ -188,7 +188,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, _, value = item.partition("=")
         method = raw.get("method")
         if key == "method.name" and isinstance(method, dict) and method.get("name") != value:
-            raw["method"] = {k: v for k, v in method.items() if k in settings_fields(value)}
+            shared = settings_fields(value)
+            raw["method"] = {k: v for k, v in method.items() if k in shared}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:

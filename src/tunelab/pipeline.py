@@ -112,9 +112,9 @@ def train_model(
         def validate(model):
             return evaluate(model, task, val, labels, tokenizer, batch, accelerator)
 
-        train_config = config.train
-        if train_config.group_by_length is None:
-            train_config = train_config.model_copy(update={"group_by_length": not cached})
+        train_config = config.train  # unset group_by_length means on (the loop's default)...
+        if cached and train_config.group_by_length is None:  # ...but random batches when cached
+            train_config = train_config.model_copy(update={"group_by_length": False})
         trainer = Trainer(model, task, tokenizer, train_config, accelerator, run_dir, validate)
         return trainer.fit(train, resume)
 

@@ -3,15 +3,13 @@
 from typing import Literal
 
 import torch
-from peft import LoraConfig, prepare_model_for_kbit_training
+from peft import prepare_model_for_kbit_training
 from pydantic import Field
 from torch import nn
 from transformers import BitsAndBytesConfig
 
 from tunelab.methods.base import MethodSpec, register
-from tunelab.methods.fast_dropout import speed_up_lora_dropout
-from tunelab.methods.lora import LoraSettings, lora_config_kwargs
-from tunelab.methods.peft_common import wrap_with_peft
+from tunelab.methods.lora import LoraSettings, apply_lora
 from tunelab.models.anatomy import Anatomy
 
 # Heads stay in full precision: a classifier's are new and train in full; a causal LM's
@@ -47,9 +45,7 @@ def quantization_options(settings: QLoraSettings) -> dict:
 def apply_qlora(model: nn.Module, settings: QLoraSettings, anatomy: Anatomy) -> nn.Module:
     # Gradient checkpointing would trade speed for memory this model size does not need.
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    model = wrap_with_peft(model, LoraConfig, anatomy, **lora_config_kwargs(settings, model))
-    speed_up_lora_dropout(model)
-    return model
+    return apply_lora(model, settings, anatomy)
 
 
 register(

@@ -66,7 +66,7 @@ def labelled_token_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
         logits = model(**inputs).logits
     if not predicting.any():  # nothing to learn from in this batch: a zero that keeps the graph
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), targets[targets != IGNORE])
+    return F.cross_entropy(logits.float(), targets[predicting[:, :-1]])
 
 
 def causal_lm_loss(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, None]:
