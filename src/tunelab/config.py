@@ -106,7 +106,14 @@ class TaskConfig(StrictModel):
 class TrainConfig(StrictModel):
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(8, ge=1, description="Global batch size (over all processes).")
-    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    grad_accum: int = Field(1, ge=1, description="Batches per optimizer step.")
+    micro_batch_tokens: int | None = Field(
+        1024,
+        ge=1,
+        description="Run a batch over this many padded tokens (rows x length) as micro-batches "
+        "of whole rows whose gradients add up to the batch's: the same update, far less memory "
+        "and, on CPU, less time for long rows. null: whole batches.",
+    )
     lr: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.1, ge=0)
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"

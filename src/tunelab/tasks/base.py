@@ -23,6 +23,9 @@ class Task:
     # preference: trained on chosen/rejected pairs by TRL's trainers.
     model_kind: Literal["classifier", "causal_lm", "preference"] = "classifier"
     metrics: MetricsFn | None = None  # classifier: (true ids, probabilities, names) -> metrics
+    # what compute_loss's mean is over in a batch (rows, or labelled tokens): the weights that
+    # make micro-batches add up to the batch (train/micro_batches.py)
+    loss_units: Callable[[dict], int] = lambda batch: len(batch["input_ids"])
 
 
 TASKS: Registry[Task] = Registry("task")

@@ -71,3 +71,8 @@ def labelled_token_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
 
 def causal_lm_loss(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, None]:
     return labelled_token_loss(model, batch), None
+
+
+def labelled_targets(batch: dict) -> int:
+    """What labelled_token_loss averages over: the labelled next tokens."""
+    return int((batch["labels"][:, 1:] != IGNORE).sum())

@@ -5,6 +5,7 @@ code runs in one process or N data-parallel ones (torchrun)."""
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tunelab.errors import TunelabError
 from tunelab.tasks.base import Task
 from tunelab.train.checkpoint import is_complete, load_checkpoint, save_checkpoint
 from tunelab.train.metrics_log import MetricsLog
+from tunelab.train.micro_batches import micro_batches
 from tunelab.train.progress import training_progress
 
 
@@ -150,8 +152,7 @@ class Trainer:
             if self.out_of_time():
                 break
             with self.acc.accumulate(self.model):
-                loss, correct = self.task.compute_loss(self.model, batch)
-                self.acc.backward(loss)
+                loss, correct = self.loss_and_backward(batch)
                 if self.acc.sync_gradients and self.config.max_grad_norm:
                     self.acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
                 self.optimizer.step()
@@ -191,6 +192,28 @@ class Trainer:
         if not totals[1].isnan():  # only tasks that predict a class count correct rows
             record["train_accuracy"] = (totals[1] / totals[2]).item()
         return record
+
+    def loss_and_backward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's mean loss and its gradients, micro-batch by micro-batch when the batch is
+        over train.micro_batch_tokens: each one's loss weighted by its share of the loss units."""
+        parts = micro_batches(batch, self.config.micro_batch_tokens)
+        if len(parts) == 1:
+            loss, correct = self.task.compute_loss(self.model, batch)
+            self.acc.backward(loss)
+            return loss, correct
+        units = [self.task.loss_units(part) for part in parts]
+        weights = [u / sum(units) if sum(units) else 1 / len(parts) for u in units]
+        losses, corrects = [], []
+        for i, (part, weight) in enumerate(zip(parts, weights, strict=True)):
+            # data-parallel processes exchange gradients once, after the last micro-batch
+            last = i == len(parts) - 1
+            with nullcontext() if last else self.acc.no_sync(self.model):
+                loss, correct = self.task.compute_loss(self.model, part)
+                self.acc.backward(loss * weight)
+            losses.append(loss.detach() * weight)
+            corrects.append(correct)
+        correct = None if corrects[0] is None else torch.stack(corrects).sum()
+        return torch.stack(losses).sum(), correct
 
     def out_of_time(self) -> bool:
         limit = self.config.max_minutes
