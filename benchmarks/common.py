@@ -121,12 +121,15 @@ def print_table(report: dict) -> None:
         ("peak RSS (MB)", "peak_rss_mb", "{:,.0f}"),
         (test, "test_value", "{:.4f}"),
         ("MFU (real tokens)", "mfu", "{:.1%}"),
+        ("MFU (useful FLOPs only)", "mfu_useful", "{:.1%}"),
     ]
     base, ours = report["baseline"], report["tunelab"]
     print(f"\n{report['case']}  (fp32 matmul peak {report['matmul_peak_gflops']:.0f} GFLOP/s)")
     print(f"{'':40} {'baseline':>12} {'tunelab':>12} {'ratio':>8}")
     for title, key, fmt in rows:
         b, t = base.get(key), ours.get(key)
+        if b is None and t is None:
+            continue  # a column this case does not have
         cells = [fmt.format(v) if v is not None else "-" for v in (b, t)]
         # speed-up: baseline time / tunelab time, or tunelab rate / baseline rate
         if b and t and key in ("wall_s", "train_s", "time_to_baseline_val_s"):

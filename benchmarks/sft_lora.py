@@ -10,6 +10,7 @@ the same held-out perplexity.
 
     python benchmarks/sft_lora.py                    # case (c): LoRA
     python benchmarks/sft_lora.py --method qlora     # case (d): QLoRA
+    python benchmarks/sft_lora.py --seed 7           # another seed on both sides (sft_lora_seed7.json)
     python benchmarks/sft_lora.py --table            # print the last result again
 """
 
@@ -27,6 +28,7 @@ from common import (
     case_parser,
     compare_sides,
     emit_side,
+    meta_backbone,
     parameter_count,
     print_table,
     write_result,
@@ -42,6 +44,7 @@ def overrides(args) -> list[str]:
         f"train.epochs={args.epochs}",
         f"data.limit_train={args.limit_train}",
         "eval.generate_limit=1",  # perplexity is the score here; generation is not timed work
+        *([f"train.seed={args.seed}"] if args.seed is not None else []),  # both sides' seed
     ]
 
 
@@ -114,6 +117,27 @@ def run_baseline(args) -> dict:
     }
 
 
+def labelled_share(args) -> float:
+    """Of the training rows' real tokens, the share whose next token is labelled (the answers)."""
+    from tunelab.config import load_config
+    from tunelab.models.embedded import resolve_model
+    from tunelab.models.loader import load_tokenizer
+    from tunelab.pipeline_lm import prepare_data
+
+    config = load_config(CONFIG, overrides(args))
+    rows = prepare_data(config, load_tokenizer(resolve_model(config.model.name))).encoded["train"]
+    labelled = sum(sum(t != -100 for t in e["labels"][1:]) for e in rows)
+    return labelled / sum(len(e["input_ids"]) for e in rows)
+
+
+def useful_flops_per_token(args) -> float:
+    """4N per token, but the vocabulary projection (V x d of N) only where a label is: what the
+    loss needs. The baseline computes it at every position; that work is not counted as useful."""
+    backbone = meta_backbone("smollm2-135m")
+    vocab = backbone.get_input_embeddings().weight.numel()  # tied: the output layer's V x d
+    return 4 * (parameter_count("smollm2-135m") - vocab) + 4 * vocab * labelled_share(args)
+
+
 def run_side_here(args) -> dict:
     if args.side == "baseline":
         return run_baseline(args)
@@ -123,16 +147,21 @@ def run_side_here(args) -> dict:
 def main() -> None:
     parser = case_parser(epochs=2, limit_train=160)
     parser.add_argument("--method", choices=["lora", "qlora"], default="lora")
+    parser.add_argument("--seed", type=int, help="Another seed than the config's, on both sides.")
     args = parser.parse_args()
-    name = f"sft_{args.method}"
+    name = f"sft_{args.method}" + (f"_seed{args.seed}" if args.seed is not None else "")
     if args.table:
         print_table(json.loads((RESULTS / f"{name}.json").read_text()))
     elif args.side:
         emit_side(run_side_here(args))
     else:
         argv = ["--method", args.method, "--epochs", str(args.epochs), "--limit-train", str(args.limit_train)]  # fmt: skip
+        argv += ["--seed", str(args.seed)] if args.seed is not None else []
         lora = 4 * parameter_count("smollm2-135m")  # forward 2N + backward to the inputs 2N
         report = compare_sides(__file__, argv, "smollm2-135m", "val_loss", lambda side: lora)
+        useful = useful_flops_per_token(args)
+        for side in ("baseline", "tunelab"):
+            report[side]["mfu_useful"] = report[side]["mfu"] * useful / lora
         case = "c: SFT LoRA" if args.method == "lora" else "d: SFT QLoRA (4-bit NF4 base)"
         report = {"case": f"{case}, smollm2-135m, instruction data", **vars(args), **report,
                   "test_metric": "test perplexity", "val_metric": "val loss"}  # fmt: skip

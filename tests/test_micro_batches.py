@@ -55,3 +55,22 @@ def test_sft_trains_the_same_in_micro_batches(tmp_path):
         runs[budget] = epochs(tmp_path / budget / "run")
     for a, b in zip(runs["40"], runs["null"], strict=True):
         assert a == pytest.approx(b, abs=1e-3)  # float sums in another order, through Adam
+
+
+def test_evaluation_and_the_frozen_cache_give_the_same_figures_in_slices(
+    model_dirs, toy_csv, tmp_path, monkeypatch
+):
+    import tunelab.evaluate
+    import tunelab.train.frozen_cache
+
+    def run_freeze(name):
+        summary = train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / name, "freeze", ["method.k=1"])  # fmt: skip
+        return epochs(tmp_path / name), summary["test_accuracy_after"]
+
+    whole = run_freeze("whole")
+    for module in (tunelab.evaluate, tunelab.train.frozen_cache):  # forward passes of 1-2 rows
+        monkeypatch.setattr(module, "FORWARD_TOKENS", 24)
+    (sliced, accuracy) = run_freeze("sliced")
+    assert accuracy == whole[1]
+    for a, b in zip(sliced, whole[0], strict=True):
+        assert a == pytest.approx(b, abs=1e-5)

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, model_validator
 from tunelab.errors import TunelabError
 from tunelab.methods import METHODS
 from tunelab.settings import StrictModel
+from tunelab.train.micro_batches import MICRO_BATCH_TOKENS
 
 BUILTIN_SPAM = "builtin:sms_spam"
 
@@ -108,7 +109,7 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(8, ge=1, description="Global batch size (over all processes).")
     grad_accum: int = Field(1, ge=1, description="Batches per optimizer step.")
     micro_batch_tokens: int | None = Field(
-        1024,
+        MICRO_BATCH_TOKENS,
         ge=1,
         description="Run a batch over this many padded tokens (rows x length) as micro-batches "
         "of whole rows whose gradients add up to the batch's: the same update, far less memory "

@@ -7,6 +7,11 @@ from transformers import PreTrainedTokenizerBase
 
 from tunelab.data.encode import make_loader
 from tunelab.tasks.base import Task
+from tunelab.train.micro_batches import FORWARD_TOKENS, micro_batches
+
+
+def inputs_of(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k != "labels"}
 
 
 @torch.no_grad()
@@ -27,7 +32,8 @@ def predict(
     model.eval()
     chunks, labels = [], []
     for batch in loader:
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+        parts = micro_batches(batch, FORWARD_TOKENS)  # the same logits, less memory held
+        logits = torch.cat([model(**inputs_of(part)).logits.float() for part in parts])
         if accelerator is not None:
             logits, batch_labels = accelerator.gather_for_metrics((logits, batch["labels"]))
         else:

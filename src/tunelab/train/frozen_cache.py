@@ -12,6 +12,7 @@ step), hence written here.
 The cache is computed in eval mode: dropout inside the frozen blocks is off (SmolLM2 and
 Llama have none, so training is then exactly the same computation)."""
 
+import itertools
 from contextlib import contextmanager, suppress
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 from tunelab.models.anatomy import find_blocks
+from tunelab.train.micro_batches import FORWARD_TOKENS, micro_batches
 
 
 def first_trainable_block(model: nn.Module) -> int | None:
@@ -87,18 +89,28 @@ def boundary_states(model, examples: list[dict], boundary: int, collate, batch_s
         raise ReachedBoundary  # the trainable blocks above have nothing to give the cache
 
     handle = hook_block.register_forward_hook(keep)
-    was_training, states = model.training, [None] * len(examples)
+    # One block for all rows, each row a view into it: rows cloned one by one would sit in the
+    # heap between the pass's freed activations and pin them (+365 MB held on 550 SMS rows).
+    lengths = [len(e["input_ids"]) for e in examples]
+    offsets = [0, *itertools.accumulate(lengths)]
+    states, was_training = [], model.training
     # Rows of similar length together: almost no padding to compute.
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    order = sorted(range(len(examples)), key=lambda i: lengths[i])
     model.eval()
     try:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = collate([{"input_ids": examples[i]["input_ids"]} for i in chunk])
-            with suppress(ReachedBoundary):
-                backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            for j, i in enumerate(chunk):
-                states[i] = captured["states"][j, : len(examples[i]["input_ids"])].clone()
+            for part in micro_batches(batch, FORWARD_TOKENS):  # less memory held, same states
+                with suppress(ReachedBoundary):
+                    backbone(input_ids=part["input_ids"], attention_mask=part["attention_mask"])
+                found = captured["states"]
+                if not states:  # the first batch tells the width, dtype and device
+                    store = found.new_empty(offsets[-1], found.shape[-1])
+                    states = [store[offsets[i] : offsets[i + 1]] for i in range(len(examples))]
+                rows, chunk = chunk[: len(found)], chunk[len(found) :]
+                for j, i in enumerate(rows):
+                    states[i].copy_(found[j, : lengths[i]])
     finally:
         handle.remove()
         model.train(was_training)
