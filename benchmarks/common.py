@@ -41,6 +41,13 @@ def parameter_count(model_name: str) -> int:
     return sum(p.numel() for p in meta_backbone(model_name).parameters())
 
 
+def embedding_count(model_name: str) -> int:
+    """The lookup tables among N (words, positions, token types): no multiply-adds unless the
+    output layer is tied to the word table, which a classifier does not use."""
+    modules = meta_backbone(model_name).modules()
+    return sum(m.weight.numel() for m in modules if isinstance(m, torch.nn.Embedding))
+
+
 def flops_per_token_freeze(cached: bool, epochs: int) -> float:
     """Per real training token and epoch, freeze k=1: the frozen blocks forward only (2N), the
     top block forward and backward (6N). With the cache the frozen blocks run once in all."""
