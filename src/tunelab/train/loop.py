@@ -202,7 +202,8 @@ class Trainer:
             self.acc.backward(loss)
             return loss, correct
         units = [self.task.loss_units(part) for part in parts]
-        weights = [u / sum(units) if sum(units) else 1 / len(parts) for u in units]
+        total = sum(units)
+        weights = [u / total if total else 1 / len(parts) for u in units]
         losses, corrects = [], []
         for i, (part, weight) in enumerate(zip(parts, weights, strict=True)):
             # data-parallel processes exchange gradients once, after the last micro-batch
