@@ -8,6 +8,7 @@ from torch import nn
 
 from tunelab.methods.base import MethodSpec, register
 from tunelab.methods.fast_dropout import speed_up_lora_dropout
+from tunelab.methods.fused_lora import fuse_lora_layers
 from tunelab.methods.peft_common import wrap_with_peft
 from tunelab.models.anatomy import Anatomy, query_projections
 from tunelab.settings import MethodSettings
@@ -41,6 +42,7 @@ def lora_config_kwargs(settings: LoraSettings, model: nn.Module) -> dict:
 def apply_lora(model: nn.Module, settings: LoraSettings, anatomy: Anatomy) -> nn.Module:
     model = wrap_with_peft(model, LoraConfig, anatomy, **lora_config_kwargs(settings, model))
     speed_up_lora_dropout(model)
+    fuse_lora_layers(model)
     return model
 
 
