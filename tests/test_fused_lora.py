@@ -102,3 +102,19 @@ def test_disabled_adapters_and_eval_run_as_peft(model_dirs):
         torch.testing.assert_close(off, plain(input_ids=tokens).logits)
     torch.testing.assert_close(on, plain(input_ids=tokens).logits, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(on, off)  # the adapter does change the output
+
+
+def test_autocast_runs_peft_path(model_dirs):
+    """bf16 autocast (a GPU's training mode) changes dtypes inside the node: PEFT's path runs."""
+    model = lora_model(model_dirs["stories260K"], 0.2, fused=True)
+    tokens = torch.randint(3, 500, (2, 9), generator=torch.Generator().manual_seed(5))
+    calls = []
+    original = LoraLinear.apply
+    LoraLinear.apply = lambda *args: calls.append(1) or original(*args)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=tokens, labels=tokens).loss
+        loss.backward()
+    finally:
+        LoraLinear.apply = original
+    assert not calls and torch.isfinite(loss)

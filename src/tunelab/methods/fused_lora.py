@@ -8,7 +8,7 @@ the layer's input (one tensor shared by q, k and v) and a one-byte mask, recompu
 input. The mask is drawn as FastDropout draws it, so the numbers are PEFT's with FastDropout
 (tests/test_fused_lora.py). PEFT has no fused path; Unsloth's fused LoRA is CUDA-only.
 Anything else (DoRA, merged or disabled adapters, several active adapters, a bias on the LoRA
-matrices, other base layers) runs PEFT's own forward.
+matrices, other base layers, autocast) runs PEFT's own forward.
 """
 
 import types
@@ -71,8 +71,8 @@ class LoraLinear(torch.autograd.Function):
 
 def fusable_adapter(layer: nn.Module, x: torch.Tensor) -> str | None:
     """The one plain LoRA adapter this layer runs now, if the fused path computes it exactly."""
-    if layer.disable_adapters or layer.merged:
-        return None
+    if layer.disable_adapters or layer.merged or torch.is_autocast_enabled(x.device.type):
+        return None  # autocast (bf16 on a GPU) would change dtypes inside the node: PEFT's path
     active = [name for name in layer.active_adapters if name in layer.lora_A]
     if len(active) != 1 or active[0] in getattr(layer, "lora_variant", {}):  # DoRA and co.
         return None
