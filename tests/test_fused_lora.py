@@ -12,6 +12,14 @@ from tunelab.methods.fused_lora import LoraLinear, fuse_lora_layers
 FOUR_BIT = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
 
 
+@pytest.fixture
+def fused_calls(monkeypatch) -> list:
+    """One entry per call of the fused node while the test runs."""
+    calls, original = [], LoraLinear.apply
+    monkeypatch.setattr(LoraLinear, "apply", lambda *args: calls.append(1) or original(*args))
+    return calls
+
+
 def lora_model(path: str, dropout: float, fused: bool, four_bit: bool = False):
     options = {"quantization_config": FOUR_BIT} if four_bit else {}
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **options)
@@ -81,40 +89,28 @@ def test_keeps_fewer_bytes_for_the_backward(model_dirs):
     assert fused_bytes < 0.85 * peft_bytes  # 0.78 on this model; more LoRA share on larger ones
 
 
-def test_disabled_adapters_and_eval_run_as_peft(model_dirs):
+def test_disabled_adapters_and_eval_run_as_peft(model_dirs, fused_calls):
     """DPO and PPO take the reference model from the policy with its adapter off."""
     path = model_dirs["stories260K"]
     tokens = torch.randint(3, 500, (2, 9), generator=torch.Generator().manual_seed(5))
     plain, fused = lora_model(path, 0.2, fused=False).eval(), lora_model(path, 0.2, fused=True)
-    calls = []
-    original = LoraLinear.apply
-    LoraLinear.apply = lambda *args: calls.append(1) or original(*args)
-    try:
-        with fused.disable_adapter():
-            off = fused(input_ids=tokens).logits
-        assert not calls  # PEFT's own path
-        fused.eval()
-        on = fused(input_ids=tokens).logits
-        assert calls  # fused, without dropout
-    finally:
-        LoraLinear.apply = original
+    with fused.disable_adapter():
+        off = fused(input_ids=tokens).logits
+    assert not fused_calls  # PEFT's own path
+    fused.eval()
+    on = fused(input_ids=tokens).logits
+    assert fused_calls  # fused, without dropout
     with plain.disable_adapter():
         torch.testing.assert_close(off, plain(input_ids=tokens).logits)
     torch.testing.assert_close(on, plain(input_ids=tokens).logits, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(on, off)  # the adapter does change the output
 
 
-def test_autocast_runs_peft_path(model_dirs):
+def test_autocast_runs_peft_path(model_dirs, fused_calls):
     """bf16 autocast (a GPU's training mode) changes dtypes inside the node: PEFT's path runs."""
     model = lora_model(model_dirs["stories260K"], 0.2, fused=True)
     tokens = torch.randint(3, 500, (2, 9), generator=torch.Generator().manual_seed(5))
-    calls = []
-    original = LoraLinear.apply
-    LoraLinear.apply = lambda *args: calls.append(1) or original(*args)
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model(input_ids=tokens, labels=tokens).loss
-        loss.backward()
-    finally:
-        LoraLinear.apply = original
-    assert not calls and torch.isfinite(loss)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(input_ids=tokens, labels=tokens).loss
+    loss.backward()
+    assert not fused_calls and torch.isfinite(loss)

@@ -69,6 +69,12 @@ class LoraLinear(torch.autograd.Function):
         return grad_x, None, grad_a, grad_b, None, None
 
 
+def fusable_base(base: nn.Module) -> bool:
+    """A base layer the node computes exactly: a plain float Linear or a bitsandbytes 4-bit one
+    (an 8-bit one, GPT-2's Conv1D and the rest keep PEFT's forward)."""
+    return type(base) is nn.Linear or is_4bit(base)
+
+
 def fusable_adapter(layer: nn.Module, x: torch.Tensor) -> str | None:
     """The one plain LoRA adapter this layer runs now, if the fused path computes it exactly."""
     if layer.disable_adapters or layer.merged or torch.is_autocast_enabled(x.device.type):
@@ -82,7 +88,7 @@ def fusable_adapter(layer: nn.Module, x: torch.Tensor) -> str | None:
         return None
     if getattr(base.weight, "packing_format_for_cpu", False):  # bitsandbytes' inference layout
         return None
-    if not (type(base) is nn.Linear or is_4bit(base)) or x.dtype != a.weight.dtype:
+    if x.dtype != a.weight.dtype:
         return None
     if is_4bit(base) and base.weight.quant_state.dtype != x.dtype:
         return None
@@ -116,7 +122,8 @@ def fuse_lora_layers(model: nn.Module) -> int:
     changes: adapters save, load and merge as before."""
     fused = 0
     for module in model.modules():
-        if hasattr(module, "lora_A") and isinstance(getattr(module, "base_layer", None), nn.Linear):
+        base = getattr(module, "base_layer", None)
+        if hasattr(module, "lora_A") and isinstance(base, nn.Module) and fusable_base(base):
             module.forward = types.MethodType(fused_forward, module)
             fused += 1
     return fused
