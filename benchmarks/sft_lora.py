@@ -73,17 +73,14 @@ def run_baseline(args) -> dict:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
 
-    from tunelab.config import load_config
-    from tunelab.evaluate_lm import perplexity
-    from tunelab.models.embedded import resolve_model
-    from tunelab.models.loader import load_tokenizer
-    from tunelab.pipeline_lm import prepare_data
+    from tunelab.pipeline import load_config, open_task
+    from tunelab.tasks.generative.evaluate import perplexity
 
     started = time.perf_counter()
     config = load_config(CONFIG, overrides(args))
-    path = resolve_model(config.model.name)
-    tokenizer = load_tokenizer(path)
-    data = prepare_data(config, tokenizer)  # the same encoded rows, labels and split
+    task = open_task(config)  # the same encoded rows, labels and split as tunelab's run
+    task.prepare()
+    path, tokenizer, data = task.run.model_path, task.tokenizer, task.data
     set_seed(config.train.seed)  # as tunelab does before loading: LoRA starts the same
     model = load_baseline_model(config, path)
     val_loss = []
@@ -119,13 +116,11 @@ def run_baseline(args) -> dict:
 
 def labelled_share(args) -> float:
     """Of the training rows' real tokens, the share whose next token is labelled (the answers)."""
-    from tunelab.config import load_config
-    from tunelab.models.embedded import resolve_model
-    from tunelab.models.loader import load_tokenizer
-    from tunelab.pipeline_lm import prepare_data
+    from tunelab.pipeline import load_config, open_task
 
-    config = load_config(CONFIG, overrides(args))
-    rows = prepare_data(config, load_tokenizer(resolve_model(config.model.name))).encoded["train"]
+    task = open_task(load_config(CONFIG, overrides(args)))
+    task.prepare()
+    rows = task.data.encoded["train"]
     labelled = sum(sum(t != -100 for t in e["labels"][1:]) for e in rows)
     return labelled / sum(len(e["input_ids"]) for e in rows)
 

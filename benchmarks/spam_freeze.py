@@ -57,9 +57,7 @@ def build_model(path: str, labels: dict, tokenizer):
 def run_side_here(args) -> dict:
     if args.side == "baseline":
         return run_trainer_classify(CONFIG, overrides(args), build_model, pad_to_longest=True)
-    return run_tunelab(
-        CONFIG, overrides(args), lambda summary, after: summary["test_accuracy_after"]
-    )
+    return run_tunelab(CONFIG, overrides(args), lambda summary, after: summary["score"])
 
 
 def main() -> None:

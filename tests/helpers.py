@@ -5,8 +5,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tunelab.cli import app
-from tunelab.config import load_config
-from tunelab.pipeline import run
+from tunelab.pipeline import load_config, run
 
 FAST_TRAIN = [
     "train.epochs=3",

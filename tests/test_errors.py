@@ -97,7 +97,7 @@ def test_config_schema_prints_json():
 
 
 def test_switching_method_by_override_keeps_only_the_settings_the_new_method_has(write):
-    from tunelab.config import load_config
+    from tunelab.pipeline import load_config
 
     config = write("c.yaml", "method:\n  name: freeze\n  k: 2\n")
     assert load_config(config, ["method.name=lora", "method.r=4"]).method.r == 4

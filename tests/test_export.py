@@ -77,7 +77,7 @@ def test_quantize_measures_int8_and_4bit_on_the_test_split(model_dirs, toy_csv, 
     }
     assert set(rows) == {"fp32", "int8", "nf4"}
     assert rows["int8"]["size_ratio"] < 0.7 and rows["nf4"]["size_ratio"] < 0.9
-    assert abs(rows["int8"]["accuracy_delta"]) <= 0.1
+    assert abs(rows["int8"]["score_delta"]) <= 0.1
     assert "## Quantization" in (run_dir / "report.md").read_text()
     probs = classify_texts(str(run_dir), TEXTS, int8=True)
     assert all(abs(sum(r["probs"].values()) - 1) < 1e-5 for r in probs)

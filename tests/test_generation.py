@@ -7,9 +7,8 @@ import pytest
 from tests.helpers import run_cli
 from tests.lm_helpers import QA, sft_overrides, write_jsonl
 
-from tunelab.config import load_config
-from tunelab.inference_lm import load_assistant
-from tunelab.pipeline import run
+from tunelab.assistant import load_assistant
+from tunelab.pipeline import load_config, run
 
 
 @pytest.fixture(scope="module")

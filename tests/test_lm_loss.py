@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from tunelab.tasks.causal_lm import labelled_token_loss, output_layer
+from tunelab.tasks.generative.loss import labelled_token_loss, output_layer
 
 
 def batch_of(vocab: int, rows: int = 3, length: int = 12) -> dict:

@@ -49,7 +49,7 @@ def test_weight_methods_train_only_intended_parameters(model_dirs, toy_csv, tmp_
 
     trained, _, info = load_run(tmp_path / "run")
     after = trained.state_dict()
-    before = base_weights(model_dirs[arch], info["labels"])
+    before = base_weights(model_dirs[arch], info.labels)
     changed = changed_names(before, after)
     head = set(describe(trained).head_names)
     blocks = block_prefix(trained)
@@ -120,7 +120,7 @@ def test_adapter_methods_train_only_their_own_tensors(model_dirs, toy_csv, tmp_p
 def test_lora_leaves_base_weights_untouched(model_dirs, toy_csv, tmp_path, arch):
     train_tiny(model_dirs[arch], toy_csv, tmp_path / "run", "lora", ["train.lr=0.01"])
     model, _, info = load_run(tmp_path / "run")
-    base = base_weights(model_dirs[arch], info["labels"])
+    base = base_weights(model_dirs[arch], info.labels)
     inner = model.base_model.model
     unwrapped = {
         k.replace("base_model.model.", "").replace(".base_layer", ""): v
@@ -139,7 +139,7 @@ def test_mean_pooling_trains_and_reloads_identically(model_dirs, toy_csv, tmp_pa
     extra = ["task.pooling=mean", "train.lr=0.01"]
     summary = train_tiny(model_dirs[arch], toy_csv, tmp_path / "run", method, extra)
     assert history(tmp_path / "run")[-1]["train_loss"] < history(tmp_path / "run")[0]["train_loss"]
-    assert summary["test_accuracy_after"] > summary["test_accuracy_before"]
+    assert summary["score"] > summary["score_before"]
     examples = json.loads((tmp_path / "run" / "eval_after.json").read_text())["examples"]
     again = classify_texts(str(tmp_path / "run"), [e["text"] for e in examples])
     for saved, reloaded in zip(examples, again, strict=True):

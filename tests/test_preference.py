@@ -9,9 +9,8 @@ from tests.conftest import ASSETS
 from tests.helpers import assert_one_line_error, run_cli
 
 from tunelab.artifacts import load_run
-from tunelab.config import load_config
 from tunelab.data.preference import read_pairs
-from tunelab.pipeline import run
+from tunelab.pipeline import load_config, run
 
 STORIES = str(ASSETS / "stories260K")
 CONTRACT = ["config.yaml", "data_summary.json", "metrics.jsonl", "eval_before.json", "eval_after.json",

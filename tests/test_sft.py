@@ -7,13 +7,13 @@ import pytest
 from tests.helpers import assert_one_line_error, run_cli
 from tests.lm_helpers import STORIES, sft_overrides, write_jsonl
 
-from tunelab.config import DataConfig, MixSource, TaskConfig, load_config
+from tunelab.assistant import load_assistant
+from tunelab.config import DataConfig, MixSource
 from tunelab.data.conversations import read_examples
 from tunelab.data.lm_encode import IGNORE, encode_segments
-from tunelab.data.lm_prepare import mix_in
+from tunelab.data.lm_prepare import SftFormat, mix_in
 from tunelab.data.templates import render
-from tunelab.inference_lm import load_assistant
-from tunelab.pipeline import run
+from tunelab.pipeline import load_config, run
 
 RECORDS = {
     "alpaca": {"instruction": "What color is the sky?", "input": "", "output": "The sky is blue."},
@@ -155,9 +155,9 @@ def test_classify_only_method_is_refused_for_sft(tmp_path):
     assert_one_line_error(code, output, "method 'head'", "task 'sft'")
 
 
-def test_task_config_rejects_unknown_task():
-    with pytest.raises(ValueError):
-        TaskConfig(name="translate")
+def test_config_rejects_unknown_task_naming_the_known_ones(tmp_path):
+    code, output = run_cli("train", "task.name=translate", f"output.dir={tmp_path / 'run'}")
+    assert_one_line_error(code, output, "task.name", "unknown task 'translate'", "sft")
 
 
 def test_packing_keeps_every_trained_token_in_fewer_rows(tmp_path, stories_chat_tokenizer):
@@ -165,9 +165,8 @@ def test_packing_keeps_every_trained_token_in_fewer_rows(tmp_path, stories_chat_
 
     overrides = sft_overrides(tmp_path, "lora", "data.max_length=200")
     config = load_config(None, overrides)
-    plain = prepare_sft(config.data, config.task, stories_chat_tokenizer, seed=0)
-    config.task.packing = True
-    packed = prepare_sft(config.data, config.task, stories_chat_tokenizer, seed=0)
+    plain = prepare_sft(config.data, SftFormat(), stories_chat_tokenizer, seed=0)
+    packed = prepare_sft(config.data, SftFormat(packing=True), stories_chat_tokenizer, seed=0)
 
     def trained(rows):
         return [

@@ -14,15 +14,14 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from tunelab.errors import TunelabError
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_causal_lm, load_classifier, load_tokenizer
 from tunelab.models.mean_pooling import MeanPoolingClassifier, is_mean_pooling_folder
 from tunelab.models.prompt_classifier import PromptClassifier
-from tunelab.train.checkpoint import load_trainable_state, trainable_state
+from tunelab.models.trainable import load_trainable_state, trainable_state
+from tunelab.run_record import RunRecord, read_record
 
-RUN_INFO = "run_info.json"
 TRAINABLE_FILE = "trainable.safetensors"
 PROMPT_FILE = "prompt.json"
 
@@ -49,68 +48,64 @@ def save_artifact(model, tokenizer: PreTrainedTokenizerBase, folder: Path, kind:
     staging.rename(folder)
 
 
-def write_run_info(run_dir: Path, info: dict) -> None:
-    (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2))
+def method_of(record: RunRecord):
+    spec = METHODS.get(record.method)
+    return spec, spec.settings(**record.method_settings)
 
 
-def read_run_info(run_dir: Path) -> dict:
-    path = Path(run_dir) / RUN_INFO
-    if not path.is_file():
-        raise TunelabError(f"{run_dir} is not a finished tunelab run (no {RUN_INFO})")
-    return json.loads(path.read_text())
-
-
-def method_of(info: dict):
-    spec = METHODS.get(info["method"])
-    return spec, spec.settings(**info["method_settings"])
-
-
-def load_base(info: dict, tokenizer: PreTrainedTokenizerBase):
-    """The base model as the run loaded it (quantized for qlora), with a fresh head."""
-    spec, settings = method_of(info)
-    if info.get("model_kind") == "causal_lm":
-        return load_causal_lm(info["base_model"], **spec.options(settings))
-    mean = info.get("pooling") == "mean"
+def load_base(record: RunRecord, tokenizer: PreTrainedTokenizerBase, quantized: bool = True):
+    """The base model as the run loaded it (quantized for qlora unless `quantized` is off),
+    with a fresh head for a classifier."""
+    spec, settings = method_of(record)
+    options = spec.options(settings) if quantized else {}
+    if record.model_kind == "causal_lm":
+        return load_causal_lm(record.base_model, **options)
+    mean = record.pooling == "mean"
     return load_classifier(
-        info["base_model"], info["labels"], tokenizer, mean_pooling=mean, **spec.options(settings)
+        record.base_model, record.labels, tokenizer, mean_pooling=mean, **options
     )
 
 
-def load_trainable(folder: Path, info: dict, tokenizer: PreTrainedTokenizerBase):
+def load_trainable(folder: Path, record: RunRecord, tokenizer: PreTrainedTokenizerBase):
     """Base model + the method re-applied + the trained tensors."""
-    model = load_base(info, tokenizer)
-    spec, settings = method_of(info)
+    model = load_base(record, tokenizer)
+    spec, settings = method_of(record)
     model = spec.apply(model, settings, describe(model))
     load_trainable_state(model, load_file(folder / TRAINABLE_FILE))
     return model
 
 
-def load_run(run_dir: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict]:
-    """The trained model of a run (classifier or causal LM), ready for inference, with its
-    tokenizer and run info."""
-    run_dir = Path(run_dir)
-    info = read_run_info(run_dir)
-    folder = run_dir / info["artifact"]
-    tokenizer = load_tokenizer(str(folder))
-    tokenizer.padding_side = info.get("padding_side", tokenizer.padding_side)
-    if info["artifact"] == "adapter":
-        model = PeftModel.from_pretrained(load_base(info, tokenizer), folder)
-    elif info["artifact"] == "trainable":
-        model = load_trainable(folder, info, tokenizer)
-    elif info.get("model_kind") == "causal_lm":
-        model = (
-            AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-            if info["artifact"] == "model"
-            else load_base(info, tokenizer)  # prompting: the untouched base model
-        )
-    elif info["artifact"] == "prompt":
-        lm = AutoModelForCausalLM.from_pretrained(info["base_model"], dtype=torch.float32)
+def load_model_folder(folder: Path, record: RunRecord, tokenizer: PreTrainedTokenizerBase):
+    """The model of a run whose artefact is a whole model, or a prompt for the base model."""
+    if record.model_kind == "causal_lm":
+        if record.artifact == "model":
+            return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        return load_base(record, tokenizer)  # prompting: the untouched base model
+    if record.artifact == "prompt":
+        lm = AutoModelForCausalLM.from_pretrained(record.base_model, dtype=torch.float32)
         prompt = json.loads((folder / PROMPT_FILE).read_text())
         shots = [tuple(shot) for shot in prompt["shots"]]
-        model = PromptClassifier(lm, tokenizer, info["labels"], prompt["description"], shots)
-    elif is_mean_pooling_folder(folder):
-        model = MeanPoolingClassifier.from_pretrained(folder)
+        return PromptClassifier(lm, tokenizer, record.labels, prompt["description"], shots)
+    if is_mean_pooling_folder(folder):
+        return MeanPoolingClassifier.from_pretrained(folder)
+    return AutoModelForSequenceClassification.from_pretrained(folder)
+
+
+def load_run(
+    run_dir: str | Path,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, RunRecord]:
+    """The one loader of a finished run: its model (classifier or causal LM) ready for
+    inference, its tokenizer, and its run record."""
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
+    folder = run_dir / record.artifact
+    tokenizer = load_tokenizer(str(folder))
+    tokenizer.padding_side = record.padding_side
+    if record.artifact == "adapter":
+        model = PeftModel.from_pretrained(load_base(record, tokenizer), folder)
+    elif record.artifact == "trainable":
+        model = load_trainable(folder, record, tokenizer)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        model = load_model_folder(folder, record, tokenizer)
     model.eval()
-    return model, tokenizer, info
+    return model, tokenizer, record

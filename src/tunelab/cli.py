@@ -82,8 +82,7 @@ def train(
             *(["--resume"] if resume else []),
         ]
         raise typer.Exit(launch_workers(nproc, argv))
-    from tunelab.config import load_config
-    from tunelab.pipeline import run
+    from tunelab.pipeline import load_config, run
 
     settings = load_config(config, overrides or [])
     summary = run(settings, resume=resume)
@@ -146,8 +145,8 @@ def compare_command(
     from tunelab.compare import budget_overrides, compare
 
     budget = budget_overrides(limit_train, epochs, max_minutes)
-    path = compare(experiment, budget, echo=lambda line: out.print(line, markup=False))
-    out.print(path.read_text().split("\n\n")[2], markup=False)
+    path, table = compare(experiment, budget, echo=lambda line: out.print(line, markup=False))
+    out.print(table, markup=False)
     out.print(f"leaderboard: {path}")
 
 
@@ -189,10 +188,10 @@ def quantize(
 @one_line_errors
 def report(run_dir: Path):
     """(Re)write report.md, report.html and plots of a run."""
-    from tunelab.artifacts import read_run_info
     from tunelab.report import write_report
+    from tunelab.run_record import read_record
 
-    read_run_info(run_dir)
+    read_record(run_dir)
     out.print(f"report: {write_report(run_dir)}")
 
 
@@ -210,7 +209,7 @@ def generate_command(
     batch_size: int = 8,
 ):
     """Answer questions with an sft run (its template and stop rule); one JSON line each."""
-    from tunelab.inference_lm import load_assistant, read_questions
+    from tunelab.assistant import load_assistant, read_questions
 
     questions = [*(prompt or []), *(read_questions(file) if file else [])]
     if not questions:
@@ -236,7 +235,7 @@ def chat(
     """Talk to an sft run in the terminal; tokens stream as they are generated. Ctrl-D ends."""
     from transformers import TextStreamer
 
-    from tunelab.inference_lm import load_assistant
+    from tunelab.assistant import load_assistant
 
     assistant = load_assistant(run_dir)
     streamer = TextStreamer(assistant.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -263,32 +262,19 @@ def data_preview(
     rows: Annotated[int, typer.Option(help="Training rows shown.")] = 2,
 ):
     """Print training rows as the model sees them; the trained tokens are inside [[ ]]."""
-    from tunelab.config import load_config
-    from tunelab.data.lm_prepare import prepare_pretrain, prepare_sft
-    from tunelab.data.preview import marked_text
-    from tunelab.models.embedded import resolve_model
-    from tunelab.models.loader import load_tokenizer
+    from tunelab.pipeline import load_config, open_task
 
-    settings = load_config(config, overrides or [])
-    if settings.task.name == "classify":
-        raise TunelabError("data preview shows sft and pretrain data; this config is classify")
-    tokenizer = load_tokenizer(resolve_model(settings.model.name))
-    if settings.task.name == "sft":
-        data = prepare_sft(settings.data, settings.task, tokenizer, settings.train.seed)
-    else:
-        data = prepare_pretrain(settings.data, tokenizer, settings.train.seed)
-    for i, example in enumerate(data.encoded["train"][:rows], start=1):
-        trained = sum(label != -100 for label in example["labels"])
-        out.print(
-            f"--- row {i}: {len(example['input_ids'])} tokens, {trained} trained", markup=False
-        )
-        out.print(marked_text(example, tokenizer), markup=False)
-    print(json.dumps(data.summary))
+    task = open_task(load_config(config, overrides or []))
+    summary = task.prepare()
+    for line in task.preview(rows):
+        out.print(line, markup=False)
+    print(json.dumps(summary))
 
 
 @config_app.command("schema")
 def config_schema():
     """Print the JSON schema of a run config."""
+    from tunelab import pipeline  # noqa: F401 - registers every task and method
     from tunelab.config import json_schema
 
     print(json_schema())

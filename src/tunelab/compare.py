@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError
 
-from tunelab.artifacts import RUN_INFO
 from tunelab.config import read_yaml
 from tunelab.errors import TunelabError
 from tunelab.report.leaderboard import collect_row, write_leaderboard
+from tunelab.run_record import is_finished
 from tunelab.settings import StrictModel
 
 
@@ -70,8 +70,9 @@ def run_variant(base: Path, run_dir: Path, overrides: list[str]) -> int:
     return subprocess.call(command, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
-def compare(path: Path, budget: list[str], echo=print) -> Path:
-    """Run every unfinished variant, then write leaderboard.{md,json} and plots; returns the md."""
+def compare(path: Path, budget: list[str], echo=print) -> tuple[Path, str]:
+    """Run every unfinished variant, then write leaderboard.{md,json} and plots; returns the
+    markdown file and its table."""
     experiment = load_experiment(path)
     base = (path.parent / experiment.base).resolve()
     out = Path(experiment.output_dir)
@@ -82,7 +83,7 @@ def compare(path: Path, budget: list[str], echo=print) -> Path:
     rows = []
     for variant in experiment.variants:
         run_dir = out / variant.name
-        if (run_dir / RUN_INFO).is_file():
+        if is_finished(run_dir):
             echo(f"[{variant.name}] finished before; skipped")
         else:
             echo(f"[{variant.name}] running")

@@ -1,18 +1,35 @@
-"""Run configuration: YAML validated by pydantic, with dotted command-line overrides."""
+"""Run configuration: YAML validated by pydantic, with dotted command-line overrides.
 
+The task and method sections are discriminated unions of the settings classes that the task
+and method files register (settings.TASK_SETTINGS / METHOD_SETTINGS); the union is built when a
+config is first validated, so a task registered later (a plugin, a test) is accepted too."""
+
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, create_model, model_validator
 
 from tunelab.errors import TunelabError
-from tunelab.methods import METHODS
-from tunelab.settings import StrictModel
-from tunelab.train.micro_batches import MICRO_BATCH_TOKENS
+from tunelab.registry import Registry
+from tunelab.settings import (
+    METHOD_SETTINGS,
+    TASK_SETTINGS,
+    MethodSettings,
+    StrictModel,
+    TaskSettings,
+)
 
 BUILTIN_SPAM = "builtin:sms_spam"
+DEFAULT_SECTIONS = {"task": "classify", "method": "freeze"}  # the seed-000 recipe
+
+# Training's default budget (train.micro_batch_tokens), also the cut of forward passes without
+# gradients (evaluation, the frozen-block cache): 32 SMS x 200 tokens through SmolLM2 held
+# 1,566 MB at the peak in one pass and 1,026 MB as slices of 8 rows, in the same time; on case
+# (a) of the benchmarks, slices of 2,048 tokens peaked at 1,429 MB, of 1,024 at 1,279-1,304 MB.
+MICRO_BATCH_TOKENS = 1024
 
 
 class ModelConfig(StrictModel):
@@ -68,42 +85,6 @@ class DataConfig(StrictModel):
         return self
 
 
-class TaskConfig(StrictModel):
-    name: Literal["classify", "sft", "pretrain", "reward", "dpo", "ppo"] = Field(
-        "classify",
-        description="classify: new head; sft: instruction / Q&A tuning; pretrain: raw domain "
-        "text; reward: a reward model from preference pairs; dpo: direct preference optimisation; "
-        "ppo: RLHF against a reward run.",
-    )
-    beta: float = Field(
-        0.1, gt=0, description="dpo / ppo: strength of the pull to the reference model (KL)."
-    )
-    reward_run: str | None = Field(None, description="ppo: the run directory of a reward model.")
-    ppo_epochs: int = Field(2, ge=1, description="ppo: optimisation passes per batch of rollouts.")
-    clip: float = Field(0.2, gt=0, description="ppo: ratio clip range.")
-    temperature: float = Field(1.0, gt=0, description="ppo: sampling temperature of rollouts.")
-    template: str = Field(
-        "auto",
-        description="sft prompt template: chat (the tokenizer's), alpaca, qa, plain, or your own "
-        "text with {prompt}; auto: chat when the tokenizer has one, else alpaca.",
-    )
-    system: str | None = Field(None, description="sft: a system message for chat templates.")
-    train_on_prompt: bool = Field(
-        False, description="sft: also learn the prompt tokens (default: response tokens only)."
-    )
-    packing: bool = Field(False, description="sft: pack several examples into each row.")
-    refusal: str | None = Field(
-        None,
-        description="sft: the fixed refusal sentence for off-topic questions (seed 003); "
-        "test rows whose reference is this sentence count as off-topic.",
-    )
-    pooling: Literal["auto", "last_token", "cls", "mean"] = Field(
-        "auto",
-        description="auto: last non-padding token for decoders (seed 000), CLS for encoders; "
-        "mean: average over real tokens (sentence encoders such as MiniLM).",
-    )
-
-
 class TrainConfig(StrictModel):
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(8, ge=1, description="Global batch size (over all processes).")
@@ -135,7 +116,6 @@ class TrainConfig(StrictModel):
         "of one length can be batches of one class: long SMS are spam).",
     )
     log_every: int = Field(10, ge=1, description="Optimizer steps between metrics lines.")
-    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
     cache_frozen: bool = Field(
         True,
         description="head/freeze: compute the frozen lower blocks once and train the top from "
@@ -163,41 +143,76 @@ class OutputConfig(StrictModel):
     dir: str | None = Field(None, description="Run directory; default runs/<config file stem>.")
 
 
-MethodConfig = Annotated[
-    Union[tuple(spec.settings for spec in METHODS.values())],  # noqa: UP007 - built at runtime
-    Field(discriminator="name"),
-]
-
-
 class RunConfig(StrictModel):
+    """A whole run. `task` and `method` hold the registered settings class the name picks."""
+
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
-    task: TaskConfig = TaskConfig()
-    method: MethodConfig = Field(default_factory=lambda: METHODS.get("freeze").settings())
+    task: TaskSettings
+    method: MethodSettings
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     output: OutputConfig = OutputConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_names(cls, raw: Any) -> Any:
+        """A section without `name` is the default task or method (and an absent one too)."""
+        if isinstance(raw, dict):
+            raw = dict(raw)
+            for section, name in DEFAULT_SECTIONS.items():
+                value = raw.get(section)
+                if value is None:
+                    raw[section] = {"name": name}
+                elif isinstance(value, dict) and "name" not in value:
+                    raw[section] = {"name": name, **value}
+        return raw
 
-def settings_fields(method_name: str) -> set[str]:
-    """The setting names of a registered method (none for an unknown name: validation says so)."""
-    try:
-        return set(METHODS.get(method_name).settings.model_fields) - {"name"}
-    except TunelabError:
-        return set()
+
+def union_of(registry: Registry) -> Any:
+    """The registered settings classes as one pydantic union, told apart by `name`."""
+    classes = tuple(registry.values())
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[classes], Field(discriminator="name")]  # noqa: UP007 - built at runtime
+
+
+@functools.cache
+def _config_model(tasks: tuple[str, ...], methods: tuple[str, ...]) -> type[RunConfig]:
+    return create_model(
+        "RunConfig",
+        __base__=RunConfig,
+        task=(union_of(TASK_SETTINGS), ...),
+        method=(union_of(METHOD_SETTINGS), ...),
+    )
+
+
+def config_model() -> type[RunConfig]:
+    """RunConfig with the task and method unions of everything registered so far."""
+    if not TASK_SETTINGS.names() or not METHOD_SETTINGS.names():
+        raise TunelabError("no task or method registered; import tunelab.pipeline first")
+    return _config_model(tuple(TASK_SETTINGS.names()), tuple(METHOD_SETTINGS.names()))
+
+
+def settings_fields(registry: Registry, name: str) -> set[str]:
+    """The setting names of a registered task or method (none for an unknown name)."""
+    return set(registry.get(name).model_fields) - {"name"} if name in registry else set()
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set `a.b.c=value` pairs in a nested dict; values are parsed as YAML (2 -> int).
 
-    Choosing another method (`method.name=qlora`) keeps only the settings the new method also
-    has (lora's `r` and `target_modules` carry over to qlora; freeze's `k` means nothing to lora)."""
+    Choosing another method (`method.name=qlora`) or task keeps only the settings the new one
+    also has (lora's `r` and `target_modules` carry over to qlora; freeze's `k` means nothing to
+    lora)."""
+    registries = {"method.name": ("method", METHOD_SETTINGS), "task.name": ("task", TASK_SETTINGS)}
     for item in overrides:
         key, _, value = item.partition("=")
-        method = raw.get("method")
-        if key == "method.name" and isinstance(method, dict) and method.get("name") != value:
-            shared = settings_fields(value)
-            raw["method"] = {k: v for k, v in method.items() if k in shared}
+        section, registry = registries.get(key, (None, None))
+        current = raw.get(section) if section else None
+        if isinstance(current, dict) and current.get("name") != value:
+            shared = settings_fields(registry, value)
+            raw[section] = {k: v for k, v in current.items() if k in shared}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -216,12 +231,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def format_validation_error(error: ValidationError, source: str) -> str:
     """Name the first bad field in one line, the way a user reads it."""
     first = error.errors()[0]
-    field = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    loc = [str(p) for p in first["loc"] if not str(p).startswith("function-after")]
+    if loc[0] in DEFAULT_SECTIONS and len(loc) > 2:
+        del loc[1]  # the union's tag (task.ppo.reward_run): the user wrote task.reward_run
+    field = ".".join(loc)
     problem = first["msg"]
     if first["type"] == "extra_forbidden":
         problem = "unknown key"
     elif first["type"] == "union_tag_invalid":
-        problem = f"unknown method '{first['input'].get('name') if isinstance(first['input'], dict) else first['input']}'; known: {', '.join(METHODS.names())}"
+        registry = TASK_SETTINGS if first["loc"][0] == "task" else METHOD_SETTINGS
+        name = first["ctx"]["tag"]
+        problem = f"unknown {registry.kind} '{name}'; known: {', '.join(registry.names())}"
+        field += ".name"
     extra = f" ({len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
     return f"{source}: {field}: {problem}{extra}"
 
@@ -242,7 +263,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def validate(raw: dict[str, Any], source: str) -> RunConfig:
     try:
-        return RunConfig.model_validate(raw)
+        return config_model().model_validate(raw)
     except ValidationError as exc:
         raise TunelabError(format_validation_error(exc, source)) from None
 
@@ -263,4 +284,4 @@ def save_config(config: RunConfig, path: Path) -> None:
 
 
 def json_schema() -> str:
-    return json.dumps(RunConfig.model_json_schema(), indent=2)
+    return json.dumps(config_model().model_json_schema(), indent=2)

@@ -5,39 +5,43 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from tunelab.artifacts import read_run_info
+from tunelab.artifacts import load_base
 from tunelab.errors import TunelabError
-from tunelab.models.loader import load_causal_lm, load_classifier, load_tokenizer
+from tunelab.methods import METHODS
+from tunelab.models.loader import load_tokenizer
+from tunelab.run_record import RunRecord, read_record
 
-MERGEABLE = {"lora", "qlora", "ia3"}
+
+def check_mergeable(record: RunRecord) -> None:
+    """The one place that says whether a run's trained weights fold into its base."""
+    if not METHODS.get(record.method).merges:
+        mergeable = ", ".join(n for n in METHODS.names() if METHODS.get(n).merges)
+        raise TunelabError(
+            f"--merge folds adapter weights into the base ({mergeable}); "
+            f"method '{record.method}' has none"
+        )
 
 
-def merged_if_possible(model, info: dict):
+def merged_if_possible(model, record: RunRecord):
     """LoRA/IA3 folded into the base: the deployed form (unmerged adapters run slower)."""
-    return model.merge_and_unload() if info["method"] in MERGEABLE else model
+    return model.merge_and_unload() if METHODS.get(record.method).merges else model
 
 
 def export_run(run_dir: str | Path, out: str | Path, merge: bool) -> Path:
     """Copy the artefact; with merge, fold the adapter into full-precision base weights."""
     run_dir, out = Path(run_dir), Path(out)
-    info = read_run_info(run_dir)
-    folder = run_dir / info["artifact"]
+    record = read_record(run_dir)
+    folder = run_dir / record.artifact
     if out.exists():
         raise TunelabError(f"export target {out} exists")
     if not merge:
         shutil.copytree(folder, out)
         return out
-    if info["method"] not in MERGEABLE:
-        raise TunelabError(
-            f"--merge folds LoRA/IA3 weights into the base; method '{info['method']}' has none"
-        )
+    check_mergeable(record)
     tokenizer = load_tokenizer(str(folder))
-    # The base in full precision, also for qlora: merging into 4-bit weights would round the update away.
-    if info.get("model_kind") == "causal_lm":
-        base = load_causal_lm(info["base_model"])
-    else:
-        mean = info.get("pooling") == "mean"
-        base = load_classifier(info["base_model"], info["labels"], tokenizer, mean_pooling=mean)
+    # The base in full precision, also for qlora: merging into 4-bit weights would round the
+    # update away.
+    base = load_base(record, tokenizer, quantized=False)
     merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -1,4 +1,4 @@
-"""Use a finished run: classify new texts, or evaluate it on a labelled file."""
+"""Use a finished classifier run: classify new texts, or evaluate it on a labelled file."""
 
 import json
 from pathlib import Path
@@ -7,24 +7,31 @@ from tunelab.artifacts import load_run
 from tunelab.data.encode import encode_rows
 from tunelab.data.prepare import check_known_labels
 from tunelab.data.readers import Row, read_rows
-from tunelab.evaluate import evaluate, predict
-from tunelab.tasks import TASKS
+from tunelab.errors import TunelabError
+from tunelab.tasks.classify.metrics import evaluate, predict
+
+
+def load_classifier_run(run_dir: str):
+    model, tokenizer, record = load_run(run_dir)
+    if record.model_kind != "classifier":
+        raise TunelabError(f"{run_dir} is a {record.task} run; predict and eval need a classifier")
+    return model, tokenizer, record
 
 
 def classify_texts(
     run_dir: str, texts: list[str], batch_size: int = 32, int8: bool = False
 ) -> list[dict]:
     """Label and per-class probabilities for each text."""
-    model, tokenizer, info = load_run(run_dir)
+    model, tokenizer, record = load_classifier_run(run_dir)
     if int8:
         from tunelab.export import merged_if_possible
         from tunelab.quantize import to_int8
 
-        model = to_int8(merged_if_possible(model, info))
-    labels = info["labels"]
+        model = to_int8(merged_if_possible(model, record))
+    labels = record.labels
     rows = [Row(text=t, label=labels[0], row=i + 1, file="<input>") for i, t in enumerate(texts)]
     encoded = encode_rows(
-        rows, tokenizer, {labels[0]: 0}, info["max_length"], "truncate", info["truncation_side"]
+        rows, tokenizer, {labels[0]: 0}, record.max_length, "truncate", record.truncation_side
     )
     probs, _ = predict(model, encoded.examples, tokenizer, batch_size)
     return [
@@ -46,17 +53,15 @@ def evaluate_file(
     batch_size: int = 32,
 ) -> dict:
     """Metrics of a run on a labelled file; written to RUN_DIR/eval_<file stem>.json."""
-    model, tokenizer, info = load_run(run_dir)
-    labels = info["labels"]
+    model, tokenizer, record = load_classifier_run(run_dir)
+    labels = record.labels
     rows = read_rows(data, "auto", columns, text_field, label_field)
     check_known_labels(rows, labels)
     label_ids = {label: i for i, label in enumerate(labels)}
     encoded = encode_rows(
-        rows, tokenizer, label_ids, info["max_length"], "truncate", info["truncation_side"]
+        rows, tokenizer, label_ids, record.max_length, "truncate", record.truncation_side
     )
-    metrics = evaluate(
-        model, TASKS.get(info["task"]), encoded.examples, labels, tokenizer, batch_size
-    )
+    metrics = evaluate(model, encoded.examples, labels, tokenizer, batch_size)
     metrics = {"file": str(data), "truncated_overlong": encoded.truncated, **metrics}
     (Path(run_dir) / f"eval_{Path(data).stem}.json").write_text(json.dumps(metrics, indent=2))
     return metrics

@@ -29,6 +29,9 @@ class Registry(Generic[T]):
             raise TunelabError(f"unknown {self.kind} '{name}'; known: {', '.join(self.names())}")
         return self._entries[name]
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

@@ -8,8 +8,13 @@ from tunelab.data.readers import read_records
 from tunelab.errors import DataError
 
 # ShareGPT spells roles differently.
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system"}  # fmt: skip
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+}
 FORMAT_HINT = (
     "expected instruction/input/output (Alpaca), prompt/completion, question/answer, "
     "or messages / conversations (chat)"

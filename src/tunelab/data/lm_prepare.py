@@ -7,7 +7,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from tunelab.config import DataConfig, TaskConfig
+from tunelab.config import DataConfig
 from tunelab.data.conversations import Example, read_examples
 from tunelab.data.lm_encode import (
     IGNORE,
@@ -23,6 +23,16 @@ from tunelab.data.templates import render, resolve_template
 from tunelab.errors import DataError, TunelabError
 
 TEXT_SUFFIXES = (".txt", ".md")
+
+
+@dataclass(frozen=True)
+class SftFormat:
+    """How conversations become trained tokens (the sft task's settings, as the data sees them)."""
+
+    template: str = "auto"
+    system: str | None = None
+    train_on_prompt: bool = False
+    packing: bool = False
 
 
 @dataclass
@@ -75,15 +85,15 @@ def mix_in(train: list[Example], config: DataConfig, seed: int) -> tuple[list[Ex
 
 
 def encode_examples(
-    examples: list[Example], tokenizer, task: TaskConfig, template: str, data: DataConfig
+    examples: list[Example], tokenizer, form: SftFormat, template: str, data: DataConfig
 ) -> LmEncoded:
     chat = template == "chat"
     encoded = [
         encode_segments(
-            render(e.messages, template, tokenizer, task.system),
+            render(e.messages, template, tokenizer, form.system),
             tokenizer,
             chat,
-            task.train_on_prompt,
+            form.train_on_prompt,
         )
         for e in examples
     ]
@@ -104,24 +114,24 @@ def split_summary(result: LmEncoded, rows: int) -> dict:
 
 
 def prepare_sft(
-    data: DataConfig, task: TaskConfig, tokenizer: PreTrainedTokenizerBase, seed: int
+    data: DataConfig, form: SftFormat, tokenizer: PreTrainedTokenizerBase, seed: int
 ) -> LmData:
-    template = resolve_template(task.template, tokenizer)
+    template = resolve_template(form.template, tokenizer)
     splits = sft_splits(data, seed)
     splits["train"], mix_counts = mix_in(splits["train"], data, seed)
     result = LmData({}, template=template)
     result.summary = {"template": template, "mix": mix_counts, "splits": {}}
     for name, rows in splits.items():
-        encoded = encode_examples(rows, tokenizer, task, template, data)
+        encoded = encode_examples(rows, tokenizer, form, template, data)
         if not encoded.examples:
             raise TunelabError(f"the {name} split is empty after the max_length policy")
         result.summary["splits"][name] = split_summary(encoded, len(rows))
         examples = encoded.examples
-        if name == "train" and task.packing:
+        if name == "train" and form.packing:
             examples = pack(examples, data.max_length)
         result.encoded[name] = examples
     result.examples = splits
-    result.summary.update(max_length=data.max_length, overlong=data.overlong, packing=task.packing)
+    result.summary.update(max_length=data.max_length, overlong=data.overlong, packing=form.packing)
     return result
 
 

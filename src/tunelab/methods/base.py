@@ -8,7 +8,7 @@ from torch import nn
 
 from tunelab.models.anatomy import Anatomy
 from tunelab.registry import Registry
-from tunelab.settings import MethodSettings
+from tunelab.settings import METHOD_SETTINGS, MethodSettings
 
 ApplyFn = Callable[[nn.Module, MethodSettings, Anatomy], nn.Module]
 
@@ -26,6 +26,11 @@ class MethodSpec:
     left_padding: bool = False  # decoders must pad on the left (the input enters as embeddings)
     load_options: Callable[[MethodSettings], dict] | None = None  # extra from_pretrained kwargs
     build: Callable | None = None  # builds the whole classifier instead of a new head (prompting)
+    merges: bool = False  # the trained weights fold into the base (export --merge, --int8)
+
+    @property
+    def trains(self) -> bool:
+        return self.apply is not None
 
     def options(self, settings: MethodSettings) -> dict:
         return self.load_options(settings) if self.load_options else {}
@@ -35,6 +40,8 @@ METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def register(spec: MethodSpec) -> MethodSpec:
+    """Register a method and its settings class (which the config's method union picks up)."""
+    METHOD_SETTINGS.register(spec.name)(spec.settings)
     return METHODS.register(spec.name)(spec)
 
 

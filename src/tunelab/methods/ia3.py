@@ -30,4 +30,6 @@ def apply_ia3(model: nn.Module, settings: IA3Settings, anatomy: Anatomy) -> nn.M
     )
 
 
-register(MethodSpec("ia3", IA3Settings, apply_ia3, "adapter", "rescaling vectors + head"))
+register(
+    MethodSpec("ia3", IA3Settings, apply_ia3, "adapter", "rescaling vectors + head", merges=True)
+)

@@ -46,4 +46,6 @@ def apply_lora(model: nn.Module, settings: LoraSettings, anatomy: Anatomy) -> nn
     return model
 
 
-register(MethodSpec("lora", LoraSettings, apply_lora, "adapter", "low-rank adapters + head"))
+register(
+    MethodSpec("lora", LoraSettings, apply_lora, "adapter", "low-rank adapters + head", merges=True)
+)

@@ -56,5 +56,6 @@ register(
         "adapter",
         "LoRA on a 4-bit base",
         load_options=quantization_options,
+        merges=True,
     )
 )

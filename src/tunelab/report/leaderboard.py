@@ -1,33 +1,36 @@
-"""The comparison table and its plots, read from each variant's run directory."""
+"""The comparison table and its plots, read from each variant's run directory. Which score
+ranks, which way, and which extra columns show is the task's to say."""
 
 import json
 from pathlib import Path
 
-from tunelab.report.plots import plt
+from tunelab.charts import plt, save
+from tunelab.run_record import is_finished, read_record
+from tunelab.tasks import TASKS
+from tunelab.tasks.base import Column
 
-# (key, title, format); a column shows when some row has a value for it.
-COLUMNS = [
-    ("method", "method", "{}"),
-    ("score", "score", "{:.4f}"),
-    ("score_before", "before", "{:.4f}"),
-    ("test_macro_f1", "macro-F1", "{:.4f}"),
-    ("rouge_l", "ROUGE-L", "{:.4f}"),
-    ("refusal_rate", "refusals (off-topic)", "{:.3f}"),
-    ("false_refusal_rate", "false refusals", "{:.3f}"),
-    ("general_rouge_l_before", "general ROUGE-L before", "{:.4f}"),
-    ("general_rouge_l", "general ROUGE-L after", "{:.4f}"),
-    ("general_perplexity_before", "general ppl before", "{:.2f}"),
-    ("general_perplexity", "general ppl after", "{:.2f}"),
-    ("trainable_params", "trainable", "{:,}"),
-    ("trainable_pct", "trainable %", "{:.3f}"),
-    ("train_seconds", "train s", "{:.1f}"),
-    ("peak_rss_mb", "peak RSS MB", "{:,.0f}"),
-    ("peak_gpu_mb", "peak GPU MB", "{:,.0f}"),
-    ("tokens_per_s", "tokens/s", "{:,.0f}"),
-    ("artifact_mb", "saved MB", "{:.2f}"),
-]
-TASK_SCORES = ("rouge_l", "refusal_rate", "false_refusal_rate", "general_rouge_l_before",
-               "general_rouge_l", "general_perplexity_before", "general_perplexity")  # fmt: skip
+HEAD = (
+    Column("method", "method", "{}"),
+    Column("score", "score"),
+    Column("score_before", "before"),
+)
+TAIL = (
+    Column("trainable_params", "trainable", "{:,}"),
+    Column("trainable_pct", "trainable %", "{:.3f}"),
+    Column("train_seconds", "train s", "{:.1f}"),
+    Column("peak_rss_mb", "peak RSS MB", "{:,.0f}"),
+    Column("peak_gpu_mb", "peak GPU MB", "{:,.0f}"),
+    Column("tokens_per_s", "tokens/s", "{:,.0f}"),
+    Column("artifact_mb", "saved MB", "{:.2f}"),
+)
+
+
+def columns_of(rows: list[dict]) -> list[Column]:
+    """The common columns around those the rows' tasks add; a column shows when a row has it."""
+    tasks = dict.fromkeys(r["task"] for r in rows if r["status"] == "ok")
+    extra = [c for name in tasks for c in TASKS.get(name).columns]
+    columns = list(dict.fromkeys([*HEAD, *extra, *TAIL]))
+    return [c for c in columns if c.key == "method" or any(r.get(c.key) is not None for r in rows)]
 
 
 def folder_mb(folder: Path) -> float:
@@ -36,25 +39,23 @@ def folder_mb(folder: Path) -> float:
 
 def collect_row(name: str, run_dir: Path) -> dict:
     """One leaderboard row; a variant that did not finish is listed as failed."""
-    info_path = run_dir / "run_info.json"
-    if not info_path.is_file():
+    if not is_finished(run_dir):
         return {"method": name, "status": "failed", "run_dir": str(run_dir)}
-    info = json.loads(info_path.read_text())
+    record = read_record(run_dir)
     summary = json.loads((run_dir / "train_summary.json").read_text())
-    after = json.loads((run_dir / "eval_after.json").read_text())
     # The saved model, without the tokenizer files every artefact carries.
-    artifact = run_dir / info["artifact"]
+    artifact = run_dir / record.artifact
     tokenizer_mb = sum(f.stat().st_size for f in artifact.glob("*token*") if f.is_file()) / 2**20
     return {
         "method": name,
         "status": "ok",
         "run_dir": str(run_dir),
-        # runs written before scores were named carry only the classification fields
-        "score_name": summary.get("score_name", "test_accuracy"),
-        "score": summary.get("score", after.get("accuracy")),
-        "score_before": summary.get("score_before", summary.get("test_accuracy_before")),
-        "test_macro_f1": after.get("macro_f1"),
-        **{key: summary.get(key) for key in TASK_SCORES},
+        "task": record.task,
+        "score_name": summary["score_name"],
+        "higher_is_better": summary["higher_is_better"],
+        "score": summary["score"],
+        "score_before": summary["score_before"],
+        **{c.key: summary.get(c.key) for c in TASKS.get(record.task).columns},
         "trainable_params": summary["parameters"]["trainable"],
         "trainable_pct": summary["parameters"]["trainable_pct"],
         "train_seconds": summary["train_seconds"],
@@ -72,13 +73,11 @@ def score_title(rows: list[dict]) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    columns = [c for c in COLUMNS if c[0] == "method" or any(r.get(c[0]) is not None for r in rows)]
-    titles = [score_title(rows) if key == "score" else title for key, title, _ in columns]
+    columns = columns_of(rows)
+    titles = [score_title(rows) if c.key == "score" else c.title for c in columns]
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(columns)]
     for row in rows:
-        cells = [
-            fmt.format(row[key]) if row.get(key) is not None else "–" for key, _, fmt in columns
-        ]
+        cells = [c.fmt.format(row[c.key]) if row.get(c.key) is not None else "–" for c in columns]
         if row["status"] != "ok":
             cells = [row["method"], "failed"] + ["–"] * (len(columns) - 2)
         lines.append("| " + " | ".join(cells) + " |")
@@ -96,9 +95,7 @@ def scatter(rows: list[dict], x: str, xlabel: str, path: Path, log: bool) -> Non
     title = score_title(rows)
     ax.set(xlabel=xlabel, ylabel=title, title=f"{title} vs {xlabel}")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def bar_chart(rows: list[dict], path: Path) -> None:
@@ -107,15 +104,13 @@ def bar_chart(rows: list[dict], path: Path) -> None:
     ax.set(ylabel=score_title(rows), title=f"{score_title(rows)} per method")
     ax.tick_params(axis="x", rotation=45)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
-def write_leaderboard(rows: list[dict], out: Path) -> Path:
+def write_leaderboard(rows: list[dict], out: Path) -> tuple[Path, str]:
+    """leaderboard.{md,json} and plots; returns the markdown file and its table."""
     ok = [r for r in rows if r["status"] == "ok"]
-    lower_is_better = score_title(ok) == "perplexity"
-    ok.sort(key=lambda r: r["score"] if lower_is_better else -r["score"])
+    ok.sort(key=lambda r: -r["score"] if r["higher_is_better"] else r["score"])
     ranked = ok + [r for r in rows if r["status"] != "ok"]
     (out / "leaderboard.json").write_text(json.dumps(ranked, indent=2))
     plots = out / "plots"
@@ -130,13 +125,14 @@ def write_leaderboard(rows: list[dict], out: Path) -> Path:
             log=True,
         )
         scatter(ok, "train_seconds", "training time (s)", plots / "accuracy_vs_time.png", log=False)
+    table = markdown_table(ranked)
     text = "\n".join(
         [
             f"# Leaderboard: {out.name}",
             "",
             f"Same data, split, seed and evaluation for every variant; sorted by {score_title(ok)}.",
             "",
-            markdown_table(ranked),
+            table,
             "",
             "![accuracy](plots/accuracy.png)",
             "",
@@ -148,4 +144,4 @@ def write_leaderboard(rows: list[dict], out: Path) -> Path:
     )
     path = out / "leaderboard.md"
     path.write_text(text)
-    return path
+    return path, table

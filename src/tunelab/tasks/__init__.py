@@ -1,6 +1,6 @@
-"""Tasks: what is learned (dataset view, loss, metrics); importing registers every task."""
+"""Tasks: what is learned. Each is one unit (tasks/base.py); importing registers every task."""
 
-from tunelab.tasks import classify, preference, pretrain, sft  # noqa: F401 - registration side effect
-from tunelab.tasks.base import TASKS, Task
+from tunelab.tasks import classify, generative, preference  # noqa: F401 - registration
+from tunelab.tasks.base import TASKS, RunContext, Score, Task, check_method, register_task
 
-__all__ = ["TASKS", "Task"]
+__all__ = ["TASKS", "RunContext", "Score", "Task", "check_method", "register_task"]

@@ -1,31 +1,144 @@
-"""What a task supplies to the shared loop: its loss, its metrics and the methods it accepts."""
+"""What a task is: one unit that owns its settings, data preparation, model kind, evaluation
+before and after, score, report sections and the name of the trainer that fits it.
 
-from collections.abc import Callable
+The run sequence (pipeline.run), the run record, report, compare and the trainers ask the task;
+none of them branches on a task's name. A task is a subclass of `Task` registered with
+`register_task`; its settings class joins the config's task union by the same call."""
+
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
 
-import numpy as np
-import torch
+from accelerate import Accelerator
+from torch import nn
+from transformers import PreTrainedTokenizerBase
 
+from tunelab.config import RunConfig
+from tunelab.errors import TunelabError
+from tunelab.methods import MethodSpec
 from tunelab.registry import Registry
-
-# (model, batch) -> (mean loss, rows predicted right or None when the task predicts no class)
-LossFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, torch.Tensor | None]]
-MetricsFn = Callable[[np.ndarray, np.ndarray, list[str]], dict]
+from tunelab.run_record import ModelKind
+from tunelab.runtime import make_accelerator, process_state
+from tunelab.settings import TASK_SETTINGS, TaskSettings
 
 
 @dataclass(frozen=True)
-class Task:
-    name: str
-    compute_loss: LossFn
-    methods: frozenset[str]
-    # classifier: a new head on the pooled hidden state; causal_lm: the model's own LM head;
-    # preference: trained on chosen/rejected pairs by TRL's trainers.
-    model_kind: Literal["classifier", "causal_lm", "preference"] = "classifier"
-    metrics: MetricsFn | None = None  # classifier: (true ids, probabilities, names) -> metrics
-    # what compute_loss's mean is over in a batch (rows, or labelled tokens): the weights that
-    # make micro-batches add up to the batch (train/micro_batches.py)
-    loss_units: Callable[[dict], int] = lambda batch: len(batch["input_ids"])
+class Score:
+    """The figure that ranks runs of a task (compare's leaderboard, the CLI's last line)."""
+
+    name: str  # what the CLI, the summary and the leaderboard call it
+    key: str = ""  # its field in eval_before/after.json; default: the name
+    higher_is_better: bool = True
+
+    @property
+    def field(self) -> str:
+        return self.key or self.name
 
 
-TASKS: Registry[Task] = Registry("task")
+@dataclass(frozen=True)
+class Column:
+    """A leaderboard column a task adds: a key of its train_summary.json."""
+
+    key: str
+    title: str
+    fmt: str = "{:.4f}"
+
+
+@dataclass
+class RunContext:
+    """What every stage of one run shares (one object instead of ten positional arguments)."""
+
+    config: RunConfig
+    method: MethodSpec
+    run_dir: Path
+    resume: bool
+    model_path: str  # the folder the model loads from (an embedded model converted once)
+    tokenizer: PreTrainedTokenizerBase
+
+    @cached_property
+    def accelerator(self) -> Accelerator:
+        return make_accelerator(self.config.train)
+
+    @property
+    def is_main(self) -> bool:
+        return process_state().is_main_process
+
+    @property
+    def processes(self) -> int:
+        return process_state().num_processes
+
+
+class Task(ABC):
+    """One task. Subclasses set the class attributes and implement the four stages; the
+    trainer named by `trainer` asks for what it needs (train/__init__.py lists the protocols)."""
+
+    name: ClassVar[str]
+    settings: ClassVar[type[TaskSettings]]
+    methods: ClassVar[frozenset[str]]  # the methods this task trains with (or prompts)
+    model_kind: ClassVar[ModelKind]
+    trainer: ClassVar[str]  # "loop", "trl" or "ppo" (train.TRAINERS)
+    score: ClassVar[Score]
+    columns: ClassVar[tuple[Column, ...]] = ()  # extra leaderboard columns
+    quantizable: ClassVar[bool] = False  # `tunelab quantize` measures it
+    monitors: ClassVar[frozenset[str]] = frozenset({"val_loss"})  # train.monitor choices
+    caches_frozen_blocks: ClassVar[bool] = False  # loop trainer: head/freeze run them once
+
+    def __init__(self, run: RunContext):
+        self.run = run
+        self.config = run.config
+        self.tokenizer = run.tokenizer
+
+    @abstractmethod
+    def prepare(self) -> dict:
+        """Read, split and encode the data; returns the data summary (data_summary.json)."""
+
+    @abstractmethod
+    def load_model(self) -> nn.Module:
+        """The model the method adapts (base weights, plus a new head where the task has one)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module) -> dict:
+        """Held-out metrics (eval_before.json / eval_after.json); includes `score.name`."""
+
+    def scores(self, before: dict, after: dict) -> dict:
+        """train_summary.json's score fields: the headline and whatever compare shows."""
+        score = self.score
+        return {
+            "score_name": score.name,
+            "higher_is_better": score.higher_is_better,
+            "score_before": before[score.field],
+            "score": after[score.field],
+        }
+
+    def record(self) -> dict:
+        """Run-record fields this task adds (labels, template, ...): what loading back needs."""
+        return {}
+
+    def preview(self, rows: int) -> list:
+        """`tunelab data preview`: rich Text lines of the first training rows as trained."""
+        raise TunelabError(f"data preview shows sft and pretrain data; this config is {self.name}")
+
+    @classmethod
+    @abstractmethod
+    def report(cls, run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
+        """Markdown lines of the report after its common header; draws the task's plots."""
+
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+def register_task(task: type[Task]) -> type[Task]:
+    """Register a task class and its settings (the config's task union picks them up)."""
+    TASK_SETTINGS.register(task.name)(task.settings)
+    return TASKS.register(task.name)(task)
+
+
+def check_method(task: type[Task], method: MethodSpec) -> None:
+    """The one place a (task, method) pair is accepted or refused."""
+    if method.name not in task.methods:
+        raise TunelabError(
+            f"method.name: method '{method.name}' does not train task '{task.name}'; "
+            f"it takes {', '.join(sorted(task.methods))}"
+        )

@@ -12,19 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tunelab.models.trainable import load_trainable_state, trainable_state
+
 COMPLETE = "COMPLETE"
-
-
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only what training changes: the frozen weights are reproducible from the base model."""
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value)
 
 
 def _fsync_tree(folder: Path) -> None:

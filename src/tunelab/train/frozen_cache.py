@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
+from tunelab.data.micro_batches import FORWARD_TOKENS, micro_batches
 from tunelab.models.anatomy import find_blocks
-from tunelab.train.micro_batches import FORWARD_TOKENS, micro_batches
 
 
 def first_trainable_block(model: nn.Module) -> int | None:

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration
 from transformers import get_scheduler
 
 from tunelab.config import TrainConfig
 from tunelab.data.encode import make_loader
+from tunelab.data.micro_batches import micro_batches
 from tunelab.errors import TunelabError
-from tunelab.tasks.base import Task
 from tunelab.train.checkpoint import is_complete, load_checkpoint, save_checkpoint
 from tunelab.train.metrics_log import MetricsLog
-from tunelab.train.micro_batches import micro_batches
 from tunelab.train.progress import training_progress
 
 
@@ -37,22 +35,6 @@ class FitState:
     seconds: float = 0.0
     tokens: int = 0
     cache_seconds: float = 0.0  # head/freeze: the one pass through the frozen blocks
-
-
-def make_accelerator(config: TrainConfig) -> Accelerator:
-    # split_batches: train.batch_size is the global batch, so N processes see the same batches
-    # (split N ways) as one process does, and reach the same loss.
-    # cpu=True must be explicit: without it Accelerate ignores a torchrun world on a CPU machine.
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
-        gradient_accumulation_steps=config.grad_accum,
-        dataloader_config=DataLoaderConfiguration(split_batches=True),
-    )
-    if config.batch_size % accelerator.num_processes:
-        raise TunelabError(
-            f"train.batch_size={config.batch_size} must divide by the {accelerator.num_processes} processes"
-        )
-    return accelerator
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -74,22 +56,24 @@ def is_better(value: float, best: float | None, monitor: str) -> bool:
 
 
 class Trainer:
-    """Holds the pieces of one fit; `fit` below is the loop (nanoGPT-sized on purpose)."""
+    """Holds the pieces of one fit; `fit` below is the loop (nanoGPT-sized on purpose).
+
+    `task` supplies compute_loss(model, batch) -> (mean loss, rows right or None),
+    loss_units(batch) -> what that mean is over, and collate (None: pad to the longest)."""
 
     def __init__(
         self,
         model,
-        task: Task,
+        task,
         tokenizer,
         config: TrainConfig,
         accelerator: Accelerator,
         run_dir: Path,
         validate: Callable[[torch.nn.Module], dict],
-        collate: Callable | None = None,
     ):
         self.task, self.tokenizer, self.config, self.acc = task, tokenizer, config, accelerator
-        # validate(model) -> the task's validation metrics; collate pads a batch (task-specific).
-        self.run_dir, self.validate, self.collate = run_dir, validate, collate
+        # validate(model) -> the task's validation metrics
+        self.run_dir, self.validate, self.collate = run_dir, validate, task.collate
         self.checkpoints = run_dir / "checkpoints"
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=accelerator.is_main_process)
         self.raw_model = model

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from tunelab.train_history import read_metrics
+
 
 class MetricsLog:
     def __init__(self, path: Path, enabled: bool = True):
@@ -22,9 +24,3 @@ class MetricsLog:
 
     def read(self) -> list[dict]:
         return read_metrics(self.path)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

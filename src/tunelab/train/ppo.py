@@ -4,12 +4,26 @@
 Policy: the causal LM with LoRA; value: a linear head on the policy's last hidden state;
 reference: the same model with the adapter disabled (no second copy in memory). Per step:
 sample responses, score them with the reward model, subtract a per-token KL penalty to the
-reference, estimate advantages with GAE, then a few epochs of the clipped PPO objective."""
+reference, estimate advantages with GAE, then a few epochs of the clipped PPO objective.
 
+The "ppo" trainer: the task supplies `prompts("train")`, `render(question)`,
+`reward(questions, responses)`, `validate(policy)` (its `mean_reward`) and
+`add_special_tokens`; its settings carry beta, clip, ppo_epochs and temperature. A checkpoint
+after each epoch (adapter, value head, optimizer, random state) is what --resume continues from."""
+
+import random
+import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from tunelab.tasks.base import Task
+from tunelab.train.checkpoint import is_complete, load_checkpoint, save_checkpoint
+from tunelab.train.loop import FitState
+from tunelab.train.metrics_log import MetricsLog
+from tunelab.train.progress import training_progress
+from tunelab.train.trainers import TrainerSpec, register_trainer
 
 
 @dataclass
@@ -22,6 +36,7 @@ class PpoSettings:
     vf_coef: float = 0.1
     max_new_tokens: int = 48
     temperature: float = 1.0
+    max_grad_norm: float | None = 1.0
 
 
 @dataclass
@@ -62,10 +77,11 @@ def response_mask_of(response: torch.Tensor, eos_id: int) -> torch.Tensor:
 def gae(rewards, values, mask, gamma: float, lam: float):
     """Generalised advantage estimation over response tokens; positions after EOS are 0."""
     batch, steps = rewards.shape
-    advantages, last = torch.zeros_like(rewards), torch.zeros(batch)
+    zeros = torch.zeros(batch, device=rewards.device)
+    advantages, last = torch.zeros_like(rewards), zeros
     for t in reversed(range(steps)):
-        next_mask = mask[:, t + 1] if t + 1 < steps else torch.zeros(batch)
-        next_value = values[:, t + 1] * next_mask if t + 1 < steps else torch.zeros(batch)
+        next_mask = mask[:, t + 1] if t + 1 < steps else zeros
+        next_value = values[:, t + 1] * next_mask if t + 1 < steps else zeros
         delta = rewards[:, t] + gamma * next_value - values[:, t]
         last = delta + gamma * lam * last * next_mask
         advantages[:, t] = last * mask[:, t]
@@ -102,12 +118,19 @@ class PpoLearner:
         side, tok.padding_side = tok.padding_side, "left"
         batch = tok(
             prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens
-        )
+        ).to(self.policy.device)
         tok.padding_side = side
         self.policy.eval()
-        ids = self.policy.generate(**batch, do_sample=True, temperature=s.temperature, top_k=0, top_p=1.0,
-                                   max_new_tokens=s.max_new_tokens, eos_token_id=tok.eos_token_id,
-                                   pad_token_id=tok.pad_token_id)  # fmt: skip
+        ids = self.policy.generate(
+            **batch,
+            do_sample=True,
+            temperature=s.temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=s.max_new_tokens,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
         prompt_len = batch["input_ids"].shape[1]
         response_mask = response_mask_of(ids[:, prompt_len:], tok.eos_token_id)
         mask = torch.cat([batch["attention_mask"], response_mask], dim=1)
@@ -115,7 +138,7 @@ class PpoLearner:
         with self.policy.disable_adapter():
             ref_logps, _ = forward(self.policy, self.value_head, ids, mask, prompt_len)
         texts = tok.batch_decode(ids[:, prompt_len:] * response_mask, skip_special_tokens=True)
-        scores = self.score(questions, texts)
+        scores = self.score(questions, texts).to(ids.device)
         return Rollout(ids, mask, prompt_len, logps, ref_logps, values, scores, response_mask)
 
     def rewards(self, r: Rollout) -> torch.Tensor:
@@ -142,10 +165,119 @@ class PpoLearner:
             loss = ((pg + s.vf_coef * vf) * m).sum() / m.sum()
             self.optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(
-                [p for g in self.optimizer.param_groups for p in g["params"]], 1.0
-            )
+            if s.max_grad_norm:
+                params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                nn.utils.clip_grad_norm_(params, s.max_grad_norm)
             self.optimizer.step()
         kl = ((r.logps - r.ref_logps) * r.response_mask).sum(-1).mean().item()
-        return {"reward": r.scores.mean().item(), "kl": kl, "response_length": r.response_mask.sum(-1).float().mean().item(),
-                "loss": loss.item()}  # fmt: skip
+        length = r.response_mask.sum(-1).float().mean().item()
+        return {
+            "reward": r.scores.mean().item(),
+            "kl": kl,
+            "response_length": length,
+            "loss": loss.item(),
+        }
+
+
+def make_learner(task: Task, policy: nn.Module) -> PpoLearner:
+    settings, train = task.config.task, task.config.train
+    value_head = nn.Linear(policy.config.hidden_size, 1, device=policy.device)
+    nn.init.zeros_(value_head.weight)
+    nn.init.zeros_(value_head.bias)
+    params = [p for p in policy.parameters() if p.requires_grad] + list(value_head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+    ppo = PpoSettings(
+        kl_coef=settings.beta,
+        clip=settings.clip,
+        ppo_epochs=settings.ppo_epochs,
+        max_new_tokens=task.config.eval.max_new_tokens,
+        temperature=settings.temperature,
+        max_grad_norm=train.max_grad_norm,
+    )
+    return PpoLearner(policy, value_head, task.tokenizer, task.render, task.reward, ppo, optimizer)
+
+
+def save_ppo(folder, learner: PpoLearner, state: FitState) -> None:
+    extra = {
+        "optimizer": learner.optimizer.state_dict(),
+        "value_head": learner.value_head.state_dict(),
+        "rng": torch.get_rng_state(),
+        "fit": state.__dict__,
+    }
+    save_checkpoint(folder, learner.policy, extra)
+
+
+def resume_ppo(folder, learner: PpoLearner) -> FitState:
+    saved = load_checkpoint(folder, learner.policy)
+    learner.optimizer.load_state_dict(saved["optimizer"])
+    learner.value_head.load_state_dict(saved["value_head"])
+    torch.set_rng_state(saved["rng"])
+    return FitState(**saved["fit"])
+
+
+def ppo_epoch(task: Task, learner: PpoLearner, epoch: int, state: FitState, log, progress):
+    """One pass over the training prompts in a seeded order; returns the mean rollout reward."""
+    train = task.config.train
+    prompts = task.prompts("train")
+    prompts = random.Random(train.seed + epoch).sample(prompts, len(prompts))
+    batches = [prompts[i : i + train.batch_size] for i in range(0, len(prompts), train.batch_size)]
+    bar = progress.add_task(
+        f"ppo epoch {epoch}/{train.epochs}", total=len(batches), loss=0.0, tps=0.0
+    )
+    rewards = []
+    for batch in batches:
+        metrics = learner.step(batch, add_special_tokens=task.add_special_tokens)
+        state.step += 1
+        rewards.append(metrics["reward"])
+        log.write({"event": "train", "epoch": epoch, "step": state.step, **metrics})
+        progress.update(bar, advance=1, loss=metrics["loss"])
+    return sum(rewards) / len(rewards)
+
+
+def fit_ppo(task: Task, policy: nn.Module) -> tuple[nn.Module, FitState]:
+    run, train = task.run, task.config.train
+    log, learner = MetricsLog(run.run_dir / "metrics.jsonl"), make_learner(task, policy)
+    last = run.run_dir / "checkpoints" / "last"
+    state = resume_ppo(last, learner) if run.resume and is_complete(last) else FitState()
+    log.truncate_after(state.epoch)
+    started = time.perf_counter() - state.seconds
+    with training_progress(True) as progress:
+        for epoch in range(state.epoch + 1, train.epochs + 1):
+            train_reward = ppo_epoch(task, learner, epoch, state, log, progress)
+            val = task.validate(policy)
+            state.epoch, state.seconds = epoch, time.perf_counter() - started
+            log.write(
+                {
+                    "event": "eval",
+                    "split": "val",
+                    "epoch": epoch,
+                    "train_reward": train_reward,
+                    "val_reward": val["mean_reward"],
+                    "train_seconds": state.seconds,
+                }
+            )
+            save_ppo(last, learner, state)
+            if train.max_minutes and state.seconds > 60 * train.max_minutes:
+                break
+    return policy, state
+
+
+# PPO learns from its own rollouts: no batches to cut, no frozen blocks, no best epoch to keep.
+register_trainer(
+    TrainerSpec(
+        "ppo",
+        fit_ppo,
+        frozenset(
+            {
+                "micro_batch_tokens",
+                "cache_frozen",
+                "cache_max_gb",
+                "grad_accum",
+                "scheduler",
+                "warmup_ratio",
+                "early_stopping_patience",
+                "group_by_length",
+            }
+        ),
+    )
+)

@@ -1,21 +1,36 @@
-"""The bridge to TRL's trainers (reward model, DPO): tunelab's train section becomes TRL's
-arguments, and TRL's logs become tunelab's metrics stream (metrics.jsonl)."""
+"""The "trl" trainer: TRL's trainers (reward model, DPO, KTO) behind a thin bridge. tunelab's
+train section becomes TRL's arguments, TRL's logs become tunelab's metrics stream
+(metrics.jsonl), and `--resume` continues from TRL's last complete checkpoint.
 
+The task supplies `trl_trainer(model, arguments, callbacks)`: its TRL trainer, built from the
+shared arguments plus its own (beta, max_length, ...)."""
+
+import json
 import math
+import re
 import time
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
+from torch import nn
+from transformers import EarlyStoppingCallback, TrainerCallback
 
 from tunelab.config import TrainConfig
+from tunelab.tasks.base import Task
+from tunelab.train.loop import FitState
 from tunelab.train.metrics_log import MetricsLog
+from tunelab.train.trainers import TrainerSpec, register_trainer
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def trl_arguments(config: TrainConfig, run_dir: Path, steps_per_epoch: int) -> dict:
     """Arguments shared by TRL configs. bf16 is off: TRL turns it on by default and it runs
-    ~40x slower on CPUs without native bf16 (measured on the CI machines)."""
+    ~40x slower on CPUs without native bf16 (measured on the CI machines). A checkpoint per
+    epoch (the last two kept) is what --resume continues from; early stopping needs the best
+    one loaded at the end."""
     total = steps_per_epoch * config.epochs
+    stopping = config.early_stopping_patience is not None
     return {
         "output_dir": str(run_dir / "trl"),
         "num_train_epochs": config.epochs,
@@ -30,7 +45,10 @@ def trl_arguments(config: TrainConfig, run_dir: Path, steps_per_epoch: int) -> d
         "seed": config.seed,
         "logging_steps": config.log_every,
         "eval_strategy": "epoch",
-        "save_strategy": "no",
+        "save_strategy": "epoch",
+        "save_total_limit": 2,
+        "load_best_model_at_end": stopping,
+        "metric_for_best_model": "eval_loss" if stopping else None,
         "report_to": "none",
         "bf16": False,
         "fp16": False,
@@ -81,3 +99,60 @@ class MetricsStream(TrainerCallback):
             self.seconds += now - self.started
             self.train_losses, self.started = [], now
             self.log.write({"event": "eval", "split": "val", **record})
+
+
+class TimeLimit(TrainerCallback):
+    """train.max_minutes: stop after the step that crosses the limit (then evaluate and save)."""
+
+    def __init__(self, minutes: float | None):
+        self.seconds = None if minutes is None else 60 * minutes
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds is not None and time.perf_counter() - self.started > self.seconds:
+            control.should_training_stop = True
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint-N folder whose trainer state was written (the last file saved)."""
+    found = [p for p in folder.glob("checkpoint-*") if CHECKPOINT.match(p.name)]
+    complete = [p for p in found if (p / "trainer_state.json").is_file()]
+    return max(complete, key=lambda p: int(CHECKPOINT.match(p.name).group(1)), default=None)
+
+
+def steps_per_epoch(rows: int, config: TrainConfig) -> int:
+    return max(1, math.ceil(rows / (config.batch_size * config.grad_accum)))
+
+
+def fit_trl(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
+    run, config = task.run, task.config.train
+    stream = MetricsStream(run.run_dir, enabled=run.is_main)
+    checkpoint = last_complete_checkpoint(run.run_dir / "trl") if run.resume else None
+    if checkpoint is not None:  # forget the log lines of the epoch that did not finish
+        epoch = json.loads((checkpoint / "trainer_state.json").read_text())["epoch"]
+        stream.log.truncate_after(math.floor(epoch + 1e-6))
+    callbacks = [stream, TimeLimit(config.max_minutes)]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+    arguments = trl_arguments(config, run.run_dir, steps_per_epoch(task.train_size(), config))
+    trainer = task.trl_trainer(model, arguments, callbacks)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    state = FitState(
+        epoch=math.ceil(trainer.state.epoch or 0),
+        step=trainer.state.global_step,
+        seconds=time.perf_counter() - started,
+        tokens=int(stream.tokens),
+    )
+    return trainer.model, state
+
+
+# TRL's trainers batch and checkpoint their own way: tunelab's micro-batches, frozen-block cache
+# and best-epoch monitor (beyond the validation loss) are not theirs.
+register_trainer(
+    TrainerSpec(
+        "trl",
+        fit_trl,
+        frozenset({"micro_batch_tokens", "cache_frozen", "cache_max_gb", "group_by_length"}),
+    )
+)

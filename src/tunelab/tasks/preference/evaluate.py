@@ -4,6 +4,7 @@ policy's implicit-reward accuracy and margin against its reference."""
 from contextlib import nullcontext
 
 import torch
+from peft import PeftModel
 from rich.progress import track
 
 from tunelab.data.lm_encode import IGNORE
@@ -81,7 +82,9 @@ def dpo_metrics(
 
     def logps(responses):
         policy = response_logps(model, tokenizer, prompts, responses, add_special, batch_size)
-        context = model.disable_adapter() if reference is None else nullcontext()
+        # no reference model: the policy with its adapter off (before training: no adapter yet)
+        peft = reference is None and isinstance(model, PeftModel)
+        context = model.disable_adapter() if peft else nullcontext()
         with context:
             ref = response_logps(
                 reference or model, tokenizer, prompts, responses, add_special, batch_size

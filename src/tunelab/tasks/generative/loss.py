@@ -15,23 +15,6 @@ import torch.nn.functional as F
 
 from tunelab.data.lm_encode import IGNORE
 
-# Methods that adapt a causal LM without a new head (`head` has nothing to train there); the
-# prompting baselines are the base model, prompted.
-GENERATIVE_METHODS = frozenset(
-    {
-        "full",
-        "freeze",
-        "lora",
-        "qlora",
-        "ia3",
-        "prompt_tuning",
-        "prefix_tuning",
-        "adapter",
-        "zero_shot",
-        "few_shot",
-    }  # fmt: skip
-)
-
 
 def output_layer(model: torch.nn.Module) -> torch.nn.Module:
     """The vocabulary projection, through the DDP and PEFT wrappers."""

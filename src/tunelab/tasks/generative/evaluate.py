@@ -12,7 +12,7 @@ from tunelab.data.encode import make_loader
 from tunelab.data.lm_encode import IGNORE, lm_collator
 from tunelab.data.templates import generation_prompt
 from tunelab.generation import generate
-from tunelab.tasks.causal_lm import labelled_token_loss
+from tunelab.tasks.generative.loss import labelled_token_loss
 
 ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 

@@ -1,8 +1,15 @@
 """Report sections of the generative tasks: scores before/after, the general set (what tuning
 cost), and example questions with the base and the tuned answers (seed 003 did this by hand)."""
 
-from tunelab.report.markdown import curves_section, fmt, short
-from tunelab.report.plots import plot_scores
+from pathlib import Path
+
+from tunelab.charts import Panel, Series, plot_before_after, plot_curves
+from tunelab.markdown_cells import curves_section, fmt, short
+from tunelab.train_history import read_history
+
+PERPLEXITY_PANEL = Panel(
+    "Perplexity", "perplexity", (Series("val_perplexity", "validation"),), yscale="log"
+)
 
 ROWS = [
     ("key_fact_hit_rate", "in-domain key-fact hit rate", True),
@@ -73,15 +80,34 @@ def data_line(data: dict) -> str:
     )
 
 
-def lm_sections(run_dir, before: dict, after: dict, history: list[dict]) -> list[str]:
-    plot_scores(before, after, [(k, t) for k, t, _ in ROWS[:4]], run_dir / "plots" / "scores.png")
+def plot_scores(before: dict, after: dict, path: Path) -> bool:
+    """Grouped bars of the answer scores (and general ROUGE-L); False when there are none."""
+    values = [
+        (t, before.get(k) or 0.0, after[k]) for k, t, _ in ROWS[:4] if after.get(k) is not None
+    ]
+    if "general" in after:
+        general = ("general ROUGE-L", before["general"]["rouge_l"], after["general"]["rouge_l"])
+        values.append(general)
+    if values:
+        plot_before_after(values, "Held-out scores before and after", path)
+    return bool(values)
+
+
+def generative_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
+    history, steps = read_history(run_dir)
+    curves = []
+    if history:
+        plot_curves(history, steps, PERPLEXITY_PANEL, run_dir / "plots" / "curves.png")
+        curves = curves_section(history_table(history))
+    scores_plot = plot_scores(before, after, run_dir / "plots" / "scores.png")
     return [
+        data_line(data),
+        "",
         "## Held-out scores before and after fine-tuning",
         "",
         *scores_table(before, after),
         "",
-        "![scores](plots/scores.png)",
-        "",
-        *curves_section(history_table(history)),
+        *(["![scores](plots/scores.png)", ""] if scores_plot else []),
+        *curves,
         *answers_table(before, after),
     ]

@@ -1,4 +1,5 @@
-"""Pieces every task's pipeline shares: the run directory, parameter counts, resource figures."""
+"""The run sequence's own pieces: the run directory, the model folder a run starts from, and
+train_summary.json's figures (parameters, time, tokens/s, memory)."""
 
 import json
 import resource
@@ -7,9 +8,14 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from tunelab.errors import TunelabError
+from tunelab.export import export_run
 from tunelab.models.embedded import resolve_model
+from tunelab.run_record import is_finished, read_record
+from tunelab.tasks import Task
+from tunelab.train import FitState
 
 
 def prepare_run_dir(run_dir: Path, resume: bool) -> None:
@@ -30,12 +36,12 @@ def count_parameters(model) -> dict:
     return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / total}
 
 
-def base_summary(spec, task, config, model, state, started: float, processes: int) -> dict:
+def run_summary(task: Task, model: nn.Module, state: FitState, started: float) -> dict:
     """train_summary.json fields common to all tasks; each task adds its scores."""
     return {
-        "method": spec.name,
+        "method": task.run.method.name,
         "task": task.name,
-        "model": config.model.name,
+        "model": task.config.model.name,
         "parameters": count_parameters(model),
         "epochs_run": state.epoch,
         "best_epoch": state.best_epoch,
@@ -46,7 +52,8 @@ def base_summary(spec, task, config, model, state, started: float, processes: in
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20
         if torch.cuda.is_available()
         else None,
-        "processes": processes,
+        "processes": task.run.processes,
+        "cache_seconds": state.cache_seconds,
     }
 
 
@@ -54,20 +61,16 @@ def start_model(name: str) -> str:
     """The folder a run starts from: an embedded name, a folder or Hub id, or a finished tunelab
     run (its adapter merged into its base once, kept in RUN/merged) - so PPO can start from SFT."""
     run_dir = Path(name)
-    if not (run_dir / "run_info.json").is_file():
+    if not is_finished(run_dir):
         return resolve_model(name)
     merged = run_dir / "merged"
     if not (merged / "config.json").is_file():
-        from tunelab.export import export_run  # the export stage, reused
-
-        info = json.loads((run_dir / "run_info.json").read_text())
-        if info.get("model_kind") != "causal_lm":
-            raise TunelabError(
-                f"model.name: {name} is a {info.get('task')} run; start from an sft run"
-            )
+        record = read_record(run_dir)
+        if not record.answers_questions:
+            raise TunelabError(f"model.name: {name} is a {record.task} run; start from an sft run")
         shutil.rmtree(merged, ignore_errors=True)
-        if info["artifact"] == "adapter":
+        if record.artifact == "adapter":
             export_run(run_dir, merged, merge=True)
         else:
-            shutil.copytree(run_dir / info["artifact"], merged)
+            shutil.copytree(run_dir / record.artifact, merged)
     return str(merged)

@@ -14,12 +14,11 @@ import math
 
 import torch
 
-# Training's default budget (train.micro_batch_tokens), also the cut of forward passes without
-# gradients (evaluation, the frozen-block cache): 32 SMS x 200 tokens through SmolLM2 held
-# 1,566 MB at the peak in one pass and 1,026 MB as slices of 8 rows, in the same time; on case
-# (a) of the benchmarks, slices of 2,048 tokens peaked at 1,429 MB, of 1,024 at 1,279-1,304 MB.
-MICRO_BATCH_TOKENS = 1024
-FORWARD_TOKENS = MICRO_BATCH_TOKENS
+from tunelab.config import MICRO_BATCH_TOKENS
+
+FORWARD_TOKENS = (
+    MICRO_BATCH_TOKENS  # the cut of forward passes without gradients (config.py says why)
+)
 
 
 def micro_batches(batch: dict, max_tokens: int | None) -> list[dict]:
@@ -50,6 +49,6 @@ def trimmed(batch: dict, length: int) -> dict:
     return {
         k: v[:, first:last]
         if isinstance(v, torch.Tensor) and v.ndim >= 2 and v.shape[1] == length
-        else v  # fmt: skip
+        else v
         for k, v in batch.items()
     }

@@ -9,27 +9,26 @@ from tunelab.data.readers import jsonl_records
 from tunelab.data.templates import generation_prompt
 from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
+from tunelab.run_record import RunRecord
 
 
 @dataclass
 class Assistant:
     model: object
     tokenizer: object
-    info: dict
+    record: RunRecord
 
     def prompt(self, history: list[dict]) -> str:
         """History ends with the user's message; the run's few-shot turns come first."""
-        messages = [*self.info.get("shots", []), *history]
-        return generation_prompt(
-            messages, self.info["template"], self.tokenizer, self.info["system"]
-        )
+        messages = [*self.record.shots, *history]
+        return generation_prompt(messages, self.record.template, self.tokenizer, self.record.system)
 
     def answer(self, questions: list[str], streamer=None, **sampling) -> list[str]:
         prompts = [self.prompt([{"role": "user", "content": q}]) for q in questions]
         return self.reply(prompts, streamer, **sampling)
 
     def reply(self, prompts: list[str], streamer=None, **sampling) -> list[str]:
-        chat = self.info["template"] == "chat"
+        chat = self.record.template == "chat"
         return generate(
             self.model,
             self.tokenizer,
@@ -41,10 +40,10 @@ class Assistant:
 
 
 def load_assistant(run_dir: str | Path) -> Assistant:
-    model, tokenizer, info = load_run(run_dir)
-    if info.get("model_kind") != "causal_lm" or info.get("template") is None:
-        raise TunelabError(f"{run_dir} is a {info['task']} run; generate and chat need an sft run")
-    return Assistant(model, tokenizer, info)
+    model, tokenizer, record = load_run(run_dir)
+    if not record.answers_questions:
+        raise TunelabError(f"{run_dir} is a {record.task} run; generate and chat need an sft run")
+    return Assistant(model, tokenizer, record)
 
 
 def read_questions(path: Path) -> list[str]:

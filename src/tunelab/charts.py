@@ -1,0 +1,99 @@
+"""Plot helpers every task's report uses: matplotlib loaded on first use, per-epoch curves.
+Each task says which series its curves panel shows; nothing here knows a task."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class LazyPyplot:
+    """matplotlib.pyplot, imported when the first plot is drawn: a training process then holds
+    its 24 MB only after training, when the report is written (peak RSS, docs/performance.md)."""
+
+    def __getattr__(self, name: str):
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only; no display on servers
+        import matplotlib.pyplot
+
+        return getattr(matplotlib.pyplot, name)
+
+
+plt = LazyPyplot()
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str  # a field of the per-epoch records in metrics.jsonl
+    label: str
+    color: str = "tab:orange"
+    style: str = "o-"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The right-hand panel of the curves figure (the left one is always the loss)."""
+
+    title: str
+    ylabel: str
+    series: tuple[Series, ...]
+    yscale: str = "linear"
+    twin: Series | None = None  # a second y axis (preference margins)
+    twin_ylabel: str = ""
+
+
+def per_epoch(ax, history: list[dict], series: Series) -> None:
+    ax.plot(
+        [h["epoch"] for h in history],
+        [h.get(series.key) for h in history],
+        series.style,
+        color=series.color,
+        label=series.label,
+    )
+
+
+def save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(history: list[dict], steps: list[dict], panel: Panel, path: Path) -> None:
+    """Loss per step and per epoch on the left; the task's validation metric on the right."""
+    fig, (loss_ax, right_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    if steps:
+        steps_per_epoch = max(s["step"] for s in steps) / max(h["epoch"] for h in history)
+        loss_ax.plot(
+            [s["step"] / steps_per_epoch for s in steps],
+            [s["loss"] for s in steps],
+            color="tab:blue",
+            alpha=0.25,
+            label="train (per step)",
+        )
+    per_epoch(loss_ax, history, Series("train_loss", "train", "tab:blue"))
+    per_epoch(loss_ax, history, Series("val_loss", "validation"))
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    for series in panel.series:
+        per_epoch(right_ax, history, series)
+    right_ax.set(xlabel="epoch", ylabel=panel.ylabel, title=panel.title, yscale=panel.yscale)
+    if panel.twin is not None:
+        twin_ax = right_ax.twinx()
+        per_epoch(twin_ax, history, panel.twin)
+        twin_ax.set(ylabel=panel.twin_ylabel)
+        twin_ax.legend(loc="lower right")
+    for ax in (loss_ax, right_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def plot_before_after(values: list[tuple[str, float, float]], title: str, path: Path) -> None:
+    """Grouped bars: each score before and after tuning (scores between 0 and 1)."""
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(values)), 4))
+    xs = range(len(values))
+    ax.bar([x - 0.2 for x in xs], [v[1] for v in values], 0.4, label="before", color="tab:gray")
+    ax.bar([x + 0.2 for x in xs], [v[2] for v in values], 0.4, label="after", color="tab:green")
+    ax.set_xticks(list(xs), [v[0] for v in values], rotation=15)
+    ax.set(ylim=(0, 1.05), title=title)
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    save(fig, path)

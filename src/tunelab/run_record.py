@@ -1,0 +1,71 @@
+"""The run record (run_info.json): what a finished run holds and how to load it back.
+
+One writer (pipeline.run, at the end of a run) and one reader (`read_record`), used by every
+command that opens a run directory: eval, predict, generate, chat, export, quantize, report,
+compare, and a PPO run that starts from an sft run or scores with a reward run."""
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tunelab.errors import TunelabError
+
+RUN_INFO = "run_info.json"
+
+# classifier: a sequence-classification model (a new head, or a reward model's one output);
+# causal_lm: the model's own LM head (sft, pretrain, dpo, kto, ppo).
+ModelKind = Literal["classifier", "causal_lm"]
+
+
+class RunRecord(BaseModel):
+    """Everything a later command needs to rebuild a run's model and use it as it was trained."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    method: str
+    model: str  # model.name as configured
+    base_model: str  # the folder the run started from
+    model_kind: ModelKind
+    artifact: Literal["model", "adapter", "trainable", "prompt"]
+    method_settings: dict[str, Any]
+    task_settings: dict[str, Any]
+    max_length: int
+    truncation_side: Literal["left", "right"] = "right"
+    padding_side: Literal["left", "right"] = "right"
+    labels: list[str] = []  # classifier: the class names in head order
+    pooling: str = "auto"
+    template: str | None = None  # the prompt template that was resolved (chat, alpaca, ...)
+    system: str | None = None
+    shots: list[dict] = []  # few-shot turns put before every question
+    max_new_tokens: int = 64
+
+    @property
+    def answers_questions(self) -> bool:
+        """A generative run with a prompt template: generate, chat and serve can use it."""
+        return self.model_kind == "causal_lm" and self.template is not None
+
+
+def write_record(run_dir: Path, record: RunRecord) -> None:
+    (Path(run_dir) / RUN_INFO).write_text(record.model_dump_json(indent=2))
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / RUN_INFO).is_file()
+
+
+def read_record(run_dir: str | Path) -> RunRecord:
+    """The run record of a finished run, or a one-line error saying why there is none."""
+    path = Path(run_dir) / RUN_INFO
+    if not path.is_file():
+        raise TunelabError(f"{run_dir} is not a finished tunelab run (no {RUN_INFO})")
+    try:
+        return RunRecord.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise TunelabError(
+            f"{path}: field '{field}': {first['msg']} (written by another tunelab version? "
+            "train the run again)"
+        ) from None

@@ -1,0 +1,31 @@
+"""Where a run executes: the Accelerate object (devices, processes) built from the train section."""
+
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DataLoaderConfiguration
+
+from tunelab.config import TrainConfig
+from tunelab.errors import TunelabError
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    # split_batches: train.batch_size is the global batch, so N processes see the same batches
+    # (split N ways) as one process does, and reach the same loss.
+    # cpu=True must be explicit: without it Accelerate ignores a torchrun world on a CPU machine.
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        gradient_accumulation_steps=config.grad_accum,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+    if config.batch_size % accelerator.num_processes:
+        raise TunelabError(
+            f"train.batch_size={config.batch_size} must divide by the "
+            f"{accelerator.num_processes} processes"
+        )
+    return accelerator
+
+
+def process_state() -> PartialState:
+    """This process's place in the run (rank, count); like make_accelerator, it must say cpu
+    explicitly, or a torchrun world on a CPU machine reads as one process."""
+    return PartialState(cpu=not torch.cuda.is_available())

@@ -1,0 +1,126 @@
+"""Report sections of a classification run: metrics before/after, curves, the confusion matrix,
+example predictions, and the quantization table when `tunelab quantize` has run."""
+
+import json
+from pathlib import Path
+
+from tunelab.charts import Panel, Series, plot_curves, plt, save
+from tunelab.markdown_cells import curves_section, short
+from tunelab.train_history import read_history
+
+ACCURACY_PANEL = Panel(
+    "Accuracy",
+    "accuracy",
+    (Series("train_accuracy", "train", "tab:blue"), Series("val_accuracy", "validation")),
+)
+
+
+def data_line(data: dict) -> str:
+    splits = data.get("splits", {})
+    rows = ", ".join(f"{k} {v['rows']}" for k, v in splits.items())
+    dropped = sum(v["dropped_overlong"] for v in splits.values())
+    truncated = sum(v["truncated_overlong"] for v in splits.values())
+    return (
+        f"- data: {rows}; labels {', '.join(data.get('labels', []))}; over "
+        f"{data.get('max_length')} tokens: {truncated} truncated, {dropped} dropped"
+    )
+
+
+def metrics_table(before: dict, after: dict) -> list[str]:
+    lines = ["| metric (test) | before | after |", "| --- | --- | --- |"]
+    for key in ("accuracy", "precision", "recall", "macro_f1", "loss"):
+        nan = float("nan")
+        lines.append(f"| {key} | {before.get(key, nan):.4f} | {after.get(key, nan):.4f} |")
+    return lines
+
+
+def examples_table(before: dict, after: dict) -> list[str]:
+    lines = ["| text | true | before | after |", "| --- | --- | --- | --- |"]
+    for b, a in zip(before.get("examples", []), after.get("examples", []), strict=True):
+        fmt = lambda e: f"{e['predicted']} ({e['probs'][e['predicted']]:.2f})"  # noqa: E731
+        lines.append(f"| {short(b['text'])} | {b['label']} | {fmt(b)} | {fmt(a)} |")
+    return lines
+
+
+def history_table(history: list[dict]) -> list[str]:
+    lines = [
+        "| epoch | train loss | val loss | train acc | val acc | seconds |",
+        "| --- " * 6 + "|",
+    ]
+    for h in history:
+        lines.append(
+            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | "
+            f"{h['train_accuracy']:.4f} | {h['val_accuracy']:.4f} | {h['train_seconds']:.1f} |"
+        )
+    return lines
+
+
+def quantization_table(run_dir: Path) -> list[str]:
+    path = run_dir / "quantize.json"
+    if not path.is_file():
+        return []
+    lines = [
+        "## Quantization (test split)",
+        "",
+        "| variant | accuracy | Δ accuracy | size MB | size ratio | rows/s | speed-up |",
+        "| --- " * 7 + "|",
+    ]
+    for r in json.loads(path.read_text())["variants"]:
+        lines.append(
+            f"| {r['variant']} | {r['score']:.4f} | {r['score_delta']:+.4f} | "
+            f"{r['size_mb']:.1f} | {r['size_ratio']:.2f} | {r['rows_per_s']:.1f} | "
+            f"{r['speedup']:.2f}x |"
+        )
+    return [*lines, ""]
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.2 * len(labels) + 2))
+    ax.imshow(matrix, cmap="Blues")
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            color = "white" if value > peak / 2 else "black"
+            ax.text(j, i, str(value), ha="center", va="center", color=color)
+    ax.set(
+        xticks=range(len(labels)),
+        yticks=range(len(labels)),
+        xticklabels=labels,
+        yticklabels=labels,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
+    )
+    save(fig, path)
+
+
+def classification_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
+    history, steps = read_history(run_dir)
+    curves = []
+    if history:
+        plot_curves(history, steps, ACCURACY_PANEL, run_dir / "plots" / "curves.png")
+        curves = curves_section(history_table(history))
+    plot_confusion(
+        after["confusion_matrix"],
+        after["labels"],
+        "test (after)",
+        run_dir / "plots" / "confusion.png",
+    )
+    return [
+        data_line(data),
+        "",
+        "## Test metrics before and after fine-tuning",
+        "",
+        *metrics_table(before, after),
+        "",
+        *curves,
+        "## Confusion matrix (test, after)",
+        "",
+        "![confusion](plots/confusion.png)",
+        "",
+        "## Example predictions",
+        "",
+        *examples_table(before, after),
+        "",
+        *quantization_table(run_dir),
+    ]

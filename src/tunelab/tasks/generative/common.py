@@ -1,0 +1,66 @@
+"""What the generative tasks (sft, pretrain) share: the causal LM they load, the loop trainer's
+pieces (labelled-token loss, padding with -100, perplexity on validation), the data preview
+and the report. `GenerativeTask` is the family's base; each task file fills in its data and
+evaluation."""
+
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from torch import nn
+
+from tunelab.data.lm_encode import IGNORE, lm_collator
+from tunelab.data.lm_prepare import LmData
+from tunelab.data.preview import marked_text
+from tunelab.models.loader import load_causal_lm
+from tunelab.tasks.base import Task
+from tunelab.tasks.generative.evaluate import perplexity
+from tunelab.tasks.generative.loss import causal_lm_loss, labelled_targets
+from tunelab.tasks.generative.report import generative_report
+
+# Methods that adapt a causal LM without a new head (`head` has nothing to train there).
+TRAINED_METHODS = frozenset(
+    {"full", "freeze", "lora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "adapter"}
+)
+
+
+class GenerativeTask(Task):
+    model_kind: ClassVar = "causal_lm"
+    trainer: ClassVar = "loop"
+    data: LmData
+
+    def load_model(self) -> nn.Module:
+        options = self.run.method.options(self.config.method)
+        return load_causal_lm(self.run.model_path, self.config.model.trust_remote_code, **options)
+
+    def record(self) -> dict:
+        return {"max_new_tokens": self.config.eval.max_new_tokens, "template": self.data.template}
+
+    def preview(self, rows: int) -> list[Text]:
+        lines = []
+        for i, example in enumerate(self.data.encoded["train"][:rows], start=1):
+            trained = sum(label != IGNORE for label in example["labels"])
+            tokens = len(example["input_ids"])
+            lines += [
+                Text(f"--- row {i}: {tokens} tokens, {trained} trained"),
+                marked_text(example, self.tokenizer),
+            ]
+        return lines
+
+    # the loop trainer's pieces
+    compute_loss = staticmethod(causal_lm_loss)
+    loss_units = staticmethod(labelled_targets)
+
+    @property
+    def collate(self):
+        return lm_collator(self.tokenizer)
+
+    def loop_rows(self) -> tuple[list[dict], list[dict]]:
+        return self.data.encoded["train"], self.data.encoded["val"]
+
+    def validate(self, model: nn.Module, rows: list[dict]) -> dict:
+        return perplexity(model, rows, self.tokenizer, self.config.eval.batch_size)
+
+    @classmethod
+    def report(cls, run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
+        return generative_report(run_dir, data, before, after)

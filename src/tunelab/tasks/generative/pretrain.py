@@ -1,0 +1,32 @@
+"""pretrain: continued self-supervised training on raw domain text packed into blocks; held-out
+perplexity before and after."""
+
+from typing import Literal
+
+from torch import nn
+
+from tunelab.data.lm_prepare import prepare_pretrain
+from tunelab.settings import TaskSettings
+from tunelab.tasks.base import Score, register_task
+from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
+from tunelab.tasks.generative.evaluate import perplexity
+
+
+class PretrainSettings(TaskSettings):
+    name: Literal["pretrain"] = "pretrain"
+
+
+@register_task
+class PretrainTask(GenerativeTask):
+    name = "pretrain"
+    settings = PretrainSettings
+    methods = TRAINED_METHODS
+    score = Score("perplexity", higher_is_better=False)
+
+    def prepare(self) -> dict:
+        self.data = prepare_pretrain(self.config.data, self.tokenizer, self.config.train.seed)
+        return self.data.summary
+
+    def evaluate(self, model: nn.Module) -> dict:
+        test = self.data.encoded["test"]
+        return perplexity(model, test, self.tokenizer, self.config.eval.batch_size)

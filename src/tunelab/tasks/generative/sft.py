@@ -1,0 +1,141 @@
+"""sft: supervised instruction / Q&A fine-tuning; loss on the response tokens only by default
+(the prompt positions carry label -100). Scored by held-out perplexity and generated answers:
+ROUGE-L, key facts, refusal and false-refusal rates (seed 003), and a general set (forgetting).
+zero_shot / few_shot prompt the base model as baselines."""
+
+import random
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from tunelab.data.conversations import Example, read_examples
+from tunelab.data.lm_prepare import SftFormat, encode_examples, prepare_sft
+from tunelab.settings import PromptedTaskSettings
+from tunelab.tasks.base import Column, Score, register_task
+from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
+from tunelab.tasks.generative.evaluate import evaluate_answers, perplexity, pick_rows
+
+# The figures that sum a run up, best first: the first one the data yields is the headline.
+HEADLINES = (
+    Score("key_fact_hit_rate"),
+    Score("rouge_l"),
+    Score("perplexity", higher_is_better=False),
+)
+SCORES = ("key_fact_hit_rate", "rouge_l", "refusal_rate", "false_refusal_rate", "perplexity")
+
+
+class SftSettings(PromptedTaskSettings):
+    name: Literal["sft"] = "sft"
+    train_on_prompt: bool = Field(
+        False, description="Also learn the prompt tokens (default: response tokens only)."
+    )
+    packing: bool = Field(False, description="Pack several examples into each row.")
+    refusal: str | None = Field(
+        None,
+        description="The fixed refusal sentence for off-topic questions (seed 003); test rows "
+        "whose reference is this sentence count as off-topic.",
+    )
+
+
+def with_shots(examples: list[Example], shots: list[dict]) -> list[Example]:
+    return [type(e)([*shots, *e.messages], e.row, e.file, e.facts) for e in examples]
+
+
+@register_task
+class SftTask(GenerativeTask):
+    name = "sft"
+    settings = SftSettings
+    methods = TRAINED_METHODS | {"zero_shot", "few_shot"}
+    score = HEADLINES[0]
+    columns = (
+        Column("rouge_l", "ROUGE-L"),
+        Column("refusal_rate", "refusals (off-topic)", "{:.3f}"),
+        Column("false_refusal_rate", "false refusals", "{:.3f}"),
+        Column("general_rouge_l_before", "general ROUGE-L before"),
+        Column("general_rouge_l", "general ROUGE-L after"),
+        Column("general_perplexity_before", "general ppl before", "{:.2f}"),
+        Column("general_perplexity", "general ppl after", "{:.2f}"),
+    )
+
+    def prepare(self) -> dict:
+        settings, seed = self.config.task, self.config.train.seed
+        self.format = SftFormat(
+            settings.template, settings.system, settings.train_on_prompt, settings.packing
+        )
+        self.data = prepare_sft(self.config.data, self.format, self.tokenizer, seed)
+        self.general = self.prepare_general()
+        self.shots = self.few_shot_messages()
+        return self.data.summary
+
+    def prepare_general(self) -> tuple[list[Example], list[dict]] | None:
+        """The general held-out set (eval.general): its questions and encoded references."""
+        config = self.config.eval
+        if not config.general:
+            return None
+        rows = read_examples(config.general)
+        rows = random.Random(self.config.train.seed).sample(
+            rows, min(len(rows), config.general_limit)
+        )
+        encoded = encode_examples(
+            rows, self.tokenizer, self.format, self.data.template, self.config.data
+        )
+        return rows, encoded.examples
+
+    def few_shot_messages(self) -> list[dict]:
+        """Prompting baselines: k seeded training conversations shown before each question."""
+        if self.run.method.trains:
+            return []
+        train = self.data.examples["train"]
+        shots = min(self.config.method.shots, len(train))
+        picked = random.Random(self.config.train.seed).sample(train, shots)
+        return [message for example in picked for message in example.messages]
+
+    def answer_scores(self, model: nn.Module, examples: list[Example], name: str):
+        return evaluate_answers(
+            model,
+            self.tokenizer,
+            with_shots(examples, self.shots),
+            self.data.template,
+            self.config.task,
+            self.config.eval,
+            name,
+        )
+
+    def evaluate(self, model: nn.Module) -> dict:
+        """Held-out perplexity, generated answers and their scores, and the general set."""
+        batch = self.config.eval.batch_size
+        result = perplexity(model, self.data.encoded["test"], self.tokenizer, batch)
+        test = self.data.examples["test"][: self.config.eval.generate_limit]
+        scores, rows = self.answer_scores(model, test, "test")
+        result.update(scores, answers=rows)
+        result["examples"] = pick_rows(
+            list(rows), self.config.eval.examples, self.config.task.refusal
+        )
+        if self.general is not None:
+            rows, encoded = self.general
+            scores, _ = self.answer_scores(model, rows, "general")
+            result["general"] = {
+                "rouge_l": scores["rouge_l"],
+                **perplexity(model, encoded, self.tokenizer, batch),
+            }
+        return result
+
+    def scores(self, before: dict, after: dict) -> dict:
+        headline = next(s for s in HEADLINES if after.get(s.name) is not None)
+        summary = {
+            "score_name": headline.name,
+            "higher_is_better": headline.higher_is_better,
+            "score_before": before[headline.name],
+            "score": after[headline.name],
+        }
+        for key in SCORES:
+            if after.get(key) is not None:
+                summary[f"{key}_before"], summary[key] = before[key], after[key]
+        for key in ("rouge_l", "perplexity") if "general" in after else ():
+            summary[f"general_{key}_before"] = before["general"][key]
+            summary[f"general_{key}"] = after["general"][key]
+        return summary
+
+    def record(self) -> dict:
+        return {**super().record(), "system": self.config.task.system, "shots": self.shots}

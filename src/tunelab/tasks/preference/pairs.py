@@ -1,0 +1,77 @@
+"""What the pair-trained preference tasks (reward, dpo, kto) share: chosen/rejected pairs split
+by source row, prompts rendered through the template, TRL as the trainer, and the report.
+`PairTask` is the family's base; each task file adds its model, TRL trainer and metrics."""
+
+from pathlib import Path
+from typing import ClassVar
+
+from tunelab.charts import Panel
+from tunelab.data.lm_prepare import split_by_fractions
+from tunelab.data.preference import Pair, read_pairs, rendered_prompt
+from tunelab.data.templates import resolve_template
+from tunelab.errors import TunelabError
+from tunelab.tasks.base import Task
+from tunelab.tasks.preference.report import preference_report
+
+# Methods TRL's trainers take as they are: full weights, or a PEFT LoRA (4-bit base for qlora).
+TRL_METHODS = frozenset({"full", "lora", "qlora"})
+
+
+def split_pairs(config) -> dict[str, list[Pair]]:
+    """Split by source row, so the pairs expanded from one ranking stay in one split."""
+    data, seed = config.data, config.train.seed
+    pairs = read_pairs(data.path, data.format)
+    rows = sorted({(p.file, p.row) for p in pairs})
+    test = read_pairs(data.test_path, data.format) if data.test_path else None
+    fractions = data.split if test is None else (1 - data.split[1], data.split[1], 0.0)
+    parts = split_by_fractions(rows, fractions, seed)
+    keys = [set(part) for part in parts]
+    splits = {
+        name: [p for p in pairs if (p.file, p.row) in part]
+        for name, part in zip(("train", "val", "test"), keys, strict=True)
+    }
+    if test is not None:
+        splits["test"] = test
+    if data.limit_train:
+        splits["train"] = splits["train"][: data.limit_train]
+    for name, part in splits.items():
+        if not part:
+            raise TunelabError(f"{data.path}: the {name} split is empty; change data.split")
+    return splits
+
+
+class PairTask(Task):
+    trainer: ClassVar = "trl"
+    methods: ClassVar = TRL_METHODS
+    panel: ClassVar[Panel]  # the validation curves TRL's logs give this task
+
+    def prepare(self) -> dict:
+        self.template = resolve_template(self.config.task.template, self.tokenizer)
+        self.splits = split_pairs(self.config)
+        splits = {name: {"pairs": len(pairs)} for name, pairs in self.splits.items()}
+        return {"template": self.template, "splits": splits}
+
+    def prompt(self, pair: Pair) -> str:
+        return rendered_prompt(pair, self.template, self.tokenizer, self.config.task.system)
+
+    @property
+    def add_special_tokens(self) -> bool:
+        return self.template != "chat"  # a chat template writes its own special tokens
+
+    def train_size(self) -> int:
+        return len(self.splits["train"])
+
+    def scores(self, before: dict, after: dict) -> dict:
+        margins = {"margin_before": before["margin"], "margin": after["margin"]}
+        return {**super().scores(before, after), **margins}
+
+    def record(self) -> dict:
+        return {
+            "template": self.template,
+            "system": self.config.task.system,
+            "max_new_tokens": self.config.eval.max_new_tokens,
+        }
+
+    @classmethod
+    def report(cls, run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
+        return preference_report(run_dir, data, before, after, cls.panel)

@@ -1,0 +1,128 @@
+"""Report sections of the preference tasks: pairwise accuracy and margin before/after, curves,
+and (DPO) answers of the policy before and after next to the preferred answer."""
+
+from pathlib import Path
+
+from tunelab.charts import Panel, plot_curves, plt, save
+from tunelab.markdown_cells import fmt, short
+from tunelab.train_history import read_history
+
+ROWS = [
+    ("accuracy", "pairwise accuracy (ties count half)"),
+    ("margin", "mean margin (chosen - rejected)"),
+    ("policy_accuracy", "policy prefers chosen by log-probability"),
+]
+
+
+def data_line(data: dict) -> str:
+    return f"- data: {data.get('splits')}; template {data.get('template')}"
+
+
+def preference_report(
+    run_dir: Path, data: dict, before: dict, after: dict, panel: Panel
+) -> list[str]:
+    """Pairwise accuracy and margin before/after, curves, and (policies) answers."""
+    history, steps = read_history(run_dir)
+    if history:
+        plot_curves(history, steps, panel, run_dir / "plots" / "curves.png")
+    return [data_line(data), "", *preference_sections(before, after, history)]
+
+
+def preference_sections(before: dict, after: dict, history: list[dict]) -> list[str]:
+    lines = [
+        "## Held-out pairs before and after training",
+        "",
+        "| metric | before | after |",
+        "| --- | --- | --- |",
+    ]
+    for key, title in ROWS:
+        if key in after:
+            lines.append(f"| {title} | {fmt(before.get(key))} | {fmt(after[key])} |")
+    lines += [
+        "",
+        f"{after.get('n', 0)} held-out pairs.",
+        "",
+        "## Training curves",
+        "",
+        "| epoch | train loss | val loss | seconds |",
+        "| --- " * 4 + "|",
+    ]
+    for h in history:
+        lines.append(
+            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['train_seconds']:.1f} |"
+        )
+    lines += ["", "![curves](plots/curves.png)", ""]
+    if after.get("examples"):
+        base = {e["question"]: e["answer"] for e in before.get("examples", [])}
+        lines += [
+            "## Example prompts (held-out)",
+            "",
+            "| prompt | chosen | before | after |",
+            "| --- | --- | --- | --- |",
+        ]
+        for e in after["examples"]:
+            lines.append(
+                f"| {short(e['question'], 80)} | {short(e['chosen'])} | "
+                f"{short(base.get(e['question'], ''))} | {short(e['answer'])} |"
+            )
+    return lines
+
+
+def ppo_sections(before: dict, after: dict, history: list[dict]) -> list[str]:
+    lines = [
+        "## Mean reward on held-out prompts (greedy answers)",
+        "",
+        "| | before | after |",
+        "| --- | --- | --- |",
+        f"| mean reward ({after.get('n', 0)} prompts) | {fmt(before.get('mean_reward'))} | "
+        f"{fmt(after.get('mean_reward'))} |",
+        "",
+        "## PPO steps",
+        "",
+        "Mean reward of the sampled rollouts, KL to the reference (summed over the response) and "
+        "response length, per step; validation reward per epoch:",
+        "",
+        "| epoch | train reward | val reward | seconds |",
+        "| --- " * 4 + "|",
+    ]
+    for h in history:
+        lines.append(
+            f"| {h['epoch']} | {h['train_reward']:.4f} | {h['val_reward']:.4f} | {h['train_seconds']:.1f} |"
+        )
+    lines += [
+        "",
+        "![ppo](plots/ppo.png)",
+        "",
+        "## Example prompts (held-out)",
+        "",
+        "| prompt | before (reward) | after (reward) |",
+        "| --- | --- | --- |",
+    ]
+    base = {e["question"]: e for e in before.get("examples", [])}
+    for e in after.get("examples", []):
+        b = base.get(e["question"], {"answer": "", "reward": float("nan")})
+        lines.append(
+            f"| {short(e['question'], 80)} | {short(b['answer'])} ({b['reward']:.2f}) | "
+            f"{short(e['answer'])} ({e['reward']:.2f}) |"
+        )
+    return lines
+
+
+def plot_ppo(steps: list[dict], path: Path) -> None:
+    """Reward, KL to the reference and response length per PPO step."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    xs = [s["step"] for s in steps]
+    keys = ("reward", "kl", "response_length")
+    titles = ("mean reward", "KL to reference", "response length")
+    for ax, key, title in zip(axes, keys, titles, strict=True):
+        ax.plot(xs, [s[key] for s in steps], color="tab:blue")
+        ax.set(xlabel="PPO step", title=title)
+        ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def ppo_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
+    history, steps = read_history(run_dir)
+    if steps:
+        plot_ppo(steps, run_dir / "plots" / "ppo.png")
+    return [data_line(data), "", *ppo_sections(before, after, history)]

@@ -1,0 +1,49 @@
+"""The "loop" trainer: tunelab's own loop (train/loop.py) for classify, sft and pretrain.
+
+The task supplies `loop_rows()` -> (train, val) encoded rows, `validate(model, rows)`, and the
+loss pieces the loop reads (compute_loss, loss_units, collate). When the method leaves the
+embeddings and lower blocks frozen (head, freeze) and the task allows it, those blocks run
+once and the top trains from their cached output."""
+
+import time
+
+from torch import nn
+from transformers import DataCollatorWithPadding
+
+from tunelab.tasks.base import Task
+from tunelab.train.frozen_cache import cacheable, estimated_bytes, frozen_prefix_cached
+from tunelab.train.loop import FitState, Trainer
+from tunelab.train.trainers import TrainerSpec, register_trainer
+
+
+def fit_rows(task: Task, model: nn.Module, train: list, val: list, cached: bool) -> FitState:
+    run, config = task.run, task.config.train
+    if cached and config.group_by_length is None:  # unset means on (the loop's default)...
+        config = config.model_copy(update={"group_by_length": False})  # ...but random when cached
+    validate = lambda m: task.validate(m, val)  # noqa: E731
+    trainer = Trainer(model, task, task.tokenizer, config, run.accelerator, run.run_dir, validate)
+    return trainer.fit(train, run.resume)
+
+
+def fit_loop(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
+    train, val = task.loop_rows()
+    config = task.config.train
+    if not (task.caches_frozen_blocks and config.cache_frozen and cacheable(model)):
+        return model, fit_rows(task, model, train, val, cached=False)
+    if estimated_bytes(train + val, model.config.hidden_size) > config.cache_max_gb * 2**30:
+        print(f"the hidden-state cache would exceed train.cache_max_gb={config.cache_max_gb}")
+        return model, fit_rows(task, model, train, val, cached=False)
+    # Rows carry their place in the cache; the frozen blocks run once, here.
+    train = [{**row, "cache_index": i} for i, row in enumerate(train)]
+    val = [{**row, "cache_index": len(train) + i} for i, row in enumerate(val)]
+    started = time.perf_counter()
+    collate = DataCollatorWithPadding(task.tokenizer)
+    with frozen_prefix_cached(model, train + val, collate, task.config.eval.batch_size):
+        cache_seconds = time.perf_counter() - started
+        state = fit_rows(task, model, train, val, cached=True)
+    state.seconds += cache_seconds  # the one pass through the frozen blocks is training time
+    state.cache_seconds = cache_seconds
+    return model, state
+
+
+register_trainer(TrainerSpec("loop", fit_loop))

@@ -1,0 +1,46 @@
+"""Trainers by name: the shared loop, the TRL bridge and PPO. A task names the one that fits it.
+
+Every trainer reads the same `train` section. A setting a trainer cannot honour is refused
+with a one-line error when the run starts (`check_settings`), never silently ignored."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from tunelab.config import TrainConfig
+from tunelab.errors import TunelabError
+from tunelab.registry import Registry
+from tunelab.tasks.base import Task
+from tunelab.train.loop import FitState
+
+# fit(task, model) -> (the trained model, what happened); the task's run context has the rest.
+FitFn = Callable[[Task, nn.Module], tuple[nn.Module, FitState]]
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    name: str
+    fit: FitFn
+    ignores: frozenset[str] = frozenset()  # train fields it cannot honour
+
+
+TRAINERS: Registry[TrainerSpec] = Registry("trainer")
+
+
+def register_trainer(spec: TrainerSpec) -> TrainerSpec:
+    return TRAINERS.register(spec.name)(spec)
+
+
+def check_settings(spec: TrainerSpec, config: TrainConfig, task: type[Task]) -> None:
+    """Refuse a train setting the user set and this trainer would not honour."""
+    for key in sorted(config.model_fields_set & spec.ignores):
+        raise TunelabError(
+            f"train.{key}: task '{task.name}' trains with the {spec.name} trainer, "
+            "which does not use it"
+        )
+    if config.monitor not in task.monitors:
+        raise TunelabError(
+            f"train.monitor: task '{task.name}' can follow {', '.join(sorted(task.monitors))}, "
+            f"not {config.monitor}"
+        )

@@ -1,0 +1,19 @@
+"""Reading a run's metrics stream (metrics.jsonl) back: per-epoch records and per-step lines."""
+
+import json
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_history(run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """(one record per epoch's evaluation, one line per logged training step)."""
+    metrics = read_metrics(Path(run_dir) / METRICS_FILE)
+    history = [m for m in metrics if m.get("event") == "eval"]
+    return history, [m for m in metrics if m.get("event") == "train"]
