@@ -8,20 +8,14 @@ from datasets import Dataset
 from pydantic import Field
 from torch import nn
 
-from tunelab.charts import Panel, Series
 from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Score, register_task
 from tunelab.tasks.preference.pairs import PairTask
 from tunelab.tasks.preference.policy import load_policy, policy_metrics
+from tunelab.tasks.preference.report import preference_panel
 
 # TRL's names for the implicit reward's accuracy and margin on the validation pairs
-POLICY_PANEL = Panel(
-    "Preference accuracy and margin",
-    "pairwise accuracy",
-    (Series("val_rewards/accuracies", "validation"),),
-    twin=Series("val_rewards/margins", "margin", "tab:green", "s--"),
-    twin_ylabel="mean margin (chosen - rejected)",
-)
+POLICY_PANEL = preference_panel("val_rewards/accuracies", "val_rewards/margins")
 
 
 class DpoSettings(PromptedTaskSettings):

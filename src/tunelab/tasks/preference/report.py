@@ -3,7 +3,7 @@ and (DPO) answers of the policy before and after next to the preferred answer.""
 
 from pathlib import Path
 
-from tunelab.charts import Panel, plot_curves, plt, save
+from tunelab.charts import Panel, Series, plot_curves, plt, save
 from tunelab.markdown_cells import fmt, short
 from tunelab.train_history import read_history
 
@@ -12,6 +12,17 @@ ROWS = [
     ("margin", "mean margin (chosen - rejected)"),
     ("policy_accuracy", "policy prefers chosen by log-probability"),
 ]
+
+
+def preference_panel(accuracy: str, margin: str) -> Panel:
+    """Validation pairwise accuracy with the margin on a second axis, under TRL's log names."""
+    return Panel(
+        "Preference accuracy and margin",
+        "pairwise accuracy",
+        (Series(accuracy, "validation"),),
+        twin=Series(margin, "margin", "tab:green", "s--"),
+        twin_ylabel="mean margin (chosen - rejected)",
+    )
 
 
 def data_line(data: dict) -> str:

@@ -6,13 +6,13 @@ from typing import Literal
 from datasets import Dataset
 from torch import nn
 
-from tunelab.charts import Panel, Series
 from tunelab.data.preference import Pair
 from tunelab.models.loader import load_classifier
 from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Score, register_task
 from tunelab.tasks.preference.evaluate import reward_model_metrics
 from tunelab.tasks.preference.pairs import PairTask
+from tunelab.tasks.preference.report import preference_panel
 
 
 class RewardSettings(PromptedTaskSettings):
@@ -25,13 +25,7 @@ class RewardTask(PairTask):
     settings = RewardSettings
     model_kind = "classifier"
     score = Score("pairwise_accuracy", "accuracy")
-    panel = Panel(
-        "Preference accuracy and margin",
-        "pairwise accuracy",
-        (Series("val_accuracy", "validation"),),
-        twin=Series("val_margin", "margin", "tab:green", "s--"),
-        twin_ylabel="mean margin (chosen - rejected)",
-    )
+    panel = preference_panel("val_accuracy", "val_margin")
 
     def texts(self, pairs: list[Pair]) -> list[tuple[str, str]]:
         eos = self.tokenizer.eos_token  # TRL appends EOS to every training text; score alike
