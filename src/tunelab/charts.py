@@ -4,6 +4,9 @@ Each task says which series its curves panel shows; nothing here knows a task.""
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunelab.markdown_cells import TableColumn, epoch_table
+from tunelab.train_history import read_history
+
 
 class LazyPyplot:
     """matplotlib.pyplot, imported when the first plot is drawn: a training process then holds
@@ -39,6 +42,7 @@ class Panel:
     yscale: str = "linear"
     twin: Series | None = None  # a second y axis (preference margins)
     twin_ylabel: str = ""
+    table: tuple[TableColumn, ...] = ()  # the per-epoch table beside the figure
 
 
 def per_epoch(ax, history: list[dict], series: Series) -> None:
@@ -84,6 +88,17 @@ def plot_curves(history: list[dict], steps: list[dict], panel: Panel, path: Path
         ax.legend()
         ax.grid(alpha=0.3)
     save(fig, path)
+
+
+def curves_section(run_dir: Path, panel: Panel) -> list[str]:
+    """The report's training curves: the figure (plots/curves.png) and the per-epoch table;
+    nothing when the run trained no epoch (prompting baselines)."""
+    history, steps = read_history(run_dir)
+    if not history:
+        return []
+    plot_curves(history, steps, panel, run_dir / "plots" / "curves.png")
+    table = epoch_table(history, panel.table)
+    return ["## Training curves", "", *table, "", "![curves](plots/curves.png)", ""]
 
 
 def plot_before_after(values: list[tuple[str, float, float]], title: str, path: Path) -> None:

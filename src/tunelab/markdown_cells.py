@@ -11,5 +11,15 @@ def fmt(value) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def curves_section(history_lines: list[str]) -> list[str]:
-    return ["## Training curves", "", *history_lines, "", "![curves](plots/curves.png)", ""]
+# (key of a per-epoch record, column title, format)
+TableColumn = tuple[str, str, str]
+
+
+def epoch_table(history: list[dict], columns: tuple[TableColumn, ...]) -> list[str]:
+    """One row per epoch of metrics.jsonl, an `epoch` column first."""
+    titles = " | ".join(title for _, title, _ in columns)
+    lines = [f"| epoch | {titles} |", "| --- " * (len(columns) + 1) + "|"]
+    for h in history:
+        cells = " | ".join(form.format(h[key]) for key, _, form in columns)
+        lines.append(f"| {h['epoch']} | {cells} |")
+    return lines

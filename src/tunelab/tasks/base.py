@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from tunelab.config import RunConfig
 from tunelab.errors import TunelabError
 from tunelab.methods import MethodSpec
+from tunelab.models.loader import load_causal_lm
 from tunelab.registry import Registry
 from tunelab.run_record import ModelKind
 from tunelab.runtime import make_accelerator, process_state
@@ -60,6 +61,11 @@ class RunContext:
     @cached_property
     def accelerator(self) -> Accelerator:
         return make_accelerator(self.config.train)
+
+    def causal_lm(self) -> nn.Module:
+        """The base causal LM as the method loads it (4-bit for qlora)."""
+        options = self.method.options(self.config.method)
+        return load_causal_lm(self.model_path, self.config.model.trust_remote_code, **options)
 
     @property
     def is_main(self) -> bool:
@@ -124,6 +130,16 @@ class Task(ABC):
     @abstractmethod
     def report(cls, run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
         """Markdown lines of the report after its common header; draws the task's plots."""
+
+
+def prompt_record(config: RunConfig, template: str | None) -> dict:
+    """Run-record fields of a task whose model answers prompts: how generate, chat and a later
+    run render them (the template resolved at training, its system message, answer length)."""
+    return {
+        "template": template,
+        "system": config.task.system,
+        "max_new_tokens": config.eval.max_new_tokens,
+    }
 
 
 TASKS: Registry[type[Task]] = Registry("task")

@@ -20,7 +20,10 @@ def fit_rows(task: Task, model: nn.Module, train: list, val: list, cached: bool)
     run, config = task.run, task.config.train
     if cached and config.group_by_length is None:  # unset means on (the loop's default)...
         config = config.model_copy(update={"group_by_length": False})  # ...but random when cached
-    validate = lambda m: task.validate(m, val)  # noqa: E731
+
+    def validate(model: nn.Module) -> dict:
+        return task.validate(model, val)
+
     trainer = Trainer(model, task, task.tokenizer, config, run.accelerator, run.run_dir, validate)
     return trainer.fit(train, run.resume)
 

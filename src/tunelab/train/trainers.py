@@ -34,9 +34,10 @@ def register_trainer(spec: TrainerSpec) -> TrainerSpec:
 
 def check_settings(spec: TrainerSpec, config: TrainConfig, task: type[Task]) -> None:
     """Refuse a train setting the user set and this trainer would not honour."""
-    for key in sorted(config.model_fields_set & spec.ignores):
+    unused = sorted(config.model_fields_set & spec.ignores)
+    if unused:
         raise TunelabError(
-            f"train.{key}: task '{task.name}' trains with the {spec.name} trainer, "
+            f"train.{unused[0]}: task '{task.name}' trains with the {spec.name} trainer, "
             "which does not use it"
         )
     if config.monitor not in task.monitors:

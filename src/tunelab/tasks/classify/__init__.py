@@ -73,9 +73,17 @@ class ClassifyTask(Task):
         if self.run.method.left_padding:
             self.tokenizer.padding_side = "left"  # harmless for encoders, needed for decoders
         self.splits: Splits = prepare_splits(data, self.config.train.seed)
+        label_ids = {label: i for i, label in enumerate(self.splits.labels)}
         self.encoded, splits = {}, {}
         for name, rows in self.splits.items():
-            result = self.encode(rows, data.overlong)
+            result = encode_rows(
+                rows,
+                self.tokenizer,
+                label_ids,
+                data.max_length,
+                data.overlong,
+                data.truncation_side,
+            )
             if not result.examples:
                 raise TunelabError(f"the {name} split is empty after the max_length policy")
             self.encoded[name] = result.examples
@@ -86,21 +94,13 @@ class ClassifyTask(Task):
                 "dropped_overlong": result.dropped,
             }
         self.picked = pick_examples(self.splits.test, self.config.eval.examples)
-        notes = self.splits.notes
         return {
             "labels": self.splits.labels,
-            **notes,
+            **self.splits.notes,
             "splits": splits,
             "max_length": data.max_length,
             "overlong": data.overlong,
         }
-
-    def encode(self, rows: list, overlong: str = "truncate"):
-        label_ids = {label: i for i, label in enumerate(self.splits.labels)}
-        data = self.config.data
-        return encode_rows(
-            rows, self.tokenizer, label_ids, data.max_length, overlong, data.truncation_side
-        )
 
     def load_model(self) -> nn.Module:
         """A pretrained model with a new head, or (prompting) the whole prompted classifier."""

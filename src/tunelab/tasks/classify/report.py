@@ -4,14 +4,20 @@ example predictions, and the quantization table when `tunelab quantize` has run.
 import json
 from pathlib import Path
 
-from tunelab.charts import Panel, Series, plot_curves, plt, save
-from tunelab.markdown_cells import curves_section, short
-from tunelab.train_history import read_history
+from tunelab.charts import Panel, Series, curves_section, plt, save
+from tunelab.markdown_cells import short
 
 ACCURACY_PANEL = Panel(
     "Accuracy",
     "accuracy",
     (Series("train_accuracy", "train", "tab:blue"), Series("val_accuracy", "validation")),
+    table=(
+        ("train_loss", "train loss", "{:.4f}"),
+        ("val_loss", "val loss", "{:.4f}"),
+        ("train_accuracy", "train acc", "{:.4f}"),
+        ("val_accuracy", "val acc", "{:.4f}"),
+        ("train_seconds", "seconds", "{:.1f}"),
+    ),
 )
 
 
@@ -39,19 +45,6 @@ def examples_table(before: dict, after: dict) -> list[str]:
     for b, a in zip(before.get("examples", []), after.get("examples", []), strict=True):
         fmt = lambda e: f"{e['predicted']} ({e['probs'][e['predicted']]:.2f})"  # noqa: E731
         lines.append(f"| {short(b['text'])} | {b['label']} | {fmt(b)} | {fmt(a)} |")
-    return lines
-
-
-def history_table(history: list[dict]) -> list[str]:
-    lines = [
-        "| epoch | train loss | val loss | train acc | val acc | seconds |",
-        "| --- " * 6 + "|",
-    ]
-    for h in history:
-        lines.append(
-            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | "
-            f"{h['train_accuracy']:.4f} | {h['val_accuracy']:.4f} | {h['train_seconds']:.1f} |"
-        )
     return lines
 
 
@@ -95,11 +88,7 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
 
 
 def classification_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
-    history, steps = read_history(run_dir)
-    curves = []
-    if history:
-        plot_curves(history, steps, ACCURACY_PANEL, run_dir / "plots" / "curves.png")
-        curves = curves_section(history_table(history))
+    curves = curves_section(run_dir, ACCURACY_PANEL)
     plot_confusion(
         after["confusion_matrix"],
         after["labels"],

@@ -12,7 +12,6 @@ from torch import nn
 from tunelab.data.lm_encode import IGNORE, lm_collator
 from tunelab.data.lm_prepare import LmData
 from tunelab.data.preview import marked_text
-from tunelab.models.loader import load_causal_lm
 from tunelab.tasks.base import Task
 from tunelab.tasks.generative.evaluate import perplexity
 from tunelab.tasks.generative.loss import causal_lm_loss, labelled_targets
@@ -30,11 +29,7 @@ class GenerativeTask(Task):
     data: LmData
 
     def load_model(self) -> nn.Module:
-        options = self.run.method.options(self.config.method)
-        return load_causal_lm(self.run.model_path, self.config.model.trust_remote_code, **options)
-
-    def record(self) -> dict:
-        return {"max_new_tokens": self.config.eval.max_new_tokens, "template": self.data.template}
+        return self.run.causal_lm()
 
     def preview(self, rows: int) -> list[Text]:
         lines = []

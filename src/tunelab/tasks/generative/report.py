@@ -3,12 +3,20 @@ cost), and example questions with the base and the tuned answers (seed 003 did t
 
 from pathlib import Path
 
-from tunelab.charts import Panel, Series, plot_before_after, plot_curves
-from tunelab.markdown_cells import curves_section, fmt, short
-from tunelab.train_history import read_history
+from tunelab.charts import Panel, Series, curves_section, plot_before_after
+from tunelab.markdown_cells import fmt, short
 
 PERPLEXITY_PANEL = Panel(
-    "Perplexity", "perplexity", (Series("val_perplexity", "validation"),), yscale="log"
+    "Perplexity",
+    "perplexity",
+    (Series("val_perplexity", "validation"),),
+    yscale="log",
+    table=(
+        ("train_loss", "train loss", "{:.4f}"),
+        ("val_loss", "val loss", "{:.4f}"),
+        ("val_perplexity", "val perplexity", "{:.3f}"),
+        ("train_seconds", "seconds", "{:.1f}"),
+    ),
 )
 
 ROWS = [
@@ -54,16 +62,6 @@ def answers_table(before: dict, after: dict) -> list[str]:
     return [*lines, ""]
 
 
-def history_table(history: list[dict]) -> list[str]:
-    lines = ["| epoch | train loss | val loss | val perplexity | seconds |", "| --- " * 5 + "|"]
-    for h in history:
-        lines.append(
-            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | "
-            f"{h['val_perplexity']:.3f} | {h['train_seconds']:.1f} |"
-        )
-    return lines
-
-
 def data_line(data: dict) -> str:
     splits = data.get("splits", {})
     parts = ", ".join(f"{k} {v.get('encoded_rows', v.get('blocks'))}" for k, v in splits.items())
@@ -94,11 +92,7 @@ def plot_scores(before: dict, after: dict, path: Path) -> bool:
 
 
 def generative_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
-    history, steps = read_history(run_dir)
-    curves = []
-    if history:
-        plot_curves(history, steps, PERPLEXITY_PANEL, run_dir / "plots" / "curves.png")
-        curves = curves_section(history_table(history))
+    curves = curves_section(run_dir, PERPLEXITY_PANEL)
     scores_plot = plot_scores(before, after, run_dir / "plots" / "scores.png")
     return [
         data_line(data),

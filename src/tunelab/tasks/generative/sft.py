@@ -12,7 +12,7 @@ from torch import nn
 from tunelab.data.conversations import Example, read_examples
 from tunelab.data.lm_prepare import SftFormat, encode_examples, prepare_sft
 from tunelab.settings import PromptedTaskSettings
-from tunelab.tasks.base import Column, Score, register_task
+from tunelab.tasks.base import Column, Score, prompt_record, register_task
 from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
 from tunelab.tasks.generative.evaluate import evaluate_answers, perplexity, pick_rows
 
@@ -138,4 +138,4 @@ class SftTask(GenerativeTask):
         return summary
 
     def record(self) -> dict:
-        return {**super().record(), "system": self.config.task.system, "shots": self.shots}
+        return {**prompt_record(self.config, self.data.template), "shots": self.shots}

@@ -9,27 +9,20 @@ from datasets import Dataset
 from pydantic import Field
 from torch import nn
 
-from tunelab.settings import PromptedTaskSettings
-from tunelab.tasks.base import Score, register_task
-from tunelab.tasks.preference.dpo import POLICY_PANEL
-from tunelab.tasks.preference.pairs import PairTask
-from tunelab.tasks.preference.policy import load_policy, policy_metrics
+from tunelab.tasks.base import register_task
+from tunelab.tasks.preference.policy import PolicyPairTask, PolicySettings
 
 
-class KtoSettings(PromptedTaskSettings):
+class KtoSettings(PolicySettings):
     name: Literal["kto"] = "kto"
-    beta: float = Field(0.1, gt=0, description="Strength of the pull to the reference model.")
     desirable_weight: float = Field(1.0, gt=0, description="Loss weight of thumbs-up answers.")
     undesirable_weight: float = Field(1.0, gt=0, description="Loss weight of thumbs-down answers.")
 
 
 @register_task
-class KtoTask(PairTask):
+class KtoTask(PolicyPairTask):
     name = "kto"
     settings = KtoSettings
-    model_kind = "causal_lm"
-    score = Score("preference_accuracy", "accuracy")
-    panel = POLICY_PANEL
 
     def dataset(self, name: str) -> Dataset:
         """Unpaired rows: {prompt, completion, label} with label True for the chosen answer."""
@@ -43,13 +36,6 @@ class KtoTask(PairTask):
     def train_size(self) -> int:
         return 2 * len(self.splits["train"])  # two labelled answers per pair
 
-    def load_model(self) -> nn.Module:
-        model, self.reference = load_policy(self)
-        return model
-
-    def evaluate(self, model: nn.Module) -> dict:
-        return policy_metrics(self, model, self.reference)
-
     def trl_trainer(self, model: nn.Module, arguments: dict, callbacks: list):
         from trl import KTOConfig, KTOTrainer
 
@@ -61,12 +47,4 @@ class KtoTask(PairTask):
             undesirable_weight=settings.undesirable_weight,
             max_length=self.config.data.max_length,
         )
-        return KTOTrainer(
-            model=model,
-            ref_model=self.reference,
-            args=args,
-            train_dataset=self.dataset("train"),
-            eval_dataset=self.dataset("val"),
-            processing_class=self.tokenizer,
-            callbacks=callbacks,
-        )
+        return KTOTrainer(**self.trainer_inputs(model, args, callbacks), ref_model=self.reference)

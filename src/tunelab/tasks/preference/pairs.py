@@ -5,12 +5,14 @@ by source row, prompts rendered through the template, TRL as the trainer, and th
 from pathlib import Path
 from typing import ClassVar
 
+from torch import nn
+
 from tunelab.charts import Panel
 from tunelab.data.lm_prepare import split_by_fractions
 from tunelab.data.preference import Pair, read_pairs, rendered_prompt
 from tunelab.data.templates import resolve_template
 from tunelab.errors import TunelabError
-from tunelab.tasks.base import Task
+from tunelab.tasks.base import Task, prompt_record
 from tunelab.tasks.preference.report import preference_report
 
 # Methods TRL's trainers take as they are: full weights, or a PEFT LoRA (4-bit base for qlora).
@@ -61,16 +63,24 @@ class PairTask(Task):
     def train_size(self) -> int:
         return len(self.splits["train"])
 
+    def trainer_inputs(self, model: nn.Module, args, callbacks: list) -> dict:
+        """What every TRL trainer of the family takes: the model, its config, the train and
+        validation datasets (`dataset(split)`, each task's own rows), the tokenizer, callbacks."""
+        return {
+            "model": model,
+            "args": args,
+            "train_dataset": self.dataset("train"),
+            "eval_dataset": self.dataset("val"),
+            "processing_class": self.tokenizer,
+            "callbacks": callbacks,
+        }
+
     def scores(self, before: dict, after: dict) -> dict:
         margins = {"margin_before": before["margin"], "margin": after["margin"]}
         return {**super().scores(before, after), **margins}
 
     def record(self) -> dict:
-        return {
-            "template": self.template,
-            "system": self.config.task.system,
-            "max_new_tokens": self.config.eval.max_new_tokens,
-        }
+        return prompt_record(self.config, self.template)
 
     @classmethod
     def report(cls, run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:

@@ -16,9 +16,8 @@ from tunelab.data.preference import read_prompts
 from tunelab.data.templates import generation_prompt, resolve_template
 from tunelab.errors import TunelabError
 from tunelab.generation import generate
-from tunelab.models.loader import load_causal_lm
 from tunelab.settings import PromptedTaskSettings
-from tunelab.tasks.base import Score, Task, register_task
+from tunelab.tasks.base import Score, Task, prompt_record, register_task
 from tunelab.tasks.preference.evaluate import reward_scores
 from tunelab.tasks.preference.report import ppo_report
 
@@ -61,7 +60,6 @@ class PpoTask(Task):
     model_kind = "causal_lm"
     trainer = "ppo"
     score = Score("mean_reward")
-    monitors = frozenset({"val_loss"})  # PPO keeps its last epoch; nothing is monitored
 
     def prepare(self) -> dict:
         config = self.config
@@ -86,8 +84,7 @@ class PpoTask(Task):
         return generation_prompt(messages, self.template, self.tokenizer, self.config.task.system)
 
     def load_model(self) -> nn.Module:
-        options = self.run.method.options(self.config.method)
-        return load_causal_lm(self.run.model_path, self.config.model.trust_remote_code, **options)
+        return self.run.causal_lm()
 
     def answer(self, policy: nn.Module, split: str) -> dict:
         """Greedy answers to held-out prompts and their mean reward."""
@@ -116,11 +113,7 @@ class PpoTask(Task):
         return self.answer(policy, "val")
 
     def record(self) -> dict:
-        return {
-            "template": self.template,
-            "system": self.config.task.system,
-            "max_new_tokens": self.config.eval.max_new_tokens,
-        }
+        return prompt_record(self.config, self.template)
 
     @classmethod
     def report(cls, run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:

@@ -3,8 +3,8 @@ and (DPO) answers of the policy before and after next to the preferred answer.""
 
 from pathlib import Path
 
-from tunelab.charts import Panel, Series, plot_curves, plt, save
-from tunelab.markdown_cells import fmt, short
+from tunelab.charts import Panel, Series, curves_section, plt, save
+from tunelab.markdown_cells import epoch_table, fmt, short
 from tunelab.train_history import read_history
 
 ROWS = [
@@ -22,6 +22,11 @@ def preference_panel(accuracy: str, margin: str) -> Panel:
         (Series(accuracy, "validation"),),
         twin=Series(margin, "margin", "tab:green", "s--"),
         twin_ylabel="mean margin (chosen - rejected)",
+        table=(
+            ("train_loss", "train loss", "{:.4f}"),
+            ("val_loss", "val loss", "{:.4f}"),
+            ("train_seconds", "seconds", "{:.1f}"),
+        ),
     )
 
 
@@ -33,13 +38,11 @@ def preference_report(
     run_dir: Path, data: dict, before: dict, after: dict, panel: Panel
 ) -> list[str]:
     """Pairwise accuracy and margin before/after, curves, and (policies) answers."""
-    history, steps = read_history(run_dir)
-    if history:
-        plot_curves(history, steps, panel, run_dir / "plots" / "curves.png")
-    return [data_line(data), "", *preference_sections(before, after, history)]
+    curves = curves_section(run_dir, panel)
+    return [data_line(data), "", *pair_scores(before, after), "", *curves, *answers(before, after)]
 
 
-def preference_sections(before: dict, after: dict, history: list[dict]) -> list[str]:
+def pair_scores(before: dict, after: dict) -> list[str]:
     lines = [
         "## Held-out pairs before and after training",
         "",
@@ -49,34 +52,33 @@ def preference_sections(before: dict, after: dict, history: list[dict]) -> list[
     for key, title in ROWS:
         if key in after:
             lines.append(f"| {title} | {fmt(before.get(key))} | {fmt(after[key])} |")
-    lines += [
+    return [*lines, "", f"{after.get('n', 0)} held-out pairs."]
+
+
+def answers(before: dict, after: dict) -> list[str]:
+    """Policies (dpo, kto): their answers before and after, beside the preferred one."""
+    if not after.get("examples"):
+        return []
+    base = {e["question"]: e["answer"] for e in before.get("examples", [])}
+    lines = [
+        "## Example prompts (held-out)",
         "",
-        f"{after.get('n', 0)} held-out pairs.",
-        "",
-        "## Training curves",
-        "",
-        "| epoch | train loss | val loss | seconds |",
-        "| --- " * 4 + "|",
+        "| prompt | chosen | before | after |",
+        "| --- | --- | --- | --- |",
     ]
-    for h in history:
+    for e in after["examples"]:
         lines.append(
-            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['train_seconds']:.1f} |"
+            f"| {short(e['question'], 80)} | {short(e['chosen'])} | "
+            f"{short(base.get(e['question'], ''))} | {short(e['answer'])} |"
         )
-    lines += ["", "![curves](plots/curves.png)", ""]
-    if after.get("examples"):
-        base = {e["question"]: e["answer"] for e in before.get("examples", [])}
-        lines += [
-            "## Example prompts (held-out)",
-            "",
-            "| prompt | chosen | before | after |",
-            "| --- | --- | --- | --- |",
-        ]
-        for e in after["examples"]:
-            lines.append(
-                f"| {short(e['question'], 80)} | {short(e['chosen'])} | "
-                f"{short(base.get(e['question'], ''))} | {short(e['answer'])} |"
-            )
     return lines
+
+
+PPO_TABLE = (
+    ("train_reward", "train reward", "{:.4f}"),
+    ("val_reward", "val reward", "{:.4f}"),
+    ("train_seconds", "seconds", "{:.1f}"),
+)
 
 
 def ppo_sections(before: dict, after: dict, history: list[dict]) -> list[str]:
@@ -93,14 +95,7 @@ def ppo_sections(before: dict, after: dict, history: list[dict]) -> list[str]:
         "Mean reward of the sampled rollouts, KL to the reference (summed over the response) and "
         "response length, per step; validation reward per epoch:",
         "",
-        "| epoch | train reward | val reward | seconds |",
-        "| --- " * 4 + "|",
-    ]
-    for h in history:
-        lines.append(
-            f"| {h['epoch']} | {h['train_reward']:.4f} | {h['val_reward']:.4f} | {h['train_seconds']:.1f} |"
-        )
-    lines += [
+        *epoch_table(history, PPO_TABLE),
         "",
         "![ppo](plots/ppo.png)",
         "",

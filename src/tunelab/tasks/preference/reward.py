@@ -51,11 +51,4 @@ class RewardTask(PairTask):
         from trl import RewardConfig, RewardTrainer
 
         args = RewardConfig(**arguments, max_length=self.config.data.max_length)
-        return RewardTrainer(
-            model=model,
-            args=args,
-            train_dataset=self.dataset("train"),
-            eval_dataset=self.dataset("val"),
-            processing_class=self.tokenizer,
-            callbacks=callbacks,
-        )
+        return RewardTrainer(**self.trainer_inputs(model, args, callbacks))
