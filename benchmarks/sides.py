@@ -11,8 +11,7 @@ from pathlib import Path
 def run_tunelab(config_path: Path, overrides: list[str], test_metric: Callable[[dict, dict], float]) -> dict:  # fmt: skip
     """`tunelab train` on the config; per-epoch times and validation figures from metrics.jsonl.
     test_metric(summary, eval_after) picks the final test figure."""
-    from tunelab.config import load_config
-    from tunelab.pipeline import run
+    from tunelab.pipeline import load_config, run
 
     out = Path(tempfile.mkdtemp()) / "run"
     config = load_config(config_path, [*overrides, f"output.dir={out}"])
@@ -72,10 +71,10 @@ def run_trainer_classify(config_path: Path, overrides: list[str], build_model: C
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
-    from tunelab.config import load_config
     from tunelab.data.prepare import prepare_splits
     from tunelab.models.embedded import resolve_model
     from tunelab.models.loader import load_tokenizer
+    from tunelab.pipeline import load_config
 
     started = time.perf_counter()
     config = load_config(config_path, overrides)

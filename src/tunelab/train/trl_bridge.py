@@ -124,6 +124,15 @@ def steps_per_epoch(rows: int, config: TrainConfig) -> int:
     return max(1, math.ceil(rows / (config.batch_size * config.grad_accum)))
 
 
+def keep_trainable_in_fp32(model: nn.Module) -> None:
+    """TRL's RewardTrainer turns a quantized model's adapter weights to bf16 (QLoRA's paper
+    recipe, for bf16 compute); tunelab computes in fp32 (bf16 off), where bf16 weights fail the
+    matmul and run ~40x slower on CPUs. The optimizer is built in train(), after this."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype == torch.bfloat16:
+            param.data = param.data.float()
+
+
 def fit_trl(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
     run, config = task.run, task.config.train
     stream = MetricsStream(run.run_dir, enabled=run.is_main)
@@ -136,6 +145,7 @@ def fit_trl(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     arguments = trl_arguments(config, run.run_dir, steps_per_epoch(task.train_size(), config))
     trainer = task.trl_trainer(model, arguments, callbacks)
+    keep_trainable_in_fp32(trainer.model)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     state = FitState(
