@@ -42,7 +42,8 @@ def one_line_errors(command):
 
 
 def launch_workers(nproc: int, argv: list[str]) -> int:
-    """Re-run this command in `nproc` data-parallel processes (torchrun; gloo on CPU, NCCL on GPU)."""
+    """Re-run this command in `nproc` data-parallel processes (torchrun; gloo on CPU, NCCL on
+    GPU)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)))
     command = [
         sys.executable,

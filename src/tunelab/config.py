@@ -50,7 +50,8 @@ class MixSource(StrictModel):
 class DataConfig(StrictModel):
     path: str = Field(
         BUILTIN_SPAM,
-        description="Training file (csv/tsv/json/jsonl/parquet); for pretrain also a folder of .txt/.md.",
+        description="Training file (csv/tsv/json/jsonl/parquet); for pretrain also a folder of "
+        ".txt/.md.",
     )
     val_path: str | None = Field(None, description="Validation file; else split from `path`.")
     test_path: str | None = Field(None, description="Test file; else split from `path`.")

@@ -165,7 +165,8 @@ def read_rows(
     text_field: str = "text",
     label_field: str = "label",
 ) -> list[Row]:
-    """All rows of a data file, validated; `builtin:sms_spam` is the packaged SMS Spam Collection."""
+    """All rows of a data file, validated; `builtin:sms_spam` is the packaged SMS Spam
+    Collection."""
     path, records = read_records(source, fmt, columns, (text_field, label_field))
     rows = [to_row(path, n, r, text_field, label_field) for n, r in records]
     if not rows:

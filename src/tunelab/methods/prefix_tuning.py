@@ -22,7 +22,8 @@ def apply_prefix_tuning(
     backbone = type(model.base_model)
     if "past_key_values" not in inspect.signature(backbone.forward).parameters:
         raise TunelabError(
-            f"prefix_tuning needs attention that takes key/value prefixes; {backbone.__name__} has none"
+            "prefix_tuning needs attention that takes key/value prefixes; "
+            f"{backbone.__name__} has none"
         )
     return wrap_with_peft(
         model,

@@ -1,4 +1,5 @@
-"""Where the blocks, the final norm and the new head live, found by structure, not by name tables."""
+"""Where the blocks, the final norm and the new head live, found by structure, not by name
+tables."""
 
 from dataclasses import dataclass
 

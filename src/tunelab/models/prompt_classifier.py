@@ -14,7 +14,8 @@ PLACEHOLDER = "\x00TEXT\x00"
 def chat_prompt(
     tokenizer, description: str, labels: list[str], shots: list[tuple[str, str]]
 ) -> str:
-    """The whole conversation with PLACEHOLDER where the text goes, ending where the answer starts."""
+    """The whole conversation with PLACEHOLDER where the text goes, ending where the answer
+    starts."""
     instruction = f"{description}\nAnswer with exactly one of: {', '.join(labels)}."
     messages = [{"role": "system", "content": instruction}]
     for text, label in shots:

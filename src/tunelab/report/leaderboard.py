@@ -130,7 +130,8 @@ def write_leaderboard(rows: list[dict], out: Path) -> tuple[Path, str]:
         [
             f"# Leaderboard: {out.name}",
             "",
-            f"Same data, split, seed and evaluation for every variant; sorted by {score_title(ok)}.",
+            "Same data, split, seed and evaluation for every variant; "
+            f"sorted by {score_title(ok)}.",
             "",
             table,
             "",

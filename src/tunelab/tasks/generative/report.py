@@ -33,7 +33,8 @@ def scores_table(before: dict, after: dict) -> list[str]:
     for key, title, higher in ROWS:
         if after.get(key) is not None:
             lines.append(
-                f"| {title} | {fmt(before.get(key))} | {fmt(after[key])} | {'higher' if higher else 'lower'} |"
+                f"| {title} | {fmt(before.get(key))} | {fmt(after[key])} | "
+                f"{'higher' if higher else 'lower'} |"
             )
     for key, title in (("rouge_l", "general ROUGE-L"), ("perplexity", "general perplexity")):
         if "general" in after:
@@ -73,7 +74,8 @@ def data_line(data: dict) -> str:
     )
     template = f"; template {data['template']}" if data.get("template") else ""
     return (
-        f"- data: {parts} (rows or blocks){template}{mixed}; over {data.get('max_length', data.get('block_size'))} "
+        f"- data: {parts} (rows or blocks){template}{mixed}; over "
+        f"{data.get('max_length', data.get('block_size'))} "
         f"tokens: {truncated} truncated, {dropped} dropped"
     )
 
