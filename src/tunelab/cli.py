@@ -1,5 +1,5 @@
-"""tunelab command line: train, eval, predict, generate, chat, compare, export, quantize,
-report, data preview, config schema."""
+"""tunelab command line: train, eval, predict, generate, chat, serve, compare, export,
+quantize, report, data preview, config schema."""
 
 import functools
 import json
@@ -253,6 +253,36 @@ def chat(
         out.print("assistant> ", end="")
         [answer] = assistant.reply([assistant.prompt(turns)], streamer=streamer, **sampling)
         turns.append({"role": "assistant", "content": answer})
+
+
+@app.command()
+@one_line_errors
+def serve(
+    run_dirs: Annotated[list[str], typer.Argument(help="RUN_DIR or NAME=RUN_DIR (repeatable).")],
+    host: Annotated[str, typer.Option(help="127.0.0.1: this machine only.")] = "127.0.0.1",
+    port: int = 8000,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TUNELAB_API_KEY", help="Require Bearer KEY on /v1.")
+    ] = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="Requests in one generate call.")] = 16,
+    batch_wait_ms: Annotated[float, typer.Option(min=0, help="Wait for company.")] = 10.0,
+    queue_size: Annotated[int, typer.Option(min=1, help="Waiting requests; more get 429.")] = 64,
+    max_tokens: Annotated[int, typer.Option(min=1, help="The most one answer may ask.")] = 512,
+):
+    """Serve runs over an OpenAI-compatible HTTP API; LoRA runs on one base share it."""
+    import uvicorn
+
+    from tunelab.serve.app import ServeLimits, create_app
+    from tunelab.serve.catalog import load_catalog
+    from tunelab.serve.engine import EngineLimits
+
+    catalog = load_catalog(run_dirs)
+    engine = EngineLimits(max_batch, batch_wait_ms / 1000, queue_size=queue_size)
+    limits = ServeLimits(engine=engine, max_tokens=max_tokens, api_key=api_key)
+    if host not in ("127.0.0.1", "localhost") and api_key is None:
+        err.print(f"[yellow]warning:[/yellow] serving on {host} without --api-key")
+    out.print(f"serving {', '.join(catalog.models)} on http://{host}:{port}/v1")
+    uvicorn.run(create_app(catalog, limits), host=host, port=port, log_level="warning")
 
 
 @data_app.command("preview")

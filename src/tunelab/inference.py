@@ -8,6 +8,7 @@ from tunelab.data.encode import encode_rows
 from tunelab.data.prepare import check_known_labels
 from tunelab.data.readers import Row, read_rows
 from tunelab.errors import TunelabError
+from tunelab.run_record import RunRecord
 from tunelab.tasks.classify.metrics import evaluate, predict
 
 
@@ -28,6 +29,13 @@ def classify_texts(
         from tunelab.quantize import to_int8
 
         model = to_int8(merged_if_possible(model, record))
+    return classify_with(model, tokenizer, record, texts, batch_size)
+
+
+def classify_with(
+    model, tokenizer, record: RunRecord, texts: list[str], batch_size: int = 32
+) -> list[dict]:
+    """`classify_texts` on a run already loaded (the server keeps it in memory)."""
     labels = record.labels
     rows = [Row(text=t, label=labels[0], row=i + 1, file="<input>") for i, t in enumerate(texts)]
     encoded = encode_rows(

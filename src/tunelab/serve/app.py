@@ -1,0 +1,334 @@
+"""The OpenAI-compatible HTTP API over a catalog of runs (FastAPI).
+
+Every answer that is not a success is a 4xx (or, for a failure inside the model, a 5xx) with
+OpenAI's error body {"error": {"message", "type", "param", "code"}}: a client's SDK raises its
+usual exception, and no request shows a traceback or stops the server."""
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tunelab.errors import TunelabError
+from tunelab.inference import classify_with
+from tunelab.serve.catalog import Catalog, Served
+from tunelab.serve.engine import BatchEngine, EngineLimits, QueueFull
+from tunelab.serve.metrics import ServerMetrics
+from tunelab.serve.middleware import BodyLimit, RequestMetrics
+from tunelab.serve.rows import Job
+from tunelab.serve.schemas import ChatRequest, ClassifyRequest, CompletionRequest, Sampling
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    engine: EngineLimits = field(default_factory=EngineLimits)
+    max_tokens: int = 512  # the most tokens one answer may ask for
+    max_body_bytes: int = 1_000_000
+    api_key: str | None = None
+
+
+class ApiError(Exception):
+    """A request the server refuses, with the HTTP status and OpenAI's error fields."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code=None, **headers):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = {k.replace("_", "-"): v for k, v in headers.items()}
+
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
+
+
+def error_body(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
+    kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    error = {"message": message, "type": kind, "param": param, "code": code}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def first_problem(exc: RequestValidationError) -> tuple[str, str]:
+    """The first validation error as (where, message): 'messages.0.role', 'Input should be ...'."""
+    problem = exc.errors()[0]
+    where = ".".join(str(p) for p in problem["loc"] if p not in ("body",)) or "body"
+    return where, problem["msg"]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError):
+        return error_body(exc.status, exc.message, exc.param, exc.code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError):
+        where, message = first_problem(exc)
+        return error_body(400, f"{where}: {message}", param=where)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):
+        return error_body(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception):  # a bug of ours, still an error body
+        return error_body(500, f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
+
+
+class Server:
+    """The state behind the routes: the runs, the engine, the limits, the counters."""
+
+    def __init__(self, catalog: Catalog, limits: ServeLimits):
+        self.catalog, self.limits = catalog, limits
+        self.metrics = ServerMetrics()
+        self.lock = threading.Lock()  # one forward pass at a time: the CPU cores are shared
+        pools = {id(s.pool): s.pool for s in catalog.models.values() if s.kind == "generate"}
+        self.engine = BatchEngine(pools, limits.engine, self.lock)
+        self.engine.on_batch = self.metrics.observe_batch
+
+    def model(self, name: str, kind: str) -> Served:
+        served = self.catalog.get(name)
+        if served is None:
+            raise ApiError(
+                404,
+                f"model '{name}' is not served here; see /v1/models",
+                "model",
+                "model_not_found",
+            )
+        if served.kind != kind:
+            use = "/v1/classify" if served.kind == "classify" else "/v1/chat/completions"
+            raise ApiError(400, f"model '{name}' is a {served.kind} model; use {use}", "model")
+        return served
+
+    def job(self, served: Served, prompt: str, body: Sampling) -> Job:
+        ids = served.tokenizer(prompt, add_special_tokens=served.adds_special_tokens)["input_ids"]
+        if not ids:
+            raise ApiError(400, "the prompt is empty", "prompt")
+        max_tokens = body.max_tokens or min(served.default_max_tokens, self.limits.max_tokens)
+        if max_tokens > self.limits.max_tokens:
+            raise ApiError(400, f"max_tokens: at most {self.limits.max_tokens}", "max_tokens")
+        if len(ids) + max_tokens > served.pool.context:
+            raise ApiError(
+                400,
+                f"the prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) exceeds the "
+                f"model's context of {served.pool.context} tokens",
+                "messages",
+                "context_length_exceeded",
+            )
+        return Job(
+            prompt_ids=ids,
+            pool_key=id(served.pool),
+            adapter=served.adapter,
+            tokenizer=served.tokenizer,
+            max_tokens=max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            seed=body.seed,
+            stop=body.stop,
+            loop=asyncio.get_running_loop(),
+            events=asyncio.Queue(),
+        )
+
+    def submit(self, job: Job) -> None:
+        try:
+            self.engine.submit(job)
+        except QueueFull:
+            raise ApiError(429, "the server is busy; retry shortly", retry_after="1") from None
+
+
+async def wait_done(job: Job, request: Request) -> None:
+    """Until the job's answer is complete; a client that leaves cancels it."""
+    while True:
+        try:
+            kind, value = await asyncio.wait_for(job.events.get(), timeout=0.5)
+        except TimeoutError:
+            if await request.is_disconnected():
+                job.cancelled.set()
+                raise ApiError(499, "client closed the request") from None
+            continue
+        if kind == "error":
+            raise ApiError(500, value)
+        if kind == "done":
+            return
+
+
+async def stream_events(job: Job):
+    """The job's ("text", piece) events until it ends; cancels the job if the client leaves."""
+    try:
+        while True:
+            kind, value = await job.events.get()
+            if kind == "error":
+                raise ApiError(500, value)
+            yield kind, value
+            if kind == "done":
+                return
+    finally:
+        if job.finish_reason is None:
+            job.cancelled.set()
+
+
+def usage(jobs: list[Job]) -> dict:
+    prompt = sum(len(job.prompt_ids) for job in jobs)
+    completion = sum(len(job.tokens) for job in jobs)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def envelope(kind: str, name: str, choices: list[dict], request_id: str) -> dict:
+    return {
+        "id": request_id,
+        "object": kind,
+        "created": int(time.time()),
+        "model": name,
+        "choices": choices,
+    }
+
+
+def sse_stream(job: Job, body: Sampling, request_id: str, chat: bool):
+    """OpenAI's stream: chunks of text, a last chunk with finish_reason, usage if asked, [DONE]."""
+    kind = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(text: str | None, finish: str | None = None) -> dict:
+        if chat:
+            delta = {} if text is None else {"content": text}
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        else:
+            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        return {"data": envelope(kind, body.model, [choice], request_id)}
+
+    async def events():
+        if chat:
+            first = chunk("")
+            first["data"]["choices"][0]["delta"] = {"role": "assistant", "content": ""}
+            yield json_event(first)
+        started = not chat  # a chat answer's leading whitespace is dropped, as generate does
+        async for kind_, value in stream_events(job):
+            if kind_ == "text":
+                text = value if started else value.lstrip()
+                started = started or bool(text)
+                if text:
+                    yield json_event(chunk(text))
+            else:
+                yield json_event(chunk(None, value))
+        if body.include_usage:
+            yield {
+                "data": json.dumps(
+                    {**envelope(kind, body.model, [], request_id), "usage": usage([job])}
+                )
+            }
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(events())
+
+
+def json_event(event: dict) -> dict:
+    return {"data": json.dumps(event["data"])}
+
+
+def build_router(server: Server) -> APIRouter:
+    def check_key(authorization: str | None = Header(None)) -> None:
+        key = server.limits.api_key
+        if key is not None and authorization != f"Bearer {key}":
+            raise ApiError(401, "a valid API key is needed (Authorization: Bearer KEY)")
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_key)])
+
+    @v1.get("/models")
+    async def models():
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "tunelab", "kind": s.kind}
+            for name, s in server.catalog.models.items()
+        ]
+        return {"object": "list", "data": data}
+
+    @v1.post("/chat/completions")
+    async def chat(body: ChatRequest, request: Request):
+        served = server.model(body.model, "generate")
+        try:
+            prompt = served.chat_prompt(body.turns)
+        except TunelabError as exc:
+            raise ApiError(400, str(exc), "messages") from None
+        job = server.job(served, prompt, body)
+        return await answer([job], body, request, chat=True)
+
+    @v1.post("/completions")
+    async def completions(body: CompletionRequest, request: Request):
+        served = server.model(body.model, "generate")
+        if body.stream and len(body.prompt) > 1:
+            raise ApiError(400, "stream takes one prompt", "prompt")
+        jobs = [server.job(served, prompt, body) for prompt in body.prompt]
+        return await answer(jobs, body, request, chat=False)
+
+    async def answer(jobs: list[Job], body: Sampling, request: Request, chat: bool):
+        request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        for job in jobs:
+            server.submit(job)
+        if body.stream:
+            return sse_stream(jobs[0], body, request_id, chat)
+        for job in jobs:
+            await wait_done(job, request)
+        choices = [choice(i, job, chat) for i, job in enumerate(jobs)]
+        kind = "chat.completion" if chat else "text_completion"
+        return {**envelope(kind, body.model, choices, request_id), "usage": usage(jobs)}
+
+    @v1.post("/classify")
+    async def classify(body: ClassifyRequest):
+        served = server.model(body.model, "classify")
+
+        def run() -> list[dict]:
+            with server.lock:
+                return classify_with(served.pool.model, served.tokenizer, served.record, body.input)
+
+        results = await anyio.to_thread.run_sync(run)
+        data = [
+            {"index": i, "label": r["label"], "probabilities": r["probs"]}
+            for i, r in enumerate(results)
+        ]
+        return {"object": "list", "model": body.model, "data": data}
+
+    return v1
+
+
+def choice(index: int, job: Job, chat: bool) -> dict:
+    if chat:
+        message = {"role": "assistant", "content": job.text.strip()}
+        return {"index": index, "message": message, "finish_reason": job.finish_reason}
+    return {"index": index, "text": job.text, "logprobs": None, "finish_reason": job.finish_reason}
+
+
+def create_app(catalog: Catalog, limits: ServeLimits | None = None) -> FastAPI:
+    server = Server(catalog, limits or ServeLimits())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        server.engine.start()
+        yield
+        server.engine.stop()
+
+    app = FastAPI(title="tunelab", lifespan=lifespan)
+    app.state.server = server
+    install_error_handlers(app)
+    app.include_router(build_router(server))
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "models": list(catalog.models), "queue_depth": server.engine.depth}
+
+    @app.get("/metrics")
+    async def metrics():
+        return PlainTextResponse(
+            server.metrics.text(server.engine.depth), media_type="text/plain; version=0.0.4"
+        )
+
+    app.add_middleware(RequestMetrics, metrics=server.metrics)
+    app.add_middleware(BodyLimit, limit=server.limits.max_body_bytes)
+    return app

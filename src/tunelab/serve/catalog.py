@@ -1,0 +1,179 @@
+"""What a server holds: the runs it was given, loaded so that runs on one base share it.
+
+LoRA runs (lora, qlora) whose base model is the same are loaded as named adapters on one copy
+of that base (`PeftModel.load_adapter`), and the base itself is served under its model name:
+a request picks one with its `model` field and PEFT runs rows for different adapters in one
+batch (`adapter_names`, "__base__" for the base). Other runs (full, partial, bottleneck
+adapters, soft prompts, IA3) change the model itself or cannot be mixed in a batch, so each
+gets a model of its own through the one run loader."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from peft import PeftModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from tunelab.artifacts import load_base, load_run, method_of
+from tunelab.data.templates import generation_prompt
+from tunelab.errors import TunelabError
+from tunelab.models.loader import load_tokenizer
+from tunelab.run_record import RunRecord, read_record
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+MIXABLE_PEFT_TYPES = {"LORA"}  # the adapter types PEFT can mix in one batch
+
+
+@dataclass
+class Pool:
+    """One model in memory; rows of one batch may use different adapters when `mixed`."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    mixed: bool = False
+
+    @property
+    def context(self) -> int:
+        """The longest sequence (prompt + answer) the model was built for."""
+        config = self.model.config if not self.mixed else self.model.base_model.model.config
+        return int(getattr(config, "max_position_embeddings", 2048))
+
+
+@dataclass
+class Served:
+    """One name a client can ask for: a run (or a base model) and how to prompt it."""
+
+    name: str
+    kind: str  # "generate" (chat and completions) or "classify"
+    pool: Pool
+    tokenizer: PreTrainedTokenizerBase
+    record: RunRecord | None = None  # None: a base model served as it is
+    adapter: str | None = None  # the adapter's name in a mixed pool
+
+    @property
+    def template(self) -> str | None:
+        if self.record is not None:
+            return self.record.template
+        return "chat" if self.tokenizer.chat_template else None
+
+    def chat_prompt(self, messages: list[dict]) -> str:
+        """The run's own template, system message and few-shot turns around the messages."""
+        if self.template is None:
+            raise TunelabError(
+                f"model '{self.name}' has no prompt template; use /v1/completions with a prompt"
+            )
+        shots = self.record.shots if self.record else []
+        system = self.record.system if self.record else None
+        return generation_prompt([*shots, *messages], self.template, self.tokenizer, system)
+
+    @property
+    def adds_special_tokens(self) -> bool:
+        """A chat template writes BOS itself; plain prompts get the tokenizer's."""
+        return self.template != "chat"
+
+    @property
+    def default_max_tokens(self) -> int:
+        return self.record.max_new_tokens if self.record else 64
+
+    @property
+    def labels(self) -> list[str]:
+        return self.record.labels if self.record else []
+
+
+@dataclass
+class Catalog:
+    models: dict[str, Served] = field(default_factory=dict)
+
+    def get(self, name: str) -> Served | None:
+        return self.models.get(name)
+
+    def add(self, served: Served) -> None:
+        if served.name in self.models:
+            raise TunelabError(
+                f"two models are named '{served.name}'; name them as NAME=RUN_DIR on the command"
+            )
+        self.models[served.name] = served
+
+
+def named_run_dirs(arguments: list[str]) -> list[tuple[str, Path]]:
+    """RUN_DIR (named after its folder) or NAME=RUN_DIR."""
+    named = []
+    for argument in arguments:
+        name, _, path = argument.rpartition("=")
+        run_dir = Path(path)
+        named.append((name or run_dir.resolve().name, run_dir))
+    return named
+
+
+def peft_type(run_dir: Path, record: RunRecord) -> str | None:
+    config = run_dir / record.artifact / "adapter_config.json"
+    if record.artifact != "adapter" or not config.is_file():
+        return None
+    return json.loads(config.read_text()).get("peft_type")
+
+
+def base_name(record: RunRecord) -> str:
+    """The name a base model is served under: the configured model name, or its folder's."""
+    return Path(record.model).name if "/" in record.model else record.model
+
+
+def shares_base(run_dir: Path, record: RunRecord) -> bool:
+    if record.model_kind != "causal_lm":
+        return False
+    return record.artifact == "prompt" or peft_type(run_dir, record) in MIXABLE_PEFT_TYPES
+
+
+def pool_key(record: RunRecord) -> tuple[str, bool]:
+    """Runs share a base when it is the same folder, loaded the same way (qlora: in 4 bits)."""
+    spec, settings = method_of(record)
+    return record.base_model, bool(spec.options(settings))
+
+
+def open_shared(record: RunRecord, tokenizer: PreTrainedTokenizerBase) -> Pool:
+    base = load_base(record, tokenizer)
+    base.eval()
+    return Pool(model=base, tokenizer=tokenizer)
+
+
+def attach_adapter(pool: Pool, name: str, folder: Path) -> None:
+    """The run's adapter on the pool's base, under the run's name."""
+    if isinstance(pool.model, PeftModel):
+        pool.model.load_adapter(str(folder), adapter_name=name)
+    else:
+        pool.model = PeftModel.from_pretrained(pool.model, str(folder), adapter_name=name)
+        pool.mixed = True
+    pool.model.eval()
+
+
+def load_catalog(arguments: list[str]) -> Catalog:
+    """Every run (and each shared base) under the name a request's `model` field gives."""
+    catalog, pools = Catalog(), {}
+    for name, run_dir in named_run_dirs(arguments):
+        record = read_record(run_dir)
+        if record.model_kind == "classifier" and not record.labels:
+            raise TunelabError(
+                f"{run_dir} is a {record.task} run; serve takes sft and classify runs"
+            )
+        if not shares_base(run_dir, record):
+            model, tokenizer, _ = load_run(run_dir)
+            kind = "classify" if record.model_kind == "classifier" else "generate"
+            catalog.add(Served(name, kind, Pool(model, tokenizer), tokenizer, record))
+            continue
+        tokenizer = load_tokenizer(str(run_dir / record.artifact))
+        key = pool_key(record)
+        if key not in pools:
+            pools[key] = open_shared(record, tokenizer)
+            if base_name(record) not in catalog.models:
+                catalog.add(Served(base_name(record), "generate", pools[key], tokenizer))
+        pool = pools[key]
+        if len(tokenizer) != len(pool.tokenizer):
+            raise TunelabError(f"{run_dir}: its tokenizer differs from the other runs on its base")
+        adapter = BASE_ADAPTER
+        if record.artifact == "adapter":
+            attach_adapter(pool, name, run_dir / record.artifact)
+            adapter = name
+        catalog.add(Served(name, "generate", pool, tokenizer, record, adapter))
+    for served in catalog.models.values():  # the base rows of a mixed pool use no adapter
+        if served.pool.mixed and served.adapter is None:
+            served.adapter = BASE_ADAPTER
+    return catalog
