@@ -210,15 +210,18 @@ def sse_stream(job: Job, body: Sampling, request_id: str, chat: bool):
             first = chunk("")
             first["data"]["choices"][0]["delta"] = {"role": "assistant", "content": ""}
             yield json_event(first)
-        started = not chat  # a chat answer's leading whitespace is dropped, as generate does
+        # a chat answer is stripped, as `generate` strips it: leading whitespace is dropped and
+        # trailing whitespace waits until more text follows it
+        started, pending = not chat, ""
         async for kind_, value in stream_events(job):
-            if kind_ == "text":
-                text = value if started else value.lstrip()
-                started = started or bool(text)
-                if text:
-                    yield json_event(chunk(text))
-            else:
+            if kind_ != "text":
                 yield json_event(chunk(None, value))
+                continue
+            text = pending + (value if started else value.lstrip())
+            started = started or bool(text)
+            pending = text[len(text.rstrip()) :] if chat else ""
+            if text[: len(text) - len(pending)]:
+                yield json_event(chunk(text[: len(text) - len(pending)]))
         if body.include_usage:
             yield {
                 "data": json.dumps(

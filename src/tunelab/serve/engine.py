@@ -39,7 +39,7 @@ class BatchEngine:
         self.pools, self.limits, self.lock = pools, limits, lock
         self.waiting: queue.Queue[Job] = queue.Queue(maxsize=limits.queue_size)
         self.held: deque[Job] = deque()  # taken from the queue, for another model than the batch
-        self.on_batch: Callable[[int, int, float], None] = lambda rows, tokens, seconds: None
+        self.on_batch: Callable[[list[Job], float], None] = lambda jobs, seconds: None
         self.thread = threading.Thread(target=self.serve_forever, name="tunelab-engine")
         self.thread.daemon = True
         self.running = False
@@ -110,8 +110,7 @@ class BatchEngine:
         for job in jobs:
             if job.finish_reason is None:  # ended with the batch (every row hit its limit)
                 finish(job, "length")
-        generated = sum(len(job.tokens) for job in jobs)
-        self.on_batch(len(jobs), generated, time.perf_counter() - start)
+        self.on_batch(jobs, time.perf_counter() - start)
 
 
 def generate_rows(pool: Pool, jobs: list[Job]) -> None:

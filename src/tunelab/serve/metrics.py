@@ -12,6 +12,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from tunelab.serve.rows import Job
+
 disable_created_metrics()  # the *_created series double the output and say little here
 
 
@@ -41,6 +43,9 @@ class ServerMetrics:
             registry=r,
         )
         self.queue_depth = Gauge("tunelab_queue_depth", "requests waiting", registry=r)
+        self.mixed_batches = Counter(
+            "tunelab_mixed_adapter_batches", "batches whose rows used several adapters", registry=r
+        )
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         self.requests.labels(path, str(status)).inc()
@@ -48,10 +53,17 @@ class ServerMetrics:
         if status >= 400:
             self.errors.labels(path).inc()
 
-    def observe_batch(self, rows: int, tokens: int, seconds: float) -> None:
-        self.batch_rows.observe(rows)
+    def observe_batch(self, jobs: list[Job], seconds: float) -> None:
+        tokens = sum(len(job.tokens) for job in jobs)
+        self.batch_rows.observe(len(jobs))
+        if len({job.adapter for job in jobs}) > 1:
+            self.mixed_batches.inc()
         self.generated.inc(tokens)
         self.tokens_per_s.set(tokens / seconds if seconds > 0 else 0.0)
+
+    def value(self, sample: str) -> float:
+        """One sample's current value, e.g. 'tunelab_batch_rows_count' (0 before any)."""
+        return self.registry.get_sample_value(sample) or 0.0
 
     def text(self, queue_depth: int) -> bytes:
         self.queue_depth.set(queue_depth)

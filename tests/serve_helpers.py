@@ -1,0 +1,29 @@
+"""A live tunelab server on a free localhost port, in a thread of the test process."""
+
+import threading
+import time
+from contextlib import contextmanager
+
+import uvicorn
+
+from tunelab.serve.app import ServeLimits, create_app
+from tunelab.serve.catalog import load_catalog
+
+
+@contextmanager
+def live_server(run_dirs: list[str], limits: ServeLimits):
+    """Yields the server's base URL and its state; stops it on exit."""
+    app = create_app(load_catalog(run_dirs), limits)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", app.state.server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
