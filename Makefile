@@ -1,5 +1,5 @@
 # The README's commands; CI runs `make test` through .ci/run.
-.PHONY: setup demo test lint format rlhf bench
+.PHONY: setup demo test lint format rlhf bench llama
 
 setup:
 	bash scripts/setup.sh
@@ -9,6 +9,10 @@ demo: setup
 
 test: setup lint
 	.venv/bin/python -m pytest -q
+
+# llama-cpp-python built from its source package (GGUF checks, q4_k_m, serving through llama.cpp).
+llama: setup
+	bash scripts/llama_cpp.sh engine
 
 lint:
 	.venv/bin/ruff check src tests benchmarks

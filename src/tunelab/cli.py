@@ -159,12 +159,22 @@ def export(
     merge: Annotated[
         bool, typer.Option(help="Fold LoRA/IA3 into the base: a plain HF model.")
     ] = False,
+    format: Annotated[
+        str, typer.Option(help="hf (a Hugging Face folder), gguf, or ollama (gguf + Modelfile).")
+    ] = "hf",
+    quant: Annotated[str, typer.Option(help="GGUF weights: f32, f16, q8_0 or q4_k_m.")] = "f16",
 ):
-    """Write the run's model as a Hugging Face folder (adapter, or merged model)."""
+    """Write the run's model: a Hugging Face folder (adapter or merged), or GGUF for llama.cpp."""
     from tunelab.export import export_run
+    from tunelab.export_gguf import export_gguf
 
+    if format not in ("hf", "gguf", "ollama"):
+        raise TunelabError(f"--format: '{format}' is not one of hf, gguf, ollama")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out_path = export_run(run_dir, out, merge)
+    if format == "hf":
+        out_path = export_run(run_dir, out, merge)
+    else:
+        out_path = export_gguf(run_dir, out, quant, ollama=format == "ollama")
     print(f"exported: {out_path}")
 
 

@@ -1,0 +1,183 @@
+"""Serving benchmarks, against a live `tunelab serve` process on localhost (it stops by itself).
+
+throughput: the seed-003 assistant at concurrency 1, 8 and 32: requests/s and generated tokens/s
+  for (a) the naive server, one request at a time through `generate` (in process, no HTTP: the
+  naive side pays nothing for the network), and (b) tunelab's batched engine over HTTP.
+load: N requests at C concurrent to tiny runs: errors, p50 / p99 latency, and the server's RSS
+  after warm-up and at the end.
+
+    python benchmarks/serve.py throughput runs/assistant_smollm2_qlora --requests 32
+    python benchmarks/serve.py load RUN_DIR [RUN_DIR ...] --requests 1000 --concurrency 32
+Each prints a table and writes benchmarks/results/serve_<mode>.json.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(run_dirs: list[str], *options: str):
+    port = free_port()
+    command = [sys.executable, "-m", "tunelab.cli", "serve", *run_dirs, "--port", str(port)]
+    process = subprocess.Popen([*command, *options], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the server did not start")
+            time.sleep(0.5)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def fire(url: str, bodies: list[dict], concurrency: int) -> list[tuple[int, float, int]]:
+    """(status, seconds, completion tokens) of each request, `concurrency` in flight."""
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+
+        async def one(body: dict) -> tuple[int, float, int]:
+            async with gate:
+                start = time.perf_counter()
+                response = await client.post("/v1/chat/completions", json=body)
+                seconds = time.perf_counter() - start
+                tokens = response.json().get("usage", {}).get("completion_tokens", 0)
+                return response.status_code, seconds, tokens
+
+        return await asyncio.gather(*(one(body) for body in bodies))
+
+
+def chat_body(model: str, question: str, max_tokens: int) -> dict:
+    messages = [{"role": "user", "content": question}]
+    return {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+
+
+def questions(count: int) -> list[str]:
+    lines = (ROOT / "data" / "assistant" / "test.jsonl").read_text().splitlines()
+    asked = [json.loads(line)["question"] for line in lines if line.strip()]
+    return [asked[i % len(asked)] for i in range(count)]
+
+
+def naive_side(run_dir: str, asked: list[str], max_tokens: int) -> dict:
+    from tunelab.assistant import load_assistant
+
+    assistant = load_assistant(run_dir)
+    start, tokens = time.perf_counter(), 0
+    for question in asked:
+        [answer] = assistant.answer([question], max_new_tokens=max_tokens)
+        tokens += len(assistant.tokenizer(answer, add_special_tokens=False)["input_ids"])
+    seconds = time.perf_counter() - start
+    return {"requests_per_s": len(asked) / seconds, "tokens_per_s": tokens / seconds}
+
+
+def throughput(args) -> dict:
+    asked = questions(args.requests)
+    report = {"run": args.run_dirs[0], "requests": args.requests, "max_tokens": args.max_tokens}
+    report["naive"] = naive_side(args.run_dirs[0], asked, args.max_tokens)
+    name = Path(args.run_dirs[0]).resolve().name
+    bodies = [chat_body(name, q, args.max_tokens) for q in asked]
+    with live_server(args.run_dirs, "--max-batch", "32") as (url, _):
+        asyncio.run(fire(url, bodies[:2], 2))  # warm-up
+        for concurrency in args.concurrency:
+            start = time.perf_counter()
+            results = asyncio.run(fire(url, bodies, concurrency))
+            seconds = time.perf_counter() - start
+            report[f"batched_c{concurrency}"] = {
+                "requests_per_s": len(results) / seconds,
+                "tokens_per_s": sum(r[2] for r in results) / seconds,
+                "errors": sum(r[0] != 200 for r in results),
+            }
+    print(f"\n{'':28} {'requests/s':>12} {'tokens/s':>10} {'x naive':>8}")
+    for side, figures in report.items():
+        if isinstance(figures, dict):
+            speedup = figures["tokens_per_s"] / report["naive"]["tokens_per_s"]
+            print(
+                f"{side:28} {figures['requests_per_s']:12.2f} {figures['tokens_per_s']:10.1f}"
+                f" {speedup:7.2f}x"
+            )
+    return report
+
+
+def load(args) -> dict:
+    names = [Path(d).resolve().name for d in args.run_dirs]
+    asked = questions(args.requests)
+    bodies = [chat_body(names[i % len(names)], q, args.max_tokens) for i, q in enumerate(asked)]
+    warm = max(1, args.requests // 10)
+    with live_server(args.run_dirs) as (url, pid):
+        asyncio.run(fire(url, bodies[:warm], args.concurrency[-1]))
+        rss_warm = rss_mb(pid)
+        start = time.perf_counter()
+        results = asyncio.run(fire(url, bodies, args.concurrency[-1]))
+        seconds = time.perf_counter() - start
+        rss_end = rss_mb(pid)
+    latencies = sorted(r[1] for r in results)
+    report = {
+        "runs": args.run_dirs,
+        "requests": len(results),
+        "concurrency": args.concurrency[-1],
+        "errors": sum(r[0] != 200 for r in results),
+        "seconds": seconds,
+        "requests_per_s": len(results) / seconds,
+        "p50_s": statistics.median(latencies),
+        "p99_s": latencies[int(0.99 * (len(latencies) - 1))],
+        "rss_after_warmup_mb": rss_warm,
+        "rss_end_mb": rss_end,
+    }
+    for key, value in report.items():
+        print(f"{key:22} {value:.3f}" if isinstance(value, float) else f"{key:22} {value}")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["throughput", "load"])
+    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("--requests", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--max-tokens", type=int, default=32)
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    report = throughput(args) if args.mode == "throughput" else load(args)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"serve_{args.mode}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
