@@ -278,15 +278,19 @@ def serve(
     batch_wait_ms: Annotated[float, typer.Option(min=0, help="Wait for company.")] = 10.0,
     queue_size: Annotated[int, typer.Option(min=1, help="Waiting requests; more get 429.")] = 64,
     max_tokens: Annotated[int, typer.Option(min=1, help="The most one answer may ask.")] = 512,
+    engine: Annotated[str, typer.Option(help="torch, or llama.cpp (the runs' GGUF).")] = "torch",
+    quant: Annotated[str, typer.Option(help="llama.cpp: f32, f16, q8_0 or q4_k_m.")] = "f16",
 ):
     """Serve runs over an OpenAI-compatible HTTP API; LoRA runs on one base share it."""
     import uvicorn
 
     from tunelab.serve.app import ServeLimits, create_app
-    from tunelab.serve.catalog import load_catalog
+    from tunelab.serve.catalog import load_catalog, load_llama_catalog
     from tunelab.serve.engine import EngineLimits
 
-    catalog = load_catalog(run_dirs)
+    if engine not in ("torch", "llama.cpp"):
+        raise TunelabError(f"--engine: '{engine}' is not one of torch, llama.cpp")
+    catalog = load_catalog(run_dirs) if engine == "torch" else load_llama_catalog(run_dirs, quant)
     engine = EngineLimits(max_batch, batch_wait_ms / 1000, queue_size=queue_size)
     limits = ServeLimits(engine=engine, max_tokens=max_tokens, api_key=api_key)
     if host not in ("127.0.0.1", "localhost") and api_key is None:

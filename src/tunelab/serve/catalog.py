@@ -12,31 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peft import PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from tunelab.artifacts import load_base, load_run, method_of
 from tunelab.data.templates import generation_prompt
 from tunelab.errors import TunelabError
+from tunelab.export_gguf import SETUP_HINT, export_gguf
 from tunelab.models.loader import load_tokenizer
 from tunelab.run_record import RunRecord, read_record
+from tunelab.serve.pools import LlamaPool, Pool, TorchPool
 
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 MIXABLE_PEFT_TYPES = {"LORA"}  # the adapter types PEFT can mix in one batch
-
-
-@dataclass
-class Pool:
-    """One model in memory; rows of one batch may use different adapters when `mixed`."""
-
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    mixed: bool = False
-
-    @property
-    def context(self) -> int:
-        """The longest sequence (prompt + answer) the model was built for."""
-        config = self.model.config if not self.mixed else self.model.base_model.model.config
-        return int(getattr(config, "max_position_embeddings", 2048))
+LLAMA_CONTEXT = 2048  # llama.cpp's KV cache, in tokens (prompt + answer)
 
 
 @dataclass
@@ -129,13 +117,13 @@ def pool_key(record: RunRecord) -> tuple[str, bool]:
     return record.base_model, bool(spec.options(settings))
 
 
-def open_shared(record: RunRecord, tokenizer: PreTrainedTokenizerBase) -> Pool:
+def open_shared(record: RunRecord, tokenizer: PreTrainedTokenizerBase) -> TorchPool:
     base = load_base(record, tokenizer)
     base.eval()
-    return Pool(model=base, tokenizer=tokenizer)
+    return TorchPool(model=base, tokenizer=tokenizer)
 
 
-def attach_adapter(pool: Pool, name: str, folder: Path) -> None:
+def attach_adapter(pool: TorchPool, name: str, folder: Path) -> None:
     """The run's adapter on the pool's base, under the run's name."""
     if isinstance(pool.model, PeftModel):
         pool.model.load_adapter(str(folder), adapter_name=name)
@@ -157,7 +145,7 @@ def load_catalog(arguments: list[str]) -> Catalog:
         if not shares_base(run_dir, record):
             model, tokenizer, _ = load_run(run_dir)
             kind = "classify" if record.model_kind == "classifier" else "generate"
-            catalog.add(Served(name, kind, Pool(model, tokenizer), tokenizer, record))
+            catalog.add(Served(name, kind, TorchPool(model, tokenizer), tokenizer, record))
             continue
         tokenizer = load_tokenizer(str(run_dir / record.artifact))
         key = pool_key(record)
@@ -176,4 +164,25 @@ def load_catalog(arguments: list[str]) -> Catalog:
     for served in catalog.models.values():  # the base rows of a mixed pool use no adapter
         if served.pool.mixed and served.adapter is None:
             served.adapter = BASE_ADAPTER
+    return catalog
+
+
+def load_llama_catalog(arguments: list[str], quant: str) -> Catalog:
+    """Each generative run as its GGUF export in llama.cpp (exported once, into
+    RUN_DIR/gguf/<quant>/, and reused on the next start)."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise TunelabError(f"--engine llama.cpp needs llama-cpp-python: {SETUP_HINT}") from None
+    catalog = Catalog()
+    for name, run_dir in named_run_dirs(arguments):
+        record = read_record(run_dir)
+        if record.model_kind != "causal_lm":
+            raise TunelabError(f"{run_dir}: llama.cpp serves generative runs, not {record.task}")
+        folder = run_dir / "gguf" / quant
+        found = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
+        gguf = found[0] if found else export_gguf(run_dir, folder, quant, ollama=False)
+        llm = Llama(model_path=str(gguf), n_ctx=LLAMA_CONTEXT, verbose=False)
+        tokenizer = load_tokenizer(str(run_dir / record.artifact))
+        catalog.add(Served(name, "generate", LlamaPool(llm, tokenizer), tokenizer, record))
     return catalog

@@ -15,11 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-from transformers import LogitsProcessorList, StoppingCriteriaList
-
-from tunelab.serve.catalog import Pool
-from tunelab.serve.rows import Job, RowSampler, RowTracker, finish
+from tunelab.serve.pools import Pool
+from tunelab.serve.rows import Job, finish
 
 
 @dataclass(frozen=True)
@@ -101,8 +98,8 @@ class BatchEngine:
     def run_batch(self, jobs: list[Job]) -> None:
         start = time.perf_counter()
         try:
-            with self.lock, torch.inference_mode():
-                generate_rows(self.pools[jobs[0].pool_key], jobs)
+            with self.lock:
+                self.pools[jobs[0].pool_key].run(jobs)
         except Exception as exc:  # a failed batch fails its requests, not the server
             for job in jobs:
                 job.emit(("error", f"generation failed: {str(exc).splitlines()[0]}"))
@@ -111,34 +108,3 @@ class BatchEngine:
             if job.finish_reason is None:  # ended with the batch (every row hit its limit)
                 finish(job, "length")
         self.on_batch(jobs, time.perf_counter() - start)
-
-
-def generate_rows(pool: Pool, jobs: list[Job]) -> None:
-    """One `generate` call for all rows: left-padded prompts, each row's adapter and hooks."""
-    pad = pool.tokenizer.pad_token_id
-    width = max(len(job.prompt_ids) for job in jobs)
-    device = next(pool.model.parameters()).device
-    input_ids = torch.tensor(
-        [[pad] * (width - len(job.prompt_ids)) + job.prompt_ids for job in jobs], device=device
-    )
-    attention_mask = torch.tensor(
-        [[0] * (width - len(job.prompt_ids)) + [1] * len(job.prompt_ids) for job in jobs],
-        device=device,
-    )
-    eos_ids = [eos_set(job.tokenizer) for job in jobs]
-    extra = {"adapter_names": [job.adapter for job in jobs]} if pool.mixed else {}
-    pool.model.generate(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        max_new_tokens=max(job.max_tokens for job in jobs),
-        do_sample=False,
-        logits_processor=LogitsProcessorList([RowSampler(jobs)]),
-        stopping_criteria=StoppingCriteriaList([RowTracker(jobs, eos_ids)]),
-        eos_token_id=sorted(set().union(*eos_ids)),
-        pad_token_id=pad,
-        **extra,
-    )
-
-
-def eos_set(tokenizer) -> set[int]:
-    return {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
