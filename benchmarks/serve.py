@@ -2,7 +2,8 @@
 
 throughput: the seed-003 assistant at concurrency 1, 8 and 32: requests/s and generated tokens/s
   for (a) the naive server, one request at a time through `generate` (in process, no HTTP: the
-  naive side pays nothing for the network), and (b) tunelab's batched engine over HTTP.
+  naive side pays nothing for the network), (b) tunelab's batched torch engine over HTTP, and
+  (c) the llama.cpp engine on the run's GGUF exports (--engines llama.cpp:q4_k_m ...).
 load: N requests at C concurrent to tiny runs: errors, p50 / p99 latency, and the server's RSS
   after warm-up and at the end.
 
@@ -111,17 +112,20 @@ def throughput(args) -> dict:
     report["naive"] = naive_side(args.run_dirs[0], asked, args.max_tokens)
     name = Path(args.run_dirs[0]).resolve().name
     bodies = [chat_body(name, q, args.max_tokens) for q in asked]
-    with live_server(args.run_dirs, "--max-batch", "32") as (url, _):
-        asyncio.run(fire(url, bodies[:2], 2))  # warm-up
-        for concurrency in args.concurrency:
-            start = time.perf_counter()
-            results = asyncio.run(fire(url, bodies, concurrency))
-            seconds = time.perf_counter() - start
-            report[f"batched_c{concurrency}"] = {
-                "requests_per_s": len(results) / seconds,
-                "tokens_per_s": sum(r[2] for r in results) / seconds,
-                "errors": sum(r[0] != 200 for r in results),
-            }
+    for engine in args.engines:
+        kind, _, quant = engine.partition(":")
+        options = ["--max-batch", "32", "--engine", kind, *(["--quant", quant] if quant else [])]
+        with live_server(args.run_dirs, *options) as (url, _):
+            asyncio.run(fire(url, bodies[:2], 2))  # warm-up
+            for concurrency in args.concurrency:
+                start = time.perf_counter()
+                results = asyncio.run(fire(url, bodies, concurrency))
+                seconds = time.perf_counter() - start
+                report[f"{engine}_c{concurrency}"] = {
+                    "requests_per_s": len(results) / seconds,
+                    "tokens_per_s": sum(r[2] for r in results) / seconds,
+                    "errors": sum(r[0] != 200 for r in results),
+                }
     print(f"\n{'':28} {'requests/s':>12} {'tokens/s':>10} {'x naive':>8}")
     for side, figures in report.items():
         if isinstance(figures, dict):
@@ -170,6 +174,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["torch"],
+        help="throughput: torch, llama.cpp:f16, llama.cpp:q8_0, llama.cpp:q4_k_m",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     report = throughput(args) if args.mode == "throughput" else load(args)
