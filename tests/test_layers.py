@@ -13,12 +13,13 @@ LAYERS = [
     ["config"],
     ["data", "models", "runtime", "generation"],
     ["methods"],
-    ["artifacts", "export"],
+    ["artifacts", "export", "export_gguf"],
     ["tasks"],
     ["train"],
     ["report"],
     ["run_dir", "pipeline"],
     ["compare", "quantize", "inference", "assistant"],
+    ["serve"],
     ["cli"],
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}

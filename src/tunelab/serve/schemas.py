@@ -1,9 +1,9 @@
 """The OpenAI request bodies the server accepts (the fields it honours; others are ignored, as
 OpenAI's clients send some by default) and the checks that make a bad one a 400."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Request(BaseModel):
@@ -74,26 +74,21 @@ class ChatRequest(Sampling):
         return [{"role": m.role, "content": m.text} for m in self.messages]
 
 
-class CompletionRequest(Sampling):
-    prompt: str | list[str]
+def one_or_many(most: int):
+    """A string or a list of 1 to `most` strings, read as a list."""
 
-    @field_validator("prompt")
-    @classmethod
-    def some_prompts(cls, prompt: str | list[str]) -> list[str]:
-        return one_or_many(prompt, 16)
+    def as_list(value: str | list[str]) -> list[str]:
+        values = [value] if isinstance(value, str) else value
+        if not values or len(values) > most:
+            raise ValueError(f"1 to {most} strings")
+        return values
+
+    return Annotated[str | list[str], AfterValidator(as_list)]
+
+
+class CompletionRequest(Sampling):
+    prompt: one_or_many(16)
 
 
 class ClassifyRequest(Request):
-    input: str | list[str]
-
-    @field_validator("input")
-    @classmethod
-    def some_texts(cls, texts: str | list[str]) -> list[str]:
-        return one_or_many(texts, 256)
-
-
-def one_or_many(value: str | list[str], most: int) -> list[str]:
-    values = [value] if isinstance(value, str) else value
-    if not values or len(values) > most:
-        raise ValueError(f"1 to {most} strings")
-    return values
+    input: one_or_many(256)
