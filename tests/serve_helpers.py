@@ -7,13 +7,13 @@ from contextlib import contextmanager
 import uvicorn
 
 from tunelab.serve.app import ServeLimits, create_app
-from tunelab.serve.catalog import load_catalog
+from tunelab.serve.catalog import Catalog
 
 
 @contextmanager
-def live_server(run_dirs: list[str], limits: ServeLimits):
+def live_server(catalog: Catalog, limits: ServeLimits):
     """Yields the server's base URL and its state; stops it on exit."""
-    app = create_app(load_catalog(run_dirs), limits)
+    app = create_app(catalog, limits)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -16,6 +16,7 @@ from tunelab.assistant import load_assistant
 from tunelab.inference import classify_texts
 from tunelab.pipeline import load_config, run
 from tunelab.serve.app import ServeLimits
+from tunelab.serve.catalog import load_catalog
 from tunelab.serve.engine import EngineLimits
 from tunelab.serve.rows import Job
 
@@ -52,7 +53,7 @@ def server(runs):
     # a 200 ms gathering window, so that concurrent requests surely share a batch
     limits = ServeLimits(engine=EngineLimits(wait_s=0.2), max_tokens=64, max_body_bytes=100_000)
     named = [f"{name}={path}" for name, path in runs.items()]
-    with live_server(named, limits) as (url, state):
+    with live_server(load_catalog(named), limits) as (url, state):
         yield url, state
 
 
@@ -253,7 +254,6 @@ def test_overload_is_a_429_with_retry_after(runs):
     from fastapi.testclient import TestClient
 
     from tunelab.serve.app import create_app
-    from tunelab.serve.catalog import load_catalog
 
     limits = ServeLimits(engine=EngineLimits(queue_size=1))
     app = create_app(load_catalog([f"plain={runs['plain']}"]), limits)
@@ -269,7 +269,7 @@ def test_overload_is_a_429_with_retry_after(runs):
 
 def test_an_api_key_is_required_when_set(runs):
     limits = ServeLimits(api_key="s3cret")
-    with live_server([f"plain={runs['plain']}"], limits) as (url, _):
+    with live_server(load_catalog([f"plain={runs['plain']}"]), limits) as (url, _):
         refused = httpx.get(f"{url}/v1/models")
         assert refused.status_code == 401 and refused.json()["error"]["message"]
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)

@@ -246,6 +246,7 @@ def fit_ppo(task: Task, policy: nn.Module) -> tuple[nn.Module, FitState]:
             train_reward = ppo_epoch(task, learner, epoch, state, log, progress)
             val = task.validate(policy)
             state.epoch, state.seconds = epoch, time.perf_counter() - started
+            state.best_epoch = epoch  # PPO keeps its last policy (the report said epoch 0)
             log.write(
                 {
                     "event": "eval",
