@@ -24,7 +24,7 @@ if [ ! -f "$home/convert_hf_to_gguf.py" ]; then
   cp -r "$source_dir"/vendor/llama.cpp/{convert_hf_to_gguf.py,conversion,gguf-py,LICENSE} "$home/"
 fi
 if [ "${1:-converter}" = engine ] && ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
-  .venv/bin/pip install -q scikit-build-core==1.1.2 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/pip install -q scikit-build-core==1.1.2 diskcache==5.6.3 2>&1 | grep -v '^WARNING: Location' || true
   start=$(date +%s)
   CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \

@@ -49,7 +49,7 @@ def test_q4_k_m_is_smaller_and_loads(sft_run, tmp_path):
     f16 = export_gguf(sft_run, tmp_path / "f16", "f16", ollama=False)
     q4 = export_gguf(sft_run, tmp_path / "q4", "q4_k_m", ollama=False)
     assert q4.stat().st_size < f16.stat().st_size
-    assert llama_answer(q4, [1, 365, 1521], 4)  # it generates
+    assert llama_answer(q4, [1, 365, 411], 4)  # it generates (stories260K has 512 tokens)
 
 
 def test_serve_with_the_llama_cpp_engine(sft_run):
