@@ -34,16 +34,30 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, message)
 
 
-class BodyLimit:
+class HttpMiddleware:
+    """Passes lifespan events through; a subclass handles the HTTP requests."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class BodyLimit(HttpMiddleware):
     """413 for a body over the limit, told by its Content-Length or found while reading it."""
 
     def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
+        super().__init__(app)
+        self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         message = f"the request body is over {self.limit} bytes"
         if not declared.isdigit() or int(declared) > self.limit:
@@ -72,16 +86,14 @@ class BodyLimit:
                 await send_error(send, 413, message)
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """Counts each answer by path and status, and times it to its first byte."""
 
     def __init__(self, app: ASGIApp, metrics: ServerMetrics):
-        self.app, self.metrics = app, metrics
+        super().__init__(app)
+        self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
         start = time.perf_counter()
 
