@@ -20,9 +20,8 @@ from tunelab.errors import TunelabError
 from tunelab.export_gguf import SETUP_HINT, export_gguf
 from tunelab.models.loader import load_tokenizer
 from tunelab.run_record import RunRecord, read_record
-from tunelab.serve.pools import LlamaPool, Pool, TorchPool
+from tunelab.serve.pools import BASE_ADAPTER, LlamaPool, Pool, TorchPool
 
-BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 MIXABLE_PEFT_TYPES = {"LORA"}  # the adapter types PEFT can mix in one batch
 LLAMA_CONTEXT = 2048  # llama.cpp's KV cache, in tokens (prompt + answer)
 

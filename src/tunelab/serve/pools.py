@@ -1,6 +1,7 @@
 """The models in memory that the engine runs batches on: a Transformers model (rows of one
 batch may use different adapters) or a llama.cpp model (a GGUF export of a run)."""
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,6 +14,8 @@ from transformers import (
 )
 
 from tunelab.serve.rows import Job, RowSampler, RowTracker, take_token
+
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
 
 class Pool(Protocol):
@@ -39,8 +42,25 @@ class TorchPool:
     mixed: bool = False
 
     def run(self, jobs: list[Job]) -> None:
-        with torch.inference_mode():
-            generate_rows(self, jobs)
+        with torch.inference_mode(), self.adapters_for(jobs) as extra:
+            generate_rows(self, jobs, extra)
+
+    @contextmanager
+    def adapters_for(self, jobs: list[Job]):
+        """Yields generate's extra arguments. Rows for several adapters go through PEFT's
+        mixed-batch path (`adapter_names`: each adapter runs on its rows' slice); a batch for
+        one adapter takes the plain path, which does not split the batch at every layer."""
+        names = {job.adapter for job in jobs}
+        if not self.mixed:
+            yield {}
+        elif len(names) > 1:
+            yield {"adapter_names": [job.adapter for job in jobs]}
+        elif names == {BASE_ADAPTER}:
+            with self.model.disable_adapter():
+                yield {}
+        else:
+            self.model.set_adapter(names.pop())
+            yield {}
 
     @property
     def context(self) -> int:
@@ -49,7 +69,7 @@ class TorchPool:
         return int(getattr(config, "max_position_embeddings", 2048))
 
 
-def generate_rows(pool: TorchPool, jobs: list[Job]) -> None:
+def generate_rows(pool: TorchPool, jobs: list[Job], extra: dict) -> None:
     """One `generate` call for all rows: left-padded prompts, each row's adapter and hooks."""
     pad = pool.tokenizer.pad_token_id
     width = max(len(job.prompt_ids) for job in jobs)
@@ -62,7 +82,6 @@ def generate_rows(pool: TorchPool, jobs: list[Job]) -> None:
         device=device,
     )
     eos_ids = [eos_set(job.tokenizer) for job in jobs]
-    extra = {"adapter_names": [job.adapter for job in jobs]} if pool.mixed else {}
     pool.model.generate(
         input_ids=input_ids,
         attention_mask=attention_mask,
