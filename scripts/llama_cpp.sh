@@ -30,5 +30,6 @@ if [ "${1:-converter}" = engine ] && ! .venv/bin/python -c "import llama_cpp" 2>
     CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
     .venv/bin/pip install -q --no-deps --no-build-isolation "$source_dir" \
     2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c "import llama_cpp" && echo "llama-cpp-python built in $(( $(date +%s) - start )) s"
+  .venv/bin/python -c "import llama_cpp"  # fails the script (set -e) when the build failed
+  echo "llama-cpp-python built in $(( $(date +%s) - start )) s"
 fi
