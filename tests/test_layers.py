@@ -20,7 +20,7 @@ LAYERS = [
     ["run_dir", "pipeline"],
     ["compare", "quantize", "inference", "assistant"],
     ["serve"],
-    ["cli"],
+    ["cli", "cli_ship"],
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 

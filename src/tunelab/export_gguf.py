@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tunelab.data.templates import PLAIN_TEMPLATES
 from tunelab.errors import TunelabError
 from tunelab.export import export_run
 from tunelab.methods import METHODS
@@ -78,8 +79,6 @@ def jinja_text(text: str) -> str:
 
 def run_chat_template(record: RunRecord, tokenizer) -> str | None:
     """The chat template the run answers with, its system message the default one."""
-    from tunelab.data.templates import PLAIN_TEMPLATES
-
     if record.template is None:
         return None
     if record.template == "chat":
@@ -147,8 +146,6 @@ def export_gguf(run_dir: str | Path, out: str | Path, quant: str, ollama: bool) 
 
 def modelfile(gguf_name: str, record: RunRecord, tokenizer) -> str:
     """Ollama's recipe: the file, the prompt format (Go template), the system message, stops."""
-    from tunelab.data.templates import PLAIN_TEMPLATES
-
     lines = [f"FROM ./{gguf_name}"]
     if record.template == "chat" and "<|im_start|>" in (tokenizer.chat_template or ""):
         lines.append(f'TEMPLATE """{CHATML_GO}"""')

@@ -1,30 +1,25 @@
-"""The OpenAI-compatible HTTP API over a catalog of runs (FastAPI).
-
-Every answer that is not a success is a 4xx (or, for a failure inside the model, a 5xx) with
-OpenAI's error body {"error": {"message", "type", "param", "code"}}: a client's SDK raises its
-usual exception, and no request shows a traceback or stops the server."""
+"""The OpenAI-compatible HTTP API over a catalog of runs (FastAPI): the routes, and the state
+behind them. Every answer that is not a success is a 4xx (or, for a failure inside the model, a
+5xx) with OpenAI's error body (serve/errors.py); no request stops the server."""
 
 import asyncio
-import json
 import threading
-import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from sse_starlette import EventSourceResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import PlainTextResponse
 
 from tunelab.errors import TunelabError
 from tunelab.inference import classify_with
 from tunelab.serve.catalog import Catalog, Served
 from tunelab.serve.engine import BatchEngine, EngineLimits, QueueFull
+from tunelab.serve.errors import ApiError, install_error_handlers
 from tunelab.serve.metrics import ServerMetrics
 from tunelab.serve.middleware import BodyLimit, RequestMetrics
+from tunelab.serve.responses import choice, envelope, sse_stream, usage, wait_done
 from tunelab.serve.rows import Job
 from tunelab.serve.schemas import ChatRequest, ClassifyRequest, CompletionRequest, Sampling
 
@@ -35,50 +30,6 @@ class ServeLimits:
     max_tokens: int = 512  # the most tokens one answer may ask for
     max_body_bytes: int = 1_000_000
     api_key: str | None = None
-
-
-class ApiError(Exception):
-    """A request the server refuses, with the HTTP status and OpenAI's error fields."""
-
-    def __init__(self, status: int, message: str, param: str | None = None, code=None, **headers):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
-        self.headers = {k.replace("_", "-"): v for k, v in headers.items()}
-
-
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
-
-
-def error_body(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
-    kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    error = {"message": message, "type": kind, "param": param, "code": code}
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
-
-
-def first_problem(exc: RequestValidationError) -> tuple[str, str]:
-    """The first validation error as (where, message): 'messages.0.role', 'Input should be ...'."""
-    problem = exc.errors()[0]
-    where = ".".join(str(p) for p in problem["loc"] if p not in ("body",)) or "body"
-    return where, problem["msg"]
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError):
-        return error_body(exc.status, exc.message, exc.param, exc.code, exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError):
-        where, message = first_problem(exc)
-        return error_body(400, f"{where}: {message}", param=where)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException):
-        return error_body(exc.status_code, str(exc.detail), headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception):  # a bug of ours, still an error body
-        return error_body(500, f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
 
 
 class Server:
@@ -140,101 +91,6 @@ class Server:
             self.engine.submit(job)
         except QueueFull:
             raise ApiError(429, "the server is busy; retry shortly", retry_after="1") from None
-
-
-async def wait_done(job: Job, request: Request) -> None:
-    """Until the job's answer is complete; a client that leaves cancels it."""
-    while True:
-        try:
-            kind, value = await asyncio.wait_for(job.events.get(), timeout=0.5)
-        except TimeoutError:
-            if await request.is_disconnected():
-                job.cancelled.set()
-                raise ApiError(499, "client closed the request") from None
-            continue
-        if kind == "error":
-            raise ApiError(500, value)
-        if kind == "done":
-            return
-
-
-async def stream_events(job: Job):
-    """The job's ("text", piece) events until it ends; cancels the job if the client leaves."""
-    try:
-        while True:
-            kind, value = await job.events.get()
-            if kind == "error":
-                raise ApiError(500, value)
-            yield kind, value
-            if kind == "done":
-                return
-    finally:
-        if job.finish_reason is None:
-            job.cancelled.set()
-
-
-def usage(jobs: list[Job]) -> dict:
-    prompt = sum(len(job.prompt_ids) for job in jobs)
-    completion = sum(len(job.tokens) for job in jobs)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
-def envelope(kind: str, name: str, choices: list[dict], request_id: str) -> dict:
-    return {
-        "id": request_id,
-        "object": kind,
-        "created": int(time.time()),
-        "model": name,
-        "choices": choices,
-    }
-
-
-def sse_stream(job: Job, body: Sampling, request_id: str, chat: bool):
-    """OpenAI's stream: chunks of text, a last chunk with finish_reason, usage if asked, [DONE]."""
-    kind = "chat.completion.chunk" if chat else "text_completion"
-
-    def chunk(text: str | None, finish: str | None = None) -> dict:
-        if chat:
-            delta = {} if text is None else {"content": text}
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        else:
-            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
-        return {"data": envelope(kind, body.model, [choice], request_id)}
-
-    async def events():
-        if chat:
-            first = chunk("")
-            first["data"]["choices"][0]["delta"] = {"role": "assistant", "content": ""}
-            yield json_event(first)
-        # a chat answer is stripped, as `generate` strips it: leading whitespace is dropped and
-        # trailing whitespace waits until more text follows it
-        started, pending = not chat, ""
-        async for kind_, value in stream_events(job):
-            if kind_ != "text":
-                yield json_event(chunk(None, value))
-                continue
-            text = pending + (value if started else value.lstrip())
-            started = started or bool(text)
-            pending = text[len(text.rstrip()) :] if chat else ""
-            if text[: len(text) - len(pending)]:
-                yield json_event(chunk(text[: len(text) - len(pending)]))
-        if body.include_usage:
-            yield {
-                "data": json.dumps(
-                    {**envelope(kind, body.model, [], request_id), "usage": usage([job])}
-                )
-            }
-        yield {"data": "[DONE]"}
-
-    return EventSourceResponse(events())
-
-
-def json_event(event: dict) -> dict:
-    return {"data": json.dumps(event["data"])}
 
 
 def build_router(server: Server) -> APIRouter:
@@ -299,13 +155,6 @@ def build_router(server: Server) -> APIRouter:
         return {"object": "list", "model": body.model, "data": data}
 
     return v1
-
-
-def choice(index: int, job: Job, chat: bool) -> dict:
-    if chat:
-        message = {"role": "assistant", "content": job.text.strip()}
-        return {"index": index, "message": message, "finish_reason": job.finish_reason}
-    return {"index": index, "text": job.text, "logprobs": None, "finish_reason": job.finish_reason}
 
 
 def create_app(catalog: Catalog, limits: ServeLimits | None = None) -> FastAPI:
