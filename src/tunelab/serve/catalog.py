@@ -62,10 +62,6 @@ class Served:
     def default_max_tokens(self) -> int:
         return self.record.max_new_tokens if self.record else 64
 
-    @property
-    def labels(self) -> list[str]:
-        return self.record.labels if self.record else []
-
 
 @dataclass
 class Catalog:
