@@ -36,7 +36,8 @@ def one_line_errors(command):
         try:
             return command(*args, **kwargs)
         except TunelabError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            if int(os.environ.get("RANK", "0")) == 0:  # once, not once per torchrun worker
+                err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -59,6 +60,16 @@ def launch_workers(nproc: int, argv: list[str]) -> int:
     return subprocess.call(command, env=env)
 
 
+def interrupted_line(config: Path | None, overrides: list[str], run_dir: Path) -> str:
+    """Ctrl-C: which checkpoint is kept and the command that continues from it."""
+    from tunelab.train.checkpoint import describe, is_complete
+
+    last = run_dir / "checkpoints" / "last"
+    kept = f"kept {describe(last)}" if is_complete(last) else "no epoch had finished"
+    command = " ".join(["tunelab train", *([str(config)] if config else []), *overrides])
+    return f"interrupted: {kept}; continue with: {command} --resume"
+
+
 @app.command()
 @one_line_errors
 def train(
@@ -71,23 +82,29 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue from the last complete checkpoint.")
     ] = False,
-    nproc: Annotated[int, typer.Option(help="Data-parallel processes (torchrun).")] = 1,
+    overwrite: Annotated[
+        bool, typer.Option(help="Delete what output.dir holds and train from the start.")
+    ] = False,
+    nproc: Annotated[int, typer.Option(min=1, help="Data-parallel processes (torchrun).")] = 1,
 ):
     """Train and evaluate a run; prints test accuracy before and after."""
     if config is not None and "=" in str(config) and not config.exists():
         overrides, config = [str(config), *(overrides or [])], None  # only overrides were given
-    if nproc > 1:
-        argv = [
-            "train",
-            *([str(config)] if config else []),
-            *(overrides or []),
-            *(["--resume"] if resume else []),
-        ]
-        raise typer.Exit(launch_workers(nproc, argv))
+    if resume and overwrite:
+        raise TunelabError("--resume and --overwrite exclude each other")
     from tunelab.pipeline import load_config, run
 
-    settings = load_config(config, overrides or [])
-    summary = run(settings, resume=resume)
+    settings = load_config(config, overrides or [])  # checked once, before any worker starts
+    if nproc > 1:
+        flags = [*(["--resume"] if resume else []), *(["--overwrite"] if overwrite else [])]
+        argv = ["train", *([str(config)] if config else []), *(overrides or []), *flags]
+        raise typer.Exit(launch_workers(nproc, argv))
+    try:
+        summary = run(settings, resume=resume, overwrite=overwrite)
+    except KeyboardInterrupt:
+        line = interrupted_line(config, overrides or [], Path(settings.output.dir))
+        err.print(line, highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(130) from None
     if int(os.environ.get("RANK", "0")) == 0:
         out.print(f"run directory: {settings.output.dir}")
         name = summary["score_name"].replace("_", " ")

@@ -97,11 +97,13 @@ class TrainConfig(StrictModel):
         "of whole rows whose gradients add up to the batch's: the same update, far less memory "
         "and, on CPU, less time for long rows. null: whole batches.",
     )
-    lr: float = Field(5e-5, gt=0)
+    lr: float = Field(5e-5, gt=0, le=1, description="Peak learning rate (AdamW; above 1 diverges).")
     weight_decay: float = Field(0.1, ge=0)
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    max_grad_norm: float | None = Field(1.0, description="Gradient clipping; null turns it off.")
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="Gradient clipping; null turns it off."
+    )
     seed: int = 123
     monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
     early_stopping_patience: int | None = Field(

@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints them as one line and exits with code 2."""
 
+import sys
+
 
 class TunelabError(Exception):
     """A problem the user can fix (bad input, bad config); never shown with a traceback."""
@@ -15,3 +17,8 @@ class DataError(TunelabError):
         if field is not None:
             where.append(f"field '{field}'")
         super().__init__(f"{', '.join(where)}: {problem}")
+
+
+def notice(message: str) -> None:
+    """One line on stderr about something the run did on its own (a checkpoint fallback)."""
+    print(f"note: {message}", file=sys.stderr, flush=True)

@@ -4,6 +4,7 @@ config -> data -> model + method -> evaluate before -> train -> evaluate after -
 artefact -> run record -> report. The task (tasks/) supplies each stage's content and names its
 trainer (train/); the CLI, compare and the UI call this and add nothing of their own."""
 
+import json
 import time
 from pathlib import Path
 
@@ -13,11 +14,18 @@ from torch import nn
 from tunelab import methods, tasks  # noqa: F401 - importing registers every method and task
 from tunelab.artifacts import save_artifact
 from tunelab.config import RunConfig, load_config, save_config
+from tunelab.errors import notice
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
 from tunelab.report import write_report
-from tunelab.run_dir import prepare_run_dir, run_summary, start_model, write_json
+from tunelab.run_dir import (
+    finished_summary,
+    prepare_run_dir,
+    run_summary,
+    start_model,
+    write_json,
+)
 from tunelab.run_record import RunRecord, write_record
 from tunelab.runtime import process_state
 from tunelab.tasks import TASKS, RunContext, Task, check_method
@@ -68,23 +76,38 @@ def record_of(task: Task) -> RunRecord:
     )
 
 
-def run(config: RunConfig, resume: bool = False) -> dict:
+def evaluate_before(task: Task, model: nn.Module) -> dict:
+    """The before-evaluation, written at once; a resume reads it back instead of redoing it."""
+    path = task.run.run_dir / "eval_before.json"
+    if task.run.resume and path.is_file():
+        return json.loads(path.read_text())
+    before = task.evaluate(model)
+    if task.run.is_main:
+        write_json(path, before)
+    return before
+
+
+def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Train and evaluate one run; everything lands in config.output.dir."""
-    prepare_run_dir(Path(config.output.dir), resume)
+    run_dir = Path(config.output.dir)
+    if process_state().is_main_process:
+        prepare_run_dir(run_dir, config, resume, overwrite)
+    if resume and (summary := finished_summary(run_dir, config)) is not None:
+        notice(f"{run_dir} finished before; nothing to resume (--overwrite trains it again)")
+        return summary
     task = open_task(config, resume)
-    run_dir, main = task.run.run_dir, task.run.is_main
+    main = task.run.is_main
     data_summary = task.prepare()
     model = task.load_model()
     if main:
         save_config(config, run_dir / "config.yaml")
         write_json(run_dir / "data_summary.json", data_summary)
-    before = task.evaluate(model)
+    before = evaluate_before(task, model)
     started = time.perf_counter()
     model, state = fit(task, model)
     after = task.evaluate(model) if task.run.method.trains else before
     summary = {**run_summary(task, model, state, started), **task.scores(before, after)}
     if main:
-        write_json(run_dir / "eval_before.json", before)
         write_json(run_dir / "eval_after.json", after)
         write_json(run_dir / "train_summary.json", summary)
         artifact = task.run.method.artifact

@@ -2,14 +2,17 @@
 train_summary.json's figures (parameters, time, tokens/s, memory)."""
 
 import json
+import os
 import resource
 import shutil
 import time
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
+from tunelab.config import RunConfig
 from tunelab.errors import TunelabError
 from tunelab.export import export_run
 from tunelab.models.embedded import resolve_model
@@ -17,13 +20,68 @@ from tunelab.run_record import is_finished, read_record
 from tunelab.tasks import Task
 from tunelab.train import FitState
 
+# Settings a resume may change: how long to train, not what is trained.
+RESUMABLE_CHANGES = {"train.epochs", "train.max_minutes", "train.early_stopping_patience"}
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+
+def flat(section: dict, prefix: str = "") -> dict:
+    items = {}
+    for key, value in section.items():
+        name = f"{prefix}{key}"
+        items.update(flat(value, name + ".") if isinstance(value, dict) else {name: value})
+    return items
+
+
+def config_changes(run_dir: Path, config: RunConfig) -> list[str]:
+    """`key (saved -> now)` for each setting of config.yaml that this config changes."""
+    saved_path = run_dir / "config.yaml"
+    try:
+        saved = flat(yaml.safe_load(saved_path.read_text()) or {})
+    except (OSError, ValueError, yaml.YAMLError):
+        return []  # no usable config.yaml: nothing to hold the resume to
+    now = flat(config.model_dump(mode="json"))
+    keys = sorted((set(saved) | set(now)) - RESUMABLE_CHANGES - {"output.dir"})
+    return [f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in keys if saved.get(k) != now.get(k)]
+
+
+def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: bool) -> None:
+    """Checked before anything is written: a run directory in use is only continued (--resume,
+    with the config it started with) or replaced (--overwrite)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TunelabError(f"output.dir: {run_dir} is a file, not a folder")
+    in_use = run_dir.exists() and any(run_dir.iterdir())
+    if in_use and overwrite:
+        shutil.rmtree(run_dir)
+    elif in_use and not resume:
         raise TunelabError(
-            f"run directory {run_dir} is not empty; use --resume or another output.dir"
+            f"run directory {run_dir} is not empty; use --resume, --overwrite or another output.dir"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    elif in_use:
+        changes = config_changes(run_dir, config)
+        if changes:
+            raise TunelabError(
+                f"--resume: the config differs from {run_dir / 'config.yaml'} in "
+                f"{'; '.join(changes[:3])}{' ...' if len(changes) > 3 else ''}; resume with the "
+                "same settings, or use --overwrite or another output.dir"
+            )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TunelabError(f"output.dir: cannot create {run_dir} ({exc.strerror})") from None
+    if not os.access(run_dir, os.W_OK):
+        raise TunelabError(f"output.dir: {run_dir} is not writable")
+
+
+def finished_summary(run_dir: Path, config: RunConfig) -> dict | None:
+    """A finished run's train_summary.json when --resume has nothing left to train."""
+    summary_path = run_dir / "train_summary.json"
+    if not (is_finished(run_dir) and summary_path.is_file()):
+        return None
+    summary = json.loads(summary_path.read_text())
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    if saved.get("train", {}).get("epochs") != config.train.epochs:
+        return None  # more (or fewer) epochs asked for: the trainer continues from `last`
+    return summary
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -7,9 +7,10 @@ from tunelab.registry import Registry
 
 
 class StrictModel(BaseModel):
-    """A config section: unknown keys are errors, so a typo never passes silently."""
+    """A config section: unknown keys are errors, so a typo never passes silently; .inf and .nan
+    are refused (a NaN learning rate trains a NaN model)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class MethodSettings(StrictModel):

@@ -7,9 +7,19 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """The records of metrics.jsonl; a line a kill cut in half (only the last can be) is left
+    out, and a resume rewrites the file without it."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def read_history(run_dir: Path) -> tuple[list[dict], list[dict]]:

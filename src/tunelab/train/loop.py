@@ -16,8 +16,9 @@ from transformers import get_scheduler
 from tunelab.config import TrainConfig
 from tunelab.data.encode import make_loader
 from tunelab.data.micro_batches import micro_batches
-from tunelab.errors import TunelabError
-from tunelab.train.checkpoint import is_complete, load_checkpoint, save_checkpoint
+from tunelab.errors import TunelabError, notice
+from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
+from tunelab.train.guards import check_finite
 from tunelab.train.metrics_log import MetricsLog
 from tunelab.train.progress import training_progress
 
@@ -90,8 +91,9 @@ class Trainer:
         )
 
     def resume(self, scheduler) -> FitState:
-        last = self.checkpoints / "last"
-        if not is_complete(last):
+        last = restore_newest(self.checkpoints / "last", say=notice)
+        if last is None:
+            self.log.truncate_after(0)
             return FitState()
         saved = load_checkpoint(last, self.raw_model)
         self.optimizer.load_state_dict(saved["optimizer"])
@@ -103,15 +105,16 @@ class Trainer:
 
     def checkpoint(self, state: FitState, scheduler, improved: bool) -> None:
         if self.acc.is_main_process:
+            progress = {"epoch": state.epoch, "step": state.step}
             if improved:
-                save_checkpoint(self.checkpoints / "best", self.raw_model)
+                save_checkpoint(self.checkpoints / "best", self.raw_model, progress=progress)
             extra = {
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
                 "fit": state.__dict__,
             }
-            save_checkpoint(self.checkpoints / "last", self.raw_model, extra)
+            save_checkpoint(self.checkpoints / "last", self.raw_model, extra, progress)
         self.acc.wait_for_everyone()
 
     def train_epoch(self, epoch: int, state: FitState, scheduler, progress) -> dict:
@@ -137,8 +140,13 @@ class Trainer:
                 break
             with self.acc.accumulate(self.model):
                 loss, correct = self.loss_and_backward(batch)
+                where = f"epoch {epoch}, step {state.step + 1}"
+                check_finite(loss.item(), "training loss", where, self.config.lr, self.run_dir)
                 if self.acc.sync_gradients and self.config.max_grad_norm:
-                    self.acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+                    norm = self.acc.clip_grad_norm_(
+                        self.model.parameters(), self.config.max_grad_norm
+                    )
+                    check_finite(float(norm), "gradient norm", where, self.config.lr, self.run_dir)
                 self.optimizer.step()
                 scheduler.step()
                 self.optimizer.zero_grad()
@@ -235,7 +243,7 @@ class Trainer:
                 patience = self.config.early_stopping_patience
                 if (patience and state.bad_epochs >= patience) or self.out_of_time():
                     break
-        best = self.checkpoints / "best"
-        if is_complete(best):
+        best = restore_newest(self.checkpoints / "best", say=notice)
+        if best is not None:
             load_checkpoint(best, self.raw_model)
         return state

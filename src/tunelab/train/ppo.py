@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tunelab.errors import notice
 from tunelab.tasks.base import Task
-from tunelab.train.checkpoint import is_complete, load_checkpoint, save_checkpoint
+from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
+from tunelab.train.guards import check_finite
 from tunelab.train.loop import FitState
 from tunelab.train.metrics_log import MetricsLog
 from tunelab.train.progress import training_progress
@@ -204,7 +206,7 @@ def save_ppo(folder, learner: PpoLearner, state: FitState) -> None:
         "rng": torch.get_rng_state(),
         "fit": state.__dict__,
     }
-    save_checkpoint(folder, learner.policy, extra)
+    save_checkpoint(folder, learner.policy, extra, {"epoch": state.epoch, "step": state.step})
 
 
 def resume_ppo(folder, learner: PpoLearner) -> FitState:
@@ -227,6 +229,8 @@ def ppo_epoch(task: Task, learner: PpoLearner, epoch: int, state: FitState, log,
     rewards = []
     for batch in batches:
         metrics = learner.step(batch, add_special_tokens=task.add_special_tokens)
+        where = f"epoch {epoch}, step {state.step + 1}"
+        check_finite(metrics["loss"], "PPO loss", where, train.lr, task.run.run_dir)
         state.step += 1
         rewards.append(metrics["reward"])
         log.write({"event": "train", "epoch": epoch, "step": state.step, **metrics})
@@ -238,7 +242,8 @@ def fit_ppo(task: Task, policy: nn.Module) -> tuple[nn.Module, FitState]:
     run, train = task.run, task.config.train
     log, learner = MetricsLog(run.run_dir / "metrics.jsonl"), make_learner(task, policy)
     last = run.run_dir / "checkpoints" / "last"
-    state = resume_ppo(last, learner) if run.resume and is_complete(last) else FitState()
+    restored = restore_newest(last, say=notice) if run.resume else None
+    state = resume_ppo(restored, learner) if restored is not None else FitState()
     log.truncate_after(state.epoch)
     started = time.perf_counter() - state.seconds
     with training_progress(True) as progress:

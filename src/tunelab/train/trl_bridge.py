@@ -7,7 +7,6 @@ shared arguments plus its own (beta, max_length, ...)."""
 
 import json
 import math
-import re
 import time
 from pathlib import Path
 
@@ -16,12 +15,13 @@ from torch import nn
 from transformers import EarlyStoppingCallback, TrainerCallback
 
 from tunelab.config import TrainConfig
+from tunelab.errors import notice
 from tunelab.tasks.base import Task
+from tunelab.train.guards import check_finite
+from tunelab.train.hf_checkpoints import newest_intact_checkpoint
 from tunelab.train.loop import FitState
 from tunelab.train.metrics_log import MetricsLog
 from tunelab.train.trainers import TrainerSpec, register_trainer
-
-CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def trl_arguments(config: TrainConfig, run_dir: Path, steps_per_epoch: int) -> dict:
@@ -62,6 +62,7 @@ class MetricsStream(TrainerCallback):
     """TRL log lines -> metrics.jsonl events: `train` per logging step, `eval` per epoch."""
 
     def __init__(self, run_dir: Path, enabled: bool):
+        self.run_dir = run_dir
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=enabled)
         self.train_losses: list[float] = []
         self.started = time.perf_counter()
@@ -71,6 +72,10 @@ class MetricsStream(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         epoch = math.ceil(state.epoch or 0)
+        for key, what in (("loss", "training loss"), ("grad_norm", "gradient norm")):
+            if isinstance(logs.get(key), float):
+                where = f"epoch {epoch}, step {state.global_step}"
+                check_finite(logs[key], what, where, args.learning_rate, self.run_dir)
         if "loss" in logs:
             self.train_losses.append(logs["loss"])
             self.tokens = logs.get("num_tokens", self.tokens)
@@ -113,13 +118,6 @@ class TimeLimit(TrainerCallback):
             control.should_training_stop = True
 
 
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint-N folder whose trainer state was written (the last file saved)."""
-    found = [p for p in folder.glob("checkpoint-*") if CHECKPOINT.match(p.name)]
-    complete = [p for p in found if (p / "trainer_state.json").is_file()]
-    return max(complete, key=lambda p: int(CHECKPOINT.match(p.name).group(1)), default=None)
-
-
 def steps_per_epoch(rows: int, config: TrainConfig) -> int:
     return max(1, math.ceil(rows / (config.batch_size * config.grad_accum)))
 
@@ -136,7 +134,7 @@ def keep_trainable_in_fp32(model: nn.Module) -> None:
 def fit_trl(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
     run, config = task.run, task.config.train
     stream = MetricsStream(run.run_dir, enabled=run.is_main)
-    checkpoint = last_complete_checkpoint(run.run_dir / "trl") if run.resume else None
+    checkpoint = newest_intact_checkpoint(run.run_dir / "trl", notice) if run.resume else None
     if checkpoint is not None:  # forget the log lines of the epoch that did not finish
         epoch = json.loads((checkpoint / "trainer_state.json").read_text())["epoch"]
         stream.log.truncate_after(math.floor(epoch + 1e-6))

@@ -1,0 +1,332 @@
+"""Checkpoints that always resume: a stop at every step of a checkpoint write, each damaged file,
+a changed config, a finished run, a NaN loss and Ctrl-C."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.helpers import FAST_TRAIN, assert_one_line_error, run_cli, train_tiny
+from torch import nn
+
+from tunelab.train import checkpoint as ckpt
+from tunelab.train import loop
+
+
+class Killed(BaseException):
+    """A kill -9 at one point of the write: nothing after it runs (not even `except Exception`)."""
+
+
+def filesystem_steps(monkeypatch, stop_at: int) -> list[str]:
+    """Make the `stop_at`-th filesystem operation of a checkpoint write raise Killed; returns the
+    names of the operations seen so far (its length counts them when nothing stops)."""
+    seen: list[str] = []
+
+    def wrap(owner, name):
+        original = getattr(owner, name)
+
+        def step(*args, **kwargs):
+            seen.append(name)
+            if len(seen) == stop_at:
+                raise Killed(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, step)
+
+    for owner, name in [(Path, "rename"), (Path, "mkdir"), (Path, "touch"), (Path, "write_text"),
+                        (ckpt.shutil, "rmtree"), (ckpt, "save_file"), (ckpt.torch, "save"),
+                        (ckpt, "_fsync")]:  # fmt: skip
+        wrap(owner, name)
+    return seen
+
+
+def tiny_model(value: float) -> nn.Module:
+    model = nn.Linear(4, 2)
+    with torch.no_grad():
+        model.weight.fill_(value)
+    return model
+
+
+def save(folder: Path, value: float, step: int) -> None:
+    ckpt.save_checkpoint(folder, tiny_model(value), {"value": value}, {"epoch": step, "step": step})
+
+
+def restored_value(folder: Path, notes: list[str]) -> float | None:
+    found = ckpt.restore_newest(folder, say=notes.append)
+    if found is None:
+        return None
+    model = tiny_model(0.0)
+    state = ckpt.load_checkpoint(found, model)
+    assert model.weight[0, 0].item() == state["value"]
+    return state["value"]
+
+
+def count_write_steps(tmp_path, monkeypatch) -> int:
+    with monkeypatch.context() as patch:
+        seen = filesystem_steps(patch, stop_at=-1)
+        save(tmp_path / "count" / "last", 1.0, 1)
+        save(tmp_path / "count" / "last", 2.0, 2)
+    return len(seen) // 2
+
+
+def test_a_stop_at_every_step_of_a_write_leaves_a_checkpoint_that_resumes(tmp_path, monkeypatch):
+    steps = count_write_steps(tmp_path, monkeypatch)
+    assert steps >= 10
+    for stop_at in range(1, steps + 1):
+        folder = tmp_path / f"stop{stop_at}" / "last"
+        save(folder, 1.0, 1)
+        with monkeypatch.context() as patch:
+            filesystem_steps(patch, stop_at)
+            with pytest.raises(Killed):
+                save(folder, 2.0, 2)
+        notes: list[str] = []
+        # the old copy, or the new one once it was complete: never none, never a mix
+        assert restored_value(folder, notes) in (1.0, 2.0), stop_at
+        assert len(notes) <= 1
+        save(folder, 3.0, 3)  # the rotation goes on from any leftover state
+        assert restored_value(folder, []) == 3.0
+        assert sorted(p.name for p in folder.parent.iterdir()) == ["last", "last.prev"]
+
+
+def test_the_old_rotations_leftover_is_used_or_cleaned(tmp_path):
+    folder = tmp_path / "last"
+    save(folder, 1.0, 1)
+    folder.rename(tmp_path / "last.old")  # killed between the two renames of the old rotation
+    notes: list[str] = []
+    assert restored_value(folder, notes) == 1.0
+    assert "resuming from" in notes[0]
+    save(folder, 2.0, 2)
+    assert not (tmp_path / "last.old").exists()
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGE = {
+    "weights truncated": lambda f: truncate(f / "trainable.safetensors"),
+    "weights empty": lambda f: (f / "trainable.safetensors").write_bytes(b""),
+    "weights flipped": lambda f: (f / "trainable.safetensors").write_bytes(
+        (f / "trainable.safetensors").read_bytes()[:-1] + b"\x01"
+    ),
+    "state truncated": lambda f: truncate(f / "state.pt"),
+    "state missing": lambda f: (f / "state.pt").unlink(),
+    "manifest garbled": lambda f: (f / "manifest.json").write_text("{"),
+    "marker missing": lambda f: (f / "COMPLETE").unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_checkpoint_falls_back_to_the_previous_with_one_line(tmp_path, damage):
+    folder = tmp_path / "last"
+    save(folder, 1.0, 1)
+    save(folder, 2.0, 2)
+    DAMAGE[damage](folder)
+    notes: list[str] = []
+    assert restored_value(folder, notes) == 1.0
+    assert len(notes) == 1 and "not used" in notes[0] and "epoch 1" in notes[0], notes
+
+
+def test_no_intact_checkpoint_means_a_fresh_start_said_in_one_line(tmp_path):
+    folder = tmp_path / "last"
+    save(folder, 1.0, 1)
+    truncate(folder / "trainable.safetensors")
+    notes: list[str] = []
+    assert restored_value(folder, notes) is None
+    assert len(notes) == 1 and "starting from the beginning" in notes[0]
+    assert not folder.exists()
+
+
+# --- the shared training loop, end to end ---------------------------------------------------
+
+EXTRA = ["train.epochs=3"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(model_dirs, toy_csv, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA)
+    return run_dir
+
+
+def assert_same_run(straight: Path, resumed: Path) -> None:
+    a = load_file(straight / "model" / "model.safetensors")
+    b = load_file(resumed / "model" / "model.safetensors")
+    for name, tensor in a.items():
+        np.testing.assert_allclose(tensor.numpy(), b[name].numpy(), atol=1e-6, err_msg=name)
+    epochs = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs if e["event"] == "eval"] == [1, 2, 3]
+    expected = json.loads((straight / "eval_after.json").read_text())
+    got = json.loads((resumed / "eval_after.json").read_text())
+    assert got["accuracy"] == expected["accuracy"]
+    assert got["loss"] == pytest.approx(expected["loss"], abs=1e-5)
+
+
+def stop_in_second_save_of_last(monkeypatch, operation: str):
+    """Kill the run at `operation` inside the epoch-2 write of checkpoints/last."""
+    original = ckpt.save_checkpoint
+
+    def save_then_maybe_stop(folder, model, extra=None, progress=None):
+        if folder.name == "last" and progress and progress["epoch"] == 2:
+            with monkeypatch.context() as patch:
+                seen = filesystem_steps(patch, stop_at=-1)
+                stop = {"first rename": 1, "second rename": 2}[operation]
+
+                def renamed(self, target, seen=seen):
+                    seen.append("rename")
+                    if seen.count("rename") == stop:
+                        raise Killed("rename")
+                    return Path.__dict__["rename"](self, target)
+
+                patch.setattr(Path, "rename", renamed)
+                original(folder, model, extra, progress)
+        else:
+            original(folder, model, extra, progress)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_maybe_stop)
+
+
+@pytest.mark.parametrize("operation", ["first rename", "second rename"])
+def test_a_kill_inside_the_swap_resumes_to_the_same_model(
+    model_dirs, toy_csv, tmp_path, monkeypatch, straight_run, operation
+):
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        stop_in_second_save_of_last(patch, operation)
+        with pytest.raises(Killed):
+            train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA)
+    (run_dir / "metrics.jsonl").open("a").write('{"event": "train", "epo')  # a cut last line
+    train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA, resume=True)
+    assert_same_run(straight_run, run_dir)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "best", "best.prev", "last", "last.prev"]  # fmt: skip
+
+
+def test_a_damaged_last_checkpoint_resumes_from_the_one_before(
+    model_dirs, toy_csv, tmp_path, monkeypatch, straight_run, capsys
+):
+    run_dir = tmp_path / "run"
+    original = loop.Trainer.checkpoint
+
+    def stop_after_epoch_2(self, state, scheduler, improved):
+        original(self, state, scheduler, improved)
+        if state.epoch == 2:
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop.Trainer, "checkpoint", stop_after_epoch_2)
+        with pytest.raises(Killed):
+            train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA)
+    truncate(run_dir / "checkpoints" / "last" / "state.pt")
+    capsys.readouterr()
+    train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA, resume=True)
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "state.pt" in notes[0] and "epoch 1" in notes[0], notes
+    assert_same_run(straight_run, run_dir)
+
+
+def without_progress_bars(output: str) -> str:
+    return "\n".join(line for line in output.splitlines() if "━" not in line)
+
+
+def tiny_cli_args(model_dirs, toy_csv, run_dir, *extra):
+    return ["train", f"model.name={model_dirs['llama']}", f"data.path={toy_csv}",
+            "method.name=freeze", f"output.dir={run_dir}", "data.max_length=32", *FAST_TRAIN,
+            *extra]  # fmt: skip
+
+
+def test_resume_with_a_changed_config_is_refused_before_touching_the_run(
+    model_dirs, toy_csv, straight_run, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run, run_dir)
+    saved = (run_dir / "config.yaml").read_text()
+    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir, "train.lr=0.001"),
+                           "--resume")  # fmt: skip
+    assert_one_line_error(code, output, "train.lr", "0.005", "0.001", "--overwrite")
+    assert (run_dir / "config.yaml").read_text() == saved
+
+
+def test_resume_of_a_finished_run_trains_nothing(model_dirs, toy_csv, straight_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run, run_dir)
+    weights = run_dir / "model" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir), "--resume")
+    assert code == 0, output
+    assert "finished before" in output
+    assert weights.stat().st_mtime_ns == stamp
+    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir), "--overwrite")
+    assert code == 0 and weights.stat().st_mtime_ns != stamp, output
+
+
+def test_a_resume_reuses_the_before_evaluation(model_dirs, toy_csv, tmp_path, monkeypatch):
+    from tunelab.tasks.classify import ClassifyTask
+
+    run_dir, calls = tmp_path / "run", []
+    original_checkpoint, original_evaluate = loop.Trainer.checkpoint, ClassifyTask.evaluate
+
+    def stop_after_epoch_1(self, state, scheduler, improved):
+        original_checkpoint(self, state, scheduler, improved)
+        raise Killed
+
+    def counted(self, model):
+        calls.append(1)
+        return original_evaluate(self, model)
+
+    monkeypatch.setattr(ClassifyTask, "evaluate", counted)
+    with monkeypatch.context() as patch:
+        patch.setattr(loop.Trainer, "checkpoint", stop_after_epoch_1)
+        with pytest.raises(Killed):
+            train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA)
+    assert len(calls) == 1 and (run_dir / "eval_before.json").is_file()
+    train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA, resume=True)
+    assert len(calls) == 2  # only the after-evaluation ran again
+
+
+def test_a_nan_loss_stops_the_run_with_one_line(model_dirs, toy_csv, tmp_path, monkeypatch):
+    original, batches = loop.Trainer.loss_and_backward, []
+
+    def diverging(self, batch):  # what a too-high learning rate does a few steps in
+        loss, correct = original(self, batch)
+        batches.append(1)
+        return (loss * float("nan") if len(batches) >= 3 else loss), correct
+
+    monkeypatch.setattr(loop.Trainer, "loss_and_backward", diverging)
+    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, tmp_path / "run"))
+    output = without_progress_bars(output)
+    assert_one_line_error(code, output, "epoch 1, step 3", "training loss is nan", "train.lr")
+    assert not (tmp_path / "run" / "run_info.json").exists()
+
+
+@pytest.mark.parametrize(
+    "setting, field",
+    [("train.lr=1e6", "train.lr"), ("train.lr=.inf", "train.lr"),
+     ("train.max_grad_norm=-1", "train.max_grad_norm"), ("train.batch_size=0", "train.batch_size")],
+)  # fmt: skip
+def test_impossible_training_settings_are_config_errors(model_dirs, toy_csv, tmp_path, setting,
+                                                        field):  # fmt: skip
+    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, tmp_path / "run", setting))
+    assert_one_line_error(code, output, field)
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_names_the_checkpoint_and_the_resume_command(
+    model_dirs, toy_csv, tmp_path, monkeypatch
+):
+    original = loop.Trainer.checkpoint
+
+    def interrupt_after_epoch_1(self, state, scheduler, improved):
+        original(self, state, scheduler, improved)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop.Trainer, "checkpoint", interrupt_after_epoch_1)
+    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, tmp_path / "run"))
+    assert code == 130, output
+    lines = [x for x in without_progress_bars(output).splitlines() if x.strip()]
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert "interrupted" in line and "epoch 1" in line and "--resume" in line
