@@ -9,7 +9,7 @@ from tunelab.data.readers import jsonl_records
 from tunelab.data.templates import generation_prompt
 from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
-from tunelab.run_record import RunRecord
+from tunelab.run_record import RunRecord, read_record
 
 
 @dataclass
@@ -40,9 +40,10 @@ class Assistant:
 
 
 def load_assistant(run_dir: str | Path) -> Assistant:
-    model, tokenizer, record = load_run(run_dir)
+    record = read_record(run_dir)  # the kind is checked before the model loads
     if not record.answers_questions:
         raise TunelabError(f"{run_dir} is a {record.task} run; generate and chat need an sft run")
+    model, tokenizer, record = load_run(run_dir)
     return Assistant(model, tokenizer, record)
 
 

@@ -143,11 +143,23 @@ def predict(
     """Classify texts: one JSON line each with the label and the class probabilities."""
     from tunelab.inference import classify_texts
 
-    texts = texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    texts = texts or read_stdin_lines()
     if not texts:
         raise TunelabError("no text given (as arguments or on stdin)")
-    for result in classify_texts(str(run_dir), texts, int8=int8):
-        print(json.dumps(result))
+    # A blank text has no label: its line says so, and output line n stays input line n.
+    filled = [i for i, text in enumerate(texts) if text.strip()]
+    results = classify_texts(str(run_dir), [texts[i] for i in filled], int8=int8) if filled else []
+    by_line = dict(zip(filled, results, strict=True))
+    for i, text in enumerate(texts):
+        blank = {"text": text, "label": None, "probs": None, "error": "empty text"}
+        print(json.dumps(by_line.get(i, blank), allow_nan=False))
+
+
+def read_stdin_lines() -> list[str]:
+    try:
+        return [line.rstrip("\r\n") for line in sys.stdin]
+    except UnicodeDecodeError as exc:
+        raise TunelabError(f"stdin: not UTF-8 text (byte {exc.start} of a line)") from None
 
 
 @app.command("compare")
@@ -164,9 +176,13 @@ def compare_command(
     from tunelab.compare import budget_overrides, compare
 
     budget = budget_overrides(limit_train, epochs, max_minutes)
-    path, table = compare(experiment, budget, echo=lambda line: out.print(line, markup=False))
+    path, table, failed = compare(
+        experiment, budget, echo=lambda line: out.print(line, markup=False)
+    )
     out.print(table, markup=False)
     out.print(f"leaderboard: {path}")
+    if failed:
+        raise TunelabError(f"{len(failed)} variant(s) failed: {', '.join(failed)}")
 
 
 @app.command()
@@ -205,10 +221,10 @@ def generate_command(
     file: Annotated[
         Path | None, typer.Option(help="Questions: .jsonl with 'question', or one per line.")
     ] = None,
-    max_new_tokens: int = 128,
-    temperature: Annotated[float, typer.Option(help="0: greedy (deterministic).")] = 0.0,
-    top_p: float = 0.9,
-    batch_size: int = 8,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0: greedy (deterministic).")] = 0.0,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
 ):
     """Answer questions with an sft run (its template and stop rule); one JSON line each."""
     from tunelab.assistant import load_assistant, read_questions
@@ -227,9 +243,9 @@ def generate_command(
 @one_line_errors
 def chat(
     run_dir: Path,
-    max_new_tokens: int = 256,
-    temperature: Annotated[float, typer.Option(help="0: greedy.")] = 0.7,
-    top_p: float = 0.9,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0: greedy.")] = 0.7,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
     history: Annotated[
         bool, typer.Option(help="Keep earlier turns in the prompt (off for single-turn Q&A).")
     ] = True,
@@ -287,5 +303,23 @@ def config_schema():
     print(json_schema())
 
 
+def main() -> None:
+    """The `tunelab` command: click's usage errors (a bad option value) become one line too."""
+    # typer 0.29 vendors click; its exceptions live here (typer exports only BadParameter)
+    from typer._click.exceptions import ClickException
+    from typer.exceptions import Abort
+
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as exc:
+        if exc.format_message():  # empty: `tunelab` alone, whose help was just shown
+            err.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
+        code = exc.exit_code
+    except Abort:  # Ctrl-C outside training
+        err.print("interrupted")
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

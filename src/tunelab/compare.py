@@ -36,11 +36,16 @@ class Experiment(StrictModel):
 
 def load_experiment(path: Path) -> Experiment:
     try:
-        return Experiment.model_validate(read_yaml(path))
+        experiment = Experiment.model_validate(read_yaml(path))
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise TunelabError(f"{path}: {field}: {first['msg']}") from None
+    names = [variant.name for variant in experiment.variants]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise TunelabError(f"{path}: variants: the name '{twice[0]}' is used twice")
+    return experiment
 
 
 def budget_overrides(
@@ -70,9 +75,9 @@ def run_variant(base: Path, run_dir: Path, overrides: list[str]) -> int:
     return subprocess.call(command, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
-def compare(path: Path, budget: list[str], echo=print) -> tuple[Path, str]:
+def compare(path: Path, budget: list[str], echo=print) -> tuple[Path, str, list[str]]:
     """Run every unfinished variant, then write leaderboard.{md,json} and plots; returns the
-    markdown file and its table."""
+    markdown file, its table and the names of the variants that failed."""
     experiment = load_experiment(path)
     base = (path.parent / experiment.base).resolve()
     out = Path(experiment.output_dir)
@@ -80,7 +85,7 @@ def compare(path: Path, budget: list[str], echo=print) -> tuple[Path, str]:
     (out / "experiment.yaml").write_text(
         yaml.safe_dump({**experiment.model_dump(), "budget": budget}, sort_keys=False)
     )
-    rows = []
+    rows, failed = [], []
     for variant in experiment.variants:
         run_dir = out / variant.name
         if is_finished(run_dir):
@@ -93,5 +98,6 @@ def compare(path: Path, budget: list[str], echo=print) -> tuple[Path, str]:
             )
             if code != 0:
                 echo(f"[{variant.name}] failed with exit code {code}")
+                failed.append(variant.name)
         rows.append(collect_row(variant.name, run_dir))
-    return write_leaderboard(rows, out)
+    return (*write_leaderboard(rows, out), failed)

@@ -8,15 +8,17 @@ from tunelab.data.encode import encode_rows
 from tunelab.data.prepare import check_known_labels
 from tunelab.data.readers import Row, read_rows
 from tunelab.errors import TunelabError
-from tunelab.run_record import RunRecord
+from tunelab.run_record import RunRecord, read_record
 from tunelab.tasks.classify.metrics import evaluate, predict
 
 
 def load_classifier_run(run_dir: str):
-    model, tokenizer, record = load_run(run_dir)
-    if record.model_kind != "classifier":
-        raise TunelabError(f"{run_dir} is a {record.task} run; predict and eval need a classifier")
-    return model, tokenizer, record
+    record = read_record(run_dir)  # the kind is checked before the model loads
+    if record.model_kind != "classifier" or not record.labels:
+        raise TunelabError(
+            f"{run_dir} is a {record.task} run; predict and eval need a classify run"
+        )
+    return load_run(run_dir)
 
 
 def classify_texts(

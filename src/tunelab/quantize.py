@@ -87,9 +87,11 @@ def measure(name: str, model: nn.Module, task: Task, size_mb: float) -> dict:
 def quantize_run(run_dir: str | Path, int8: bool = True, nf4: bool = False) -> dict:
     run_dir = Path(run_dir)
     record = read_record(run_dir)
+    if not (run_dir / "eval_after.json").is_file():
+        raise TunelabError(f"{run_dir}: no eval_after.json; the run did not finish its evaluation")
     task = open_task(load_config(run_dir / "config.yaml", [f"output.dir={run_dir}"]))
     if not task.quantizable:
-        raise TunelabError(f"quantize measures classification runs; {run_dir} is a {task.name} run")
+        raise TunelabError(f"quantize measures classify runs; {run_dir} is a {task.name} run")
     task.prepare()
     model, tokenizer, _ = load_run(run_dir)
     model = merged_if_possible(model, record)

@@ -61,11 +61,35 @@ def read_record(run_dir: str | Path) -> RunRecord:
     if not path.is_file():
         raise TunelabError(f"{run_dir} is not a finished tunelab run (no {RUN_INFO})")
     try:
-        return RunRecord.model_validate_json(path.read_text())
+        record = RunRecord.model_validate_json(path.read_text())
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
+        field = ".".join(str(p) for p in first["loc"]) or "the file"
         raise TunelabError(
-            f"{path}: field '{field}': {first['msg']} (written by another tunelab version? "
-            "train the run again)"
+            f"{path}: field '{field}': {first['msg']} (written by another tunelab version, or "
+            "damaged? train the run again)"
         ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TunelabError(f"{path}: unreadable ({exc})") from None
+    check_run_files(Path(run_dir), record)
+    return record
+
+
+def is_local_path(name: str) -> bool:
+    """A folder, not a Hub id (`org/name`): absolute, relative with ./.., or deeper than one /."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
+def check_run_files(run_dir: Path, record: RunRecord) -> None:
+    """The files a finished run is loaded from, checked before any command starts its work."""
+    artifact = run_dir / record.artifact
+    if not artifact.is_dir() or not any(artifact.iterdir()):
+        raise TunelabError(
+            f"{run_dir}: its {record.artifact}/ folder is missing or empty; the run is "
+            "incomplete (train it again with --overwrite)"
+        )
+    base = record.base_model
+    if record.artifact != "model" and is_local_path(base) and not Path(base).is_dir():
+        raise TunelabError(
+            f"{run_dir}: the base model it was trained from, {record.base_model}, is gone"
+        )

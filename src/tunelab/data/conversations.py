@@ -57,7 +57,8 @@ def chat_messages(record: dict, key: str, path: Path, row: int) -> list[dict]:
         where = f"{key}[{i}]"
         if not isinstance(turn, dict):
             raise DataError(path, "must be an object", row=row, field=where)
-        role = SHAREGPT_ROLES.get(turn.get("role", turn.get("from")))
+        role = turn.get("role", turn.get("from"))
+        role = SHAREGPT_ROLES.get(role) if isinstance(role, str) else None
         if role is None:
             raise DataError(path, "role must be system, user or assistant", row=row, field=where)
         content = turn.get("content", turn.get("value"))

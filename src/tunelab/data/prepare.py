@@ -93,6 +93,14 @@ def prepare_splits(config: DataConfig, seed: int) -> Splits:
     train, val, test = three_splits(rows, val, test, config.split, stratified_split, seed)
     if config.limit_train:
         train = train[: config.limit_train]
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        if not part:
+            raise TunelabError(
+                f"{config.path}: the {name} split is empty ({len(rows)} rows, data.split="
+                f"{list(config.split)}); add rows"
+                + (f", give data.{name}_path" if name != "train" else "")
+                + " or change data.split"
+            )
     labels = sorted({row.label for row in train})
     if len(labels) < 2:
         raise TunelabError(f"{config.path}: the training split has fewer than 2 labels ({labels})")

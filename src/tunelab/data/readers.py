@@ -53,25 +53,25 @@ def decode_utf8(path: Path) -> str:
 def table_records(
     path: Path, text: str, delimiter: str, columns: list[str] | None, fields: tuple[str, str]
 ):
-    """Yield (row number, record dict) from delimited text, with or without a header row."""
+    """Yield (row number, record dict) from delimited text, with or without a header row.
+
+    The csv module is run strict: a quote left open is an error, not rows merged silently."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
-    first = next(reader, None)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
+    )
+    rows = checked_rows(path, reader)
+    first = next(rows, None)
     if first is None:
         raise DataError(path, "the file is empty")
     if columns is None:
-        missing = [f for f in fields if f not in first]
-        if missing:
-            raise DataError(
-                path,
-                f"no column '{missing[0]}' in the header (columns: {', '.join(first)}); "
-                "for a file without a header set data.columns",
-                row=1,
-                field=missing[0],
-            )
-        header, rows = first, reader
+        header = check_header(path, first, fields)
     else:
-        header, rows = columns, _chain(first, reader)
+        if [c.strip().lower() for c in first] == [c.strip().lower() for c in columns]:
+            raise DataError(
+                path, "the first row is a header equal to data.columns; remove data.columns", row=1
+            )
+        header, rows = columns, _chain(first, rows)
     for number, values in enumerate(rows, start=1):
         if not values:
             continue
@@ -82,19 +82,74 @@ def table_records(
         yield number, dict(zip(header, values, strict=True))
 
 
+def checked_rows(path: Path, reader):
+    """The reader's rows; a quoting error becomes a one-line error at its data row."""
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(
+                path, f"malformed line {reader.line_num} ({exc}); check its quotes"
+            ) from None
+        yield values
+
+
+def check_header(path: Path, header: list[str], fields: tuple[str, ...]) -> list[str]:
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise DataError(path, "the header names this column twice", row=1, field=name)
+        seen.add(name)
+    missing = [f for f in fields if f not in header]
+    if missing:
+        raise DataError(
+            path,
+            f"no column '{missing[0]}' in the header (columns: {', '.join(header)}); "
+            "for a file without a header set data.columns",
+            row=1,
+            field=missing[0],
+        )
+    return header
+
+
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json's object hook: a key given twice is an error (json keeps the last silently)."""
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            raise DuplicateKey(key)
+        record[key] = value
+    return record
+
+
+def parse_json(path: Path, text: str, row: int | None):
+    try:
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
+        raise DataError(
+            path, "the key is given twice in one object", row=row, field=str(exc)
+        ) from None
+    except json.JSONDecodeError as exc:
+        kind = "malformed JSON line" if row else "malformed JSON"
+        raise DataError(path, f"{kind} ({exc.msg})", row=row or exc.lineno) from None
 
 
 def jsonl_records(path: Path, text: str):
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"malformed JSON line ({exc.msg})", row=number) from None
+        record = parse_json(path, line, number)
         if not isinstance(record, dict):
             raise DataError(path, "each JSONL line must be an object", row=number)
         yield number, record
@@ -102,10 +157,7 @@ def jsonl_records(path: Path, text: str):
 
 def json_records(path: Path, text: str):
     """A JSON file holding a list of objects (the Alpaca / rasbt instruction files)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed JSON ({exc.msg})", row=exc.lineno) from None
+    data = parse_json(path, text, None)
     if not isinstance(data, list):
         raise DataError(path, "a .json data file must hold a list of objects")
     for number, record in enumerate(data, start=1):
@@ -115,23 +167,69 @@ def json_records(path: Path, text: str):
 
 
 def parquet_records(path: Path):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    yield from enumerate(pq.read_table(path).to_pylist(), start=1)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(path, f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    yield from enumerate(table.to_pylist(), start=1)
+
+
+def text_value(path: Path, number: int, record: dict, field: str) -> str:
+    """A field's text: a string (or, for labels, a whole number or a bool) that is not blank."""
+    if field not in record:
+        raise DataError(path, "missing", row=number, field=field)
+    value = record[field]
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(path, "empty value", row=number, field=field)
+    if isinstance(value, bool | int) and not isinstance(value, str):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if not isinstance(value, str):
+        raise DataError(
+            path,
+            f"must be text, not a {type(value).__name__} ({value!r:.40})",
+            row=number,
+            field=field,
+        )
+    return value
 
 
 def to_row(path: Path, number: int, record: dict, text_field: str, label_field: str) -> Row:
-    for field in (text_field, label_field):
-        if field not in record:
-            raise DataError(path, "missing", row=number, field=field)
-        if record[field] is None or str(record[field]).strip() == "":
-            raise DataError(path, "empty value", row=number, field=field)
+    label = text_value(path, number, record, label_field).strip()
+    text = record.get(text_field)
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        raise DataError(path, "must be text, not a number", row=number, field=text_field)
     return Row(
-        text=str(record[text_field]),
-        label=str(record[label_field]).strip(),
+        text=text_value(path, number, record, text_field),
+        label=label,
         row=number,
         file=str(path),
     )
+
+
+def class_key(label: str) -> str:
+    """What two spellings of one class share: case, spacing and number format aside."""
+    try:
+        return repr(float(label))
+    except ValueError:
+        return " ".join(label.split()).casefold()
+
+
+def check_label_spellings(path: Path, rows: list[Row], field: str) -> None:
+    """Labels that differ only in spelling (1 and 1.0, Spam and spam) would be two classes."""
+    first: dict[str, Row] = {}
+    for row in rows:
+        seen = first.setdefault(class_key(row.label), row)
+        if seen.label != row.label:
+            raise DataError(
+                path,
+                f"label '{row.label}' and label '{seen.label}' (row {seen.row}) would be two "
+                "classes; write one class one way",
+                row=row.row,
+                field=field,
+            )
 
 
 def read_records(
@@ -171,4 +269,5 @@ def read_rows(
     rows = [to_row(path, n, r, text_field, label_field) for n, r in records]
     if not rows:
         raise DataError(path, "no data rows")
+    check_label_spellings(path, rows, label_field)
     return rows

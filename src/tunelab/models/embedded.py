@@ -64,4 +64,29 @@ def resolve_model(name: str) -> str:
         return str(path)
     if name.count("/") > 1 or name.startswith((".", "/", "~")):
         raise TunelabError(f"model not found: {name} (not a folder, embedded name or Hub id)")
+    check_hub_reachable(name)
     return name  # a Hub id: works where the Hub is reachable
+
+
+def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
+    """A Hub id not in the local cache needs the Hub: one line at once when it cannot be
+    reached (Transformers would retry for about a minute and print 22 lines)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+    try:
+        if offline:
+            raise OSError("HF_HUB_OFFLINE is set")
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError as exc:
+        raise TunelabError(
+            f"model.name: '{name}' is not an embedded model, a local folder or in the Hugging "
+            f"Face cache, and the Hub ({host}) cannot be reached ({exc}); give a local folder"
+        ) from None
