@@ -20,8 +20,9 @@ from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
 from tunelab.report import write_report
 from tunelab.run_dir import (
+    check_run_dir,
     finished_summary,
-    prepare_run_dir,
+    make_run_dir,
     run_summary,
     start_model,
     write_json,
@@ -90,13 +91,15 @@ def evaluate_before(task: Task, model: nn.Module) -> dict:
 def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Train and evaluate one run; everything lands in config.output.dir."""
     run_dir = Path(config.output.dir)
-    if process_state().is_main_process:
-        prepare_run_dir(run_dir, config, resume, overwrite)
+    check_run_dir(run_dir, config, resume, overwrite)
     if resume and (summary := finished_summary(run_dir, config)) is not None:
         notice(f"{run_dir} finished before; nothing to resume (--overwrite trains it again)")
         return summary
-    task = open_task(config, resume)
+    task = open_task(config, resume and not overwrite)
     main = task.run.is_main
+    if main:
+        make_run_dir(run_dir, overwrite)
+    process_state().wait_for_everyone()
     data_summary = task.prepare()
     model = task.load_model()
     if main:

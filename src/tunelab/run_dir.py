@@ -44,26 +44,29 @@ def config_changes(run_dir: Path, config: RunConfig) -> list[str]:
     return [f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in keys if saved.get(k) != now.get(k)]
 
 
-def prepare_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: bool) -> None:
-    """Checked before anything is written: a run directory in use is only continued (--resume,
-    with the config it started with) or replaced (--overwrite)."""
+def check_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: bool) -> None:
+    """Read-only, before anything is written: a run directory in use is only continued
+    (--resume, with the config it started with) or replaced (--overwrite)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise TunelabError(f"output.dir: {run_dir} is a file, not a folder")
     in_use = run_dir.exists() and any(run_dir.iterdir())
-    if in_use and overwrite:
-        shutil.rmtree(run_dir)
-    elif in_use and not resume:
+    if in_use and not (resume or overwrite):
         raise TunelabError(
             f"run directory {run_dir} is not empty; use --resume, --overwrite or another output.dir"
         )
-    elif in_use:
-        changes = config_changes(run_dir, config)
-        if changes:
-            raise TunelabError(
-                f"--resume: the config differs from {run_dir / 'config.yaml'} in "
-                f"{'; '.join(changes[:3])}{' ...' if len(changes) > 3 else ''}; resume with the "
-                "same settings, or use --overwrite or another output.dir"
-            )
+    changes = config_changes(run_dir, config) if in_use and resume else []
+    if changes:
+        raise TunelabError(
+            f"--resume: the config differs from {run_dir / 'config.yaml'} in "
+            f"{'; '.join(changes[:3])}{' ...' if len(changes) > 3 else ''}; resume with the "
+            "same settings, or use --overwrite or another output.dir"
+        )
+
+
+def make_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Once the run's inputs have been checked: empty it (--overwrite) and create it."""
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
