@@ -294,6 +294,29 @@ def data_preview(
     print(json.dumps(summary))
 
 
+@app.command()
+@one_line_errors
+def doctor(
+    config: Annotated[Path, typer.Argument(help="YAML config to check before training.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead.")] = False,
+):
+    """Pre-flight check of a config's data, template and memory; exit 1 on a fatal finding."""
+    from tunelab.doctor import diagnose
+    from tunelab.pipeline import load_config
+
+    findings, _ = diagnose(load_config(config, overrides or []))
+    if as_json:
+        print(json.dumps([finding.__dict__ for finding in findings]))
+    else:
+        style = {"fatal": "[red]FATAL[/red]", "warn": "[yellow]warn [/yellow]", "ok": "ok   "}
+        for finding in findings:
+            out.print(f"{style[finding.severity]} {finding.check}: ", end="")
+            out.print(finding.message, markup=False, highlight=False, soft_wrap=True)
+    if any(finding.severity == "fatal" for finding in findings):
+        raise typer.Exit(1)
+
+
 @config_app.command("schema")
 def config_schema():
     """Print the JSON schema of a run config."""

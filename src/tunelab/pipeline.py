@@ -14,7 +14,8 @@ from torch import nn
 from tunelab import methods, tasks  # noqa: F401 - importing registers every method and task
 from tunelab.artifacts import save_artifact
 from tunelab.config import RunConfig, load_config, save_config
-from tunelab.errors import notice
+from tunelab.doctor import fatal_line, preflight
+from tunelab.errors import TunelabError, notice
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
@@ -101,6 +102,9 @@ def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dic
         make_run_dir(run_dir, overwrite)
     process_state().wait_for_everyone()
     data_summary = task.prepare()
+    stop = fatal_line(preflight(task, data_summary))
+    if stop:
+        raise TunelabError(stop)
     model = task.load_model()
     if main:
         save_config(config, run_dir / "config.yaml")

@@ -124,7 +124,10 @@ def prepare_sft(
     for name, rows in splits.items():
         encoded = encode_examples(rows, tokenizer, form, template, data)
         if not encoded.examples:
-            raise TunelabError(f"the {name} split is empty after the max_length policy")
+            raise TunelabError(
+                f"the {name} split is empty after the max_length policy: every row is over "
+                f"data.max_length={data.max_length} or lost its whole answer to it"
+            )
         result.summary["splits"][name] = split_summary(encoded, len(rows))
         examples = encoded.examples
         if name == "train" and form.packing:

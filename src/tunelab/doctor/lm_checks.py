@@ -1,0 +1,99 @@
+"""Checks of the encoded rows of the generative tasks: what the model is trained to predict."""
+
+from tunelab.data.lm_encode import IGNORE, encode_segments
+from tunelab.data.templates import generation_prompt, render
+from tunelab.doctor.findings import Finding
+
+SAMPLE = 200  # rows looked at by the checks that render and tokenize again
+
+
+def encoded_rows(task) -> list[dict]:
+    encoded = getattr(getattr(task, "data", None), "encoded", None) or {}
+    return [row for rows in encoded.values() for row in rows]
+
+
+def untrained_rows(task, summary: dict) -> list[Finding]:
+    """Rows whose answer max_length cut away entirely: tunelab drops them (they would teach
+    nothing), so they are counted in the summary; any left in the encoded rows are counted too."""
+    rows = encoded_rows(task)
+    if not rows:
+        return []
+    kept_empty = sum(all(label == IGNORE for label in row["labels"]) for row in rows)
+    cut = 0
+    if summary.get("overlong") == "truncate":
+        cut = sum(s.get("dropped_overlong", 0) for s in summary.get("splits", {}).values())
+    if not kept_empty + cut:
+        return [
+            Finding("rows with nothing to learn", "ok", f"every row trains tokens ({len(rows)})")
+        ]
+    return [
+        Finding(
+            "rows with nothing to learn",
+            "fatal" if kept_empty == len(rows) else "warn",
+            f"{kept_empty + cut} of {len(rows) + cut} rows had every answer token cut by "
+            f"data.max_length={summary.get('max_length')}"
+            + (f" ({cut} dropped)" if cut else "")
+            + ": raise max_length, shorten the prompts or set data.truncation_side: left",
+        )
+    ]
+
+
+def stop_token(task, summary: dict) -> list[Finding]:
+    """EOS must be a trained label (after the collator pads), or answers never stop; the usual
+    cause is pad == EOS with a collator that masks every pad-token position."""
+    rows, tokenizer = encoded_rows(task), task.tokenizer
+    eos = tokenizer.eos_token_id
+    if not rows or getattr(task, "name", "") == "pretrain":
+        return []
+    batch = task.collate([dict(row) for row in rows[:16]]) if task.collate else None
+    labels = batch["labels"].tolist() if batch is not None else [r["labels"] for r in rows[:16]]
+    trained = sum(eos in row for row in labels)
+    same = (
+        " (the pad token is EOS and the collator masks it)" if tokenizer.pad_token_id == eos else ""
+    )
+    if trained == 0:
+        return [Finding("stop token", "fatal", f"no row trains EOS (id {eos}){same}: "
+                        "the model never learns to stop")]  # fmt: skip
+    if trained < len(labels):
+        return [Finding("stop token", "warn", f"{len(labels) - trained} of {len(labels)} rows "
+                        "do not train EOS (answers cut by max_length)")]  # fmt: skip
+    return [Finding("stop token", "ok", f"EOS (id {eos}) is a trained label in every row")]
+
+
+def doubled_bos(task, summary: dict) -> list[Finding]:
+    rows, bos = encoded_rows(task), task.tokenizer.bos_token_id
+    if not rows or bos is None:
+        return []
+    doubled = sum(row["input_ids"][:2] == [bos, bos] for row in rows)
+    if doubled:
+        return [Finding("doubled BOS", "warn", f"{doubled} of {len(rows)} rows start with BOS "
+                        "twice (the template writes one and the tokenizer adds one)")]  # fmt: skip
+    return [Finding("doubled BOS", "ok", "no row starts with two BOS tokens")]
+
+
+def template_match(task, summary: dict) -> list[Finding]:
+    """The prompt `generate`/`serve` build for a question must be the start of what training
+    saw for it, token for token."""
+    data = getattr(task, "data", None)
+    examples = (getattr(data, "examples", None) or {}).get("test", [])[:SAMPLE]
+    if not examples or data.template is None:
+        return []
+    tokenizer, system, chat = task.tokenizer, task.config.task.system, data.template == "chat"
+    differ = []
+    for example in examples:
+        trained = render(example.messages, data.template, tokenizer, system)
+        ids = encode_segments(trained, tokenizer, chat, False)["input_ids"]
+        text = generation_prompt(example.messages[:-1], data.template, tokenizer, system)
+        prompt = tokenizer(text, add_special_tokens=not chat)["input_ids"]
+        if ids[: len(prompt)] != prompt:
+            differ.append(example.row)
+    if differ:
+        return [Finding("inference template", "fatal", f"for {len(differ)} of {len(examples)} "
+                        f"test rows (first: row {differ[0]}) the inference prompt is not the "
+                        "start of the training text: answers come from an unseen prompt "
+                        "(multi-turn rows need task.template: chat)")]  # fmt: skip
+    return [Finding("inference template", "ok",
+                    f"inference prompts match training ({len(examples)} rows)")]  # fmt: skip
+
+
+LM_CHECKS = (untrained_rows, stop_token, doubled_bos, template_match)
