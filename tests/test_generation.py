@@ -44,7 +44,7 @@ def test_generate_reloads_the_run_and_answers(learned_run):
 
 def test_data_preview_marks_the_trained_tokens(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text("")
+    config.write_text("task:\n  name: sft\n")
     code, output = run_cli(
         "data", "preview", config, *sft_overrides(tmp_path, "lora"), "--rows", "1"
     )
@@ -99,7 +99,7 @@ def test_compare_shows_what_mixing_costs_on_the_general_set(tmp_path):
          for n in range(2, 8)],
     )  # fmt: skip
     base = tmp_path / "base.yaml"
-    base.write_text("")  # the experiment's overrides carry the whole config
+    base.write_text("task:\n  name: sft\n")  # the experiment's overrides carry the rest
     overrides = sft_overrides(
         tmp_path, "lora", "train.epochs=2", "train.lr=0.01", f"eval.general={general}"
     )

@@ -129,7 +129,7 @@ def test_an_experiment_chains_steps_with_their_own_configs(pairs_file, tmp_path)
     steps = {}
     for task in ("sft", "reward", "ppo"):
         config = tmp_path / f"{task}.yaml"
-        config.write_text("")
+        config.write_text(f"task:\n  name: {task}\n")  # a config names at least its task
         steps[task] = str(config)
     common = [
         o

@@ -82,7 +82,10 @@ def evaluate_before(task: Task, model: nn.Module) -> dict:
     """The before-evaluation, written at once; a resume reads it back instead of redoing it."""
     path = task.run.run_dir / "eval_before.json"
     if task.run.resume and path.is_file():
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            pass  # damaged: evaluated again
     before = task.evaluate(model)
     if task.run.is_main:
         write_json(path, before)

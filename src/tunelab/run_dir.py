@@ -88,7 +88,10 @@ def finished_summary(run_dir: Path, config: RunConfig) -> dict | None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2))
+    """Written beside and renamed into place: a kill never leaves half a file."""
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps(data, indent=2))
+    staging.replace(path)
 
 
 def count_parameters(model) -> dict:

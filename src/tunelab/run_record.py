@@ -48,7 +48,10 @@ class RunRecord(BaseModel):
 
 
 def write_record(run_dir: Path, record: RunRecord) -> None:
-    (Path(run_dir) / RUN_INFO).write_text(record.model_dump_json(indent=2))
+    """The run's finish mark, so written whole or not at all (beside it, then renamed)."""
+    staging = Path(run_dir) / (RUN_INFO + ".tmp")
+    staging.write_text(record.model_dump_json(indent=2))
+    staging.replace(Path(run_dir) / RUN_INFO)
 
 
 def is_finished(run_dir: str | Path) -> bool:

@@ -1,0 +1,124 @@
+"""Kill -9 (or Ctrl-C) real `tunelab train` processes at random times, resume them, and check
+that each resumed run ends with the metrics of an uninterrupted one: the shared loop
+(classify), a TRL-bridged task (reward) and PPO, on the real stories260K Llama.
+
+    .venv/bin/python benchmarks/kill_resume.py --kills 10
+
+Prints a table and writes benchmarks/results/kill_resume.json. Not a speed benchmark: it
+shows that no kill point leaves a run that cannot finish, or finishes differently."""
+
+import argparse
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STORIES = ROOT / "tests" / "assets" / "stories260K"
+RESULTS = ROOT / "benchmarks" / "results" / "kill_resume.json"
+sys.path.insert(0, str(ROOT))
+
+
+def toy_data(folder: Path) -> tuple[Path, Path]:
+    from tests.conftest import toy_rows, write_csv
+
+    rng = random.Random(0)
+    pairs = folder / "pairs.jsonl"
+    good, bad = ["happy", "kind", "sunny"], ["angry", "mean", "dark"]
+    pairs.write_text("".join(json.dumps({
+        "prompt": f"Tell me about the cat number {i}.",
+        "chosen": f"The cat is {rng.choice(good)} and {rng.choice(good)}.",
+        "rejected": f"The cat is {rng.choice(bad)} and {rng.choice(bad)}."}) + "\n"
+        for i in range(100)))  # fmt: skip
+    return write_csv(folder / "toy.csv", toy_rows(160)), pairs
+
+
+def case_overrides(case: str, csv: Path, pairs: Path, reward_run: Path | None) -> list[str]:
+    common = [f"model.name={STORIES}", "train.batch_size=8", "train.log_every=1"]
+    if case == "loop":
+        return [*common, f"data.path={csv}", "method.name=lora", "train.epochs=4",
+                "train.lr=0.005", "data.max_length=32"]  # fmt: skip
+    preference = [*common, f"data.path={pairs}", "task.template=qa", "method.name=lora",
+                  "method.target_modules=all-linear", "eval.max_new_tokens=12"]  # fmt: skip
+    if case == "trl":
+        return [*preference, "task.name=reward", "train.epochs=3", "train.lr=0.01"]
+    return [*preference, "task.name=ppo", f"task.reward_run={reward_run}", "train.epochs=2",
+            "train.lr=0.003"]  # fmt: skip
+
+
+def train(overrides: list[str], run_dir: Path, resume: bool = False) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tunelab.cli", "train", *overrides, f"output.dir={run_dir}"]
+    return subprocess.Popen(
+        [*command, *(["--resume"] if resume else [])],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def score(run_dir: Path) -> float:
+    return json.loads((run_dir / "train_summary.json").read_text())["score"]
+
+
+def killed_then_resumed(overrides, run_dir, at_s: float, how: signal.Signals) -> dict:
+    process = train(overrides, run_dir)
+    time.sleep(at_s)
+    finished_first = process.poll() is not None
+    process.send_signal(how)
+    process.wait()
+    resumes, notes = 0, []
+    while not (run_dir / "run_info.json").is_file() and resumes < 3:
+        resumed = train(overrides, run_dir, resume=True)
+        _, err = resumed.communicate()
+        notes += [line for line in err.splitlines() if line.startswith(("note:", "error:"))]
+        resumes += 1
+    return {"kill_s": round(at_s, 1), "signal": how.name, "finished_before_kill": finished_first,
+            "resumes": resumes, "notes": notes,
+            "score": score(run_dir) if (run_dir / "run_info.json").is_file() else None}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=10, help="Random kill times per trainer.")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng, results = random.Random(args.seed), {}
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        csv, pairs = toy_data(root)
+        for case in ("loop", "trl", "ppo"):
+            reward_run = root / "trl-straight"  # the reward run PPO scores with
+            overrides = case_overrides(case, csv, pairs, reward_run)
+            started = time.perf_counter()
+            straight = train(overrides, root / f"{case}-straight")
+            if straight.wait() != 0:
+                raise SystemExit(f"{case}: the uninterrupted run failed: {straight.stderr.read()}")
+            seconds = time.perf_counter() - started
+            expected, rows = score(root / f"{case}-straight"), []
+            for i in range(args.kills):
+                how = signal.SIGINT if i % 3 == 2 else signal.SIGKILL  # every third a Ctrl-C
+                at = rng.uniform(0.15, 0.95) * seconds
+                row = killed_then_resumed(overrides, root / f"{case}-{i}", at, how)
+                row["same_score"] = row["score"] is not None and abs(row["score"] - expected) < 1e-4
+                rows.append(row)
+                print(f"{case:5} kill {i}: {how.name:7} at {at:5.1f}s of {seconds:4.1f}s -> "
+                      f"resumes {row['resumes']} score {row['score']} (uninterrupted "
+                      f"{expected:.4f}) {'same' if row['same_score'] else 'DIFFERENT'}",
+                      flush=True)  # fmt: skip
+            results[case] = {"uninterrupted_score": expected, "seconds": seconds, "kills": rows}
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"\n{'trainer':8} {'kills':>5} {'completed':>9} {'same score':>10}")
+    for case, result in results.items():
+        kills = result["kills"]
+        done = sum(k["score"] is not None for k in kills)
+        same = sum(k["same_score"] for k in kills)
+        print(f"{case:8} {len(kills):>5} {done:>9} {same:>10}")
+    print(f"written: {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
