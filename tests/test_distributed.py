@@ -40,3 +40,15 @@ def test_two_processes_match_one(model_dirs, toy_csv, tmp_path):
     assert one[-1] < one[0]
     for a, b in zip(one, two, strict=True):
         assert abs(a - b) < 1e-3 * max(1.0, abs(a)), (one, two)
+
+
+def test_an_error_in_the_workers_is_printed_once(model_dirs, toy_csv, tmp_path):
+    test = tmp_path / "t.csv"
+    test.write_text("text,label\nhello,zebra\n")
+    command = [sys.executable, "-m", "tunelab.cli", "train", f"model.name={model_dirs['llama']}",
+               f"data.path={toy_csv}", f"data.test_path={test}", f"output.dir={tmp_path / 'r'}",
+               "--nproc=2"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode == 2, lines
+    assert len(lines) == 1 and "label 'zebra'" in lines[0], lines

@@ -77,3 +77,10 @@ def test_exports_a_gguf_cannot_hold_are_one_line_errors(sft_run, tmp_path, model
     run(load_config(None, sft_overrides(prompt_run, "prompt_tuning", "train.epochs=1")))
     code, output = export(prompt_run / "run", tmp_path / "p", "--format", "gguf")
     assert_one_line_error(code, output, "prompt_tuning")
+
+
+@pytest.mark.parametrize("command", [["predict", "some text"], ["eval", "--data", "x.csv"],
+                                     ["quantize"]])  # fmt: skip
+def test_classifier_commands_on_an_sft_run_name_the_run_kind(sft_run, command):
+    code, output = run_cli(command[0], sft_run, *command[1:])
+    assert_one_line_error(code, output, "is a sft run")

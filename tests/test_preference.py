@@ -204,3 +204,19 @@ def test_a_ppo_run_stopped_after_a_checkpoint_resumes_to_the_same_end(
     run(load_config(None, settings("cut", "train.epochs=1")))
     resumed = run(load_config(None, settings("cut")), resume=True)
     assert_same_end(whole, resumed, tmp_path / "whole", tmp_path / "cut", ("train_reward", "val_reward"))  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [["eval", "--data", "x.csv"], ["predict", "hi"], ["quantize"],
+                                     ["generate", "--prompt", "hi"]])  # fmt: skip
+def test_commands_on_a_reward_run_name_the_run_kind(reward_run, command):
+    run_dir, _ = reward_run
+    code, output = run_cli(command[0], run_dir, *command[1:])
+    assert_one_line_error(code, output, "is a reward run")
+
+
+def test_export_to_a_path_that_is_a_file(reward_run, tmp_path):
+    run_dir, _ = reward_run
+    target = tmp_path / "file"
+    target.write_text("x")
+    code, output = run_cli("export", run_dir, "--out", target)
+    assert_one_line_error(code, output, "--out", "exists")

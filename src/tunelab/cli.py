@@ -50,7 +50,7 @@ def launch_workers(nproc: int, argv: list[str]) -> int:
     command = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "tunelab.launch",  # torchrun, less its traceback when a worker fails
         "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",

@@ -30,11 +30,16 @@ def export(
 
     if format not in ("hf", "gguf", "ollama"):
         raise TunelabError(f"--format: '{format}' is not one of hf, gguf, ollama")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if format == "hf":
-        out_path = export_run(run_dir, out, merge)
-    else:
-        out_path = export_gguf(run_dir, out, quant, ollama=format == "ollama")
+    if out.exists():
+        raise TunelabError(f"--out: {out} exists; give a new folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if format == "hf":
+            out_path = export_run(run_dir, out, merge)
+        else:
+            out_path = export_gguf(run_dir, out, quant, ollama=format == "ollama")
+    except OSError as exc:  # a read-only or full disk, a parent that is a file
+        raise TunelabError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
     print(f"exported: {out_path}")
 
 

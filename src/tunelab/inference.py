@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 from tunelab.artifacts import load_run
 from tunelab.data.encode import encode_rows
 from tunelab.data.prepare import check_known_labels
@@ -44,6 +46,8 @@ def classify_with(
         rows, tokenizer, {labels[0]: 0}, record.max_length, "truncate", record.truncation_side
     )
     probs, _ = predict(model, encoded.examples, tokenizer, batch_size)
+    if not np.isfinite(probs).all():
+        raise TunelabError("the model outputs NaN probabilities; its training diverged")
     return [
         {
             "text": text,

@@ -17,7 +17,7 @@ from tunelab.export import merged_if_possible
 from tunelab.models.loader import load_classifier
 from tunelab.pipeline import load_config, open_task
 from tunelab.run_record import RunRecord, read_record
-from tunelab.tasks import Task
+from tunelab.tasks import TASKS, Task
 
 HEADS = ("score", "classifier", "pre_classifier", "head")
 KEEP_FP32 = {"down_proj"}  # Llama's MLP output projection (see to_int8)
@@ -87,11 +87,11 @@ def measure(name: str, model: nn.Module, task: Task, size_mb: float) -> dict:
 def quantize_run(run_dir: str | Path, int8: bool = True, nf4: bool = False) -> dict:
     run_dir = Path(run_dir)
     record = read_record(run_dir)
+    if not TASKS.get(record.task).quantizable:
+        raise TunelabError(f"quantize measures classify runs; {run_dir} is a {record.task} run")
     if not (run_dir / "eval_after.json").is_file():
         raise TunelabError(f"{run_dir}: no eval_after.json; the run did not finish its evaluation")
     task = open_task(load_config(run_dir / "config.yaml", [f"output.dir={run_dir}"]))
-    if not task.quantizable:
-        raise TunelabError(f"quantize measures classify runs; {run_dir} is a {task.name} run")
     task.prepare()
     model, tokenizer, _ = load_run(run_dir)
     model = merged_if_possible(model, record)
