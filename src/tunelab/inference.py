@@ -11,12 +11,13 @@ from tunelab.data.prepare import check_known_labels
 from tunelab.data.readers import Row, read_rows
 from tunelab.errors import TunelabError
 from tunelab.run_record import RunRecord, read_record
+from tunelab.tasks import TASKS
 from tunelab.tasks.classify.metrics import evaluate, predict
 
 
 def load_classifier_run(run_dir: str):
     record = read_record(run_dir)  # the kind is checked before the model loads
-    if record.model_kind != "classifier" or not record.labels:
+    if not TASKS.get(record.task).labels_texts:
         raise TunelabError(
             f"{run_dir} is a {record.task} run; predict and eval need a classify run"
         )

@@ -88,6 +88,7 @@ class Task(ABC):
     score: ClassVar[Score]
     columns: ClassVar[tuple[Column, ...]] = ()  # extra leaderboard columns
     quantizable: ClassVar[bool] = False  # `tunelab quantize` measures it
+    labels_texts: ClassVar[bool] = False  # `predict` and `eval` take its runs (classes of texts)
     monitors: ClassVar[frozenset[str]] = frozenset({"val_loss"})  # train.monitor choices
     caches_frozen_blocks: ClassVar[bool] = False  # loop trainer: head/freeze run them once
 

@@ -63,6 +63,7 @@ class ClassifyTask(Task):
     score = Score("test_accuracy", "accuracy")
     columns = (Column("macro_f1", "macro-F1"),)
     quantizable = True
+    labels_texts = True
     monitors = frozenset({"val_loss", "val_accuracy", "val_macro_f1"})
     caches_frozen_blocks = True
     collate: ClassVar = None  # pad to the longest row
