@@ -9,8 +9,7 @@ from tests.helpers import assert_one_line_error, run_cli
 from tests.lm_helpers import QA, STORIES, sft_overrides, write_jsonl
 from transformers import DataCollatorForLanguageModeling
 
-from tunelab.doctor import diagnose
-from tunelab.pipeline import load_config
+from tunelab.pipeline import diagnose, load_config
 
 
 def findings_of(overrides: list[str]) -> dict[str, tuple[str, str]]:

@@ -16,11 +16,11 @@ LAYERS = [
     ["artifacts", "export", "export_gguf"],
     ["tasks"],
     ["train"],
-    ["report"],
+    ["report", "doctor"],
     ["run_dir", "pipeline"],
     ["compare", "quantize", "inference", "assistant"],
     ["serve"],
-    ["cli", "cli_ship"],
+    ["cli", "cli_ship", "launch"],
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 

@@ -302,8 +302,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead.")] = False,
 ):
     """Pre-flight check of a config's data, template and memory; exit 1 on a fatal finding."""
-    from tunelab.doctor import diagnose
-    from tunelab.pipeline import load_config
+    from tunelab.pipeline import diagnose, load_config
 
     findings, _ = diagnose(load_config(config, overrides or []))
     if as_json:

@@ -14,8 +14,8 @@ from torch import nn
 from tunelab import methods, tasks  # noqa: F401 - importing registers every method and task
 from tunelab.artifacts import save_artifact
 from tunelab.config import RunConfig, load_config, save_config
-from tunelab.doctor import fatal_line, preflight
-from tunelab.errors import TunelabError, notice
+from tunelab.doctor import Finding, fatal_line, preflight, run_checks
+from tunelab.errors import DataError, TunelabError, notice
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
@@ -33,7 +33,7 @@ from tunelab.runtime import process_state
 from tunelab.tasks import TASKS, RunContext, Task, check_method
 from tunelab.train import TRAINERS, FitState, check_settings
 
-__all__ = ["load_config", "open_task", "run"]
+__all__ = ["diagnose", "load_config", "open_task", "run"]
 
 
 def open_task(config: RunConfig, resume: bool = False) -> Task:
@@ -48,6 +48,19 @@ def open_task(config: RunConfig, resume: bool = False) -> Task:
     tokenizer = load_tokenizer(model_path, config.model.trust_remote_code)
     run = RunContext(config, method, Path(config.output.dir), resume, model_path, tokenizer)
     return task_class(run)
+
+
+def diagnose(config: RunConfig) -> tuple[list[Finding], dict]:
+    """`tunelab doctor`: the run sequence up to the prepared data (no weights loaded), then every
+    check of the doctor; data that reads but cannot train is a fatal finding, not an error."""
+    task = open_task(config)
+    try:
+        summary = task.prepare()
+    except DataError:
+        raise  # a malformed file: its one-line error
+    except TunelabError as exc:  # an empty split, every answer cut by max_length
+        return [Finding("data", "fatal", str(exc))], {}
+    return run_checks(task, summary), summary
 
 
 def fit(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
