@@ -20,7 +20,7 @@ LAYERS = [
     ["run_dir", "pipeline"],
     ["compare", "quantize", "inference", "assistant"],
     ["serve"],
-    ["cli", "cli_ship", "launch"],
+    ["cli", "cli_ship", "cli_inspect", "launch"],
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 
