@@ -10,8 +10,11 @@ NEAR = 0.8  # word-trigram Jaccard similarity from which two texts count as near
 
 def split_texts(task) -> dict[str, list[str]]:
     """The texts of each split, for the tasks whose rows are texts or conversations."""
-    if hasattr(task, "splits") and hasattr(task.splits, "train"):
-        return {name: [row.text for row in rows] for name, rows in task.splits.items()}
+    splits = getattr(task, "splits", None)
+    if hasattr(splits, "train"):  # classify: labelled rows
+        return {name: [row.text for row in rows] for name, rows in splits.items()}
+    if isinstance(splits, dict):  # preference: pairs (the prompt and the preferred answer)
+        return {name: [f"{p.prompt} {p.chosen}" for p in pairs] for name, pairs in splits.items()}
     examples = getattr(getattr(task, "data", None), "examples", None) or {}
     return {
         name: [" ".join(m["content"] for m in e.messages) for e in rows]

@@ -87,6 +87,6 @@ def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
         socket.create_connection((host, 443), timeout=timeout_s).close()
     except OSError as exc:
         raise TunelabError(
-            f"model.name: '{name}' is not an embedded model, a local folder or in the Hugging "
-            f"Face cache, and the Hub ({host}) cannot be reached ({exc}); give a local folder"
+            f"model.name: '{name}' is neither an embedded model nor a folder here, and as a Hub "
+            f"id it is not in the cache and the Hub ({host}) cannot be reached ({exc})"
         ) from None
