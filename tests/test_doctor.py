@@ -143,3 +143,15 @@ def test_doctor_command_exit_code_on_fatal(tmp_path):
     sft_overrides(tmp_path, "lora")  # writes train.jsonl
     code, output = run_cli("doctor", config)
     assert code == 1 and "FATAL" in output and "leakage" in output
+
+
+def test_leakage_between_preference_pairs(tmp_path):
+    from tests.test_preference import overrides
+
+    pairs = [{"prompt": f"Tell me about cat {i}.", "chosen": "A kind cat.", "rejected": "Mean."}
+             for i in range(40)]  # fmt: skip
+    train = write_jsonl(tmp_path / "pairs.jsonl", pairs)
+    test = write_jsonl(tmp_path / "test.jsonl", pairs[:10])
+    found = findings_of([*overrides("reward", train, tmp_path / "r"), f"data.test_path={test}"])
+    # the test file repeats 10 rows of the training file; those the split kept for training leak
+    assert found["leakage"][0] == "fatal" and "of 10)" in found["leakage"][1]

@@ -13,13 +13,17 @@ def split_texts(task) -> dict[str, list[str]]:
     splits = getattr(task, "splits", None)
     if hasattr(splits, "train"):  # classify: labelled rows
         return {name: [row.text for row in rows] for name, rows in splits.items()}
-    if isinstance(splits, dict):  # preference: pairs (the prompt and the preferred answer)
-        return {name: [f"{p.prompt} {p.chosen}" for p in pairs] for name, pairs in splits.items()}
+    if isinstance(splits, dict):  # preference: pairs (prompt and preferred answer); ppo: prompts
+        return {name: [item_text(item) for item in items] for name, items in splits.items()}
     examples = getattr(getattr(task, "data", None), "examples", None) or {}
     return {
         name: [" ".join(m["content"] for m in e.messages) for e in rows]
         for name, rows in examples.items()
     }
+
+
+def item_text(item) -> str:
+    return item if isinstance(item, str) else f"{item.prompt} {item.chosen}"
 
 
 def shingles(text: str) -> frozenset:
