@@ -1,6 +1,6 @@
 """Fuzzing (hypothesis, derandomized so CI is repeatable): data files, configs, overrides and
 command lines. Every input is either read right or refused with one line that names the file;
-nothing ends in a traceback or in rows that break the readers' promises. 700 inputs in all."""
+nothing ends in a traceback or in rows that break the readers' promises. 5 x 150 = 750 inputs."""
 
 import json
 import string
