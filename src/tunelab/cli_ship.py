@@ -30,8 +30,8 @@ def export(
 
     if format not in ("hf", "gguf", "ollama"):
         raise TunelabError(f"--format: '{format}' is not one of hf, gguf, ollama")
-    if out.exists():
-        raise TunelabError(f"--out: {out} exists; give a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TunelabError(f"--out: {out} exists and is not an empty folder; give a new one")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if format == "hf":
