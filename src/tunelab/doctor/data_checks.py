@@ -8,24 +8,6 @@ WORD = re.compile(r"\w+")
 NEAR = 0.8  # word-trigram Jaccard similarity from which two texts count as near duplicates
 
 
-def split_texts(task) -> dict[str, list[str]]:
-    """The texts of each split, for the tasks whose rows are texts or conversations."""
-    splits = getattr(task, "splits", None)
-    if hasattr(splits, "train"):  # classify: labelled rows
-        return {name: [row.text for row in rows] for name, rows in splits.items()}
-    if isinstance(splits, dict):  # preference: pairs (prompt and preferred answer); ppo: prompts
-        return {name: [item_text(item) for item in items] for name, items in splits.items()}
-    examples = getattr(getattr(task, "data", None), "examples", None) or {}
-    return {
-        name: [" ".join(m["content"] for m in e.messages) for e in rows]
-        for name, rows in examples.items()
-    }
-
-
-def item_text(item) -> str:
-    return item if isinstance(item, str) else f"{item.prompt} {item.chosen}"
-
-
 def shingles(text: str) -> frozenset:
     words = WORD.findall(text.casefold())
     return frozenset(zip(words, words[1:], words[2:], strict=False)) or frozenset([tuple(words)])
@@ -55,7 +37,7 @@ def near_duplicates(train: list[str], test: list[str]) -> tuple[int, int]:
 
 
 def leakage(task, summary: dict) -> list[Finding]:
-    texts = split_texts(task)
+    texts = task.split_texts()
     if not texts.get("train") or not texts.get("test"):
         return []
     exact, near = near_duplicates(texts["train"], texts["test"])

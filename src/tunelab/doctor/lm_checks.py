@@ -43,20 +43,30 @@ def stop_token(task, summary: dict) -> list[Finding]:
     cause is pad == EOS with a collator that masks every pad-token position."""
     rows, tokenizer = encoded_rows(task), task.tokenizer
     eos = tokenizer.eos_token_id
-    if not rows or getattr(task, "name", "") == "pretrain":
+    if not rows or task.data.template is None:  # pretrain: documents, no answers to end
         return []
-    batch = task.collate([dict(row) for row in rows[:16]]) if task.collate else None
-    labels = batch["labels"].tolist() if batch is not None else [r["labels"] for r in rows[:16]]
+    labels = task.collate([dict(row) for row in rows[:16]])["labels"].tolist()
     trained = sum(eos in row for row in labels)
     same = (
         " (the pad token is EOS and the collator masks it)" if tokenizer.pad_token_id == eos else ""
     )
     if trained == 0:
-        return [Finding("stop token", "fatal", f"no row trains EOS (id {eos}){same}: "
-                        "the model never learns to stop")]  # fmt: skip
+        return [
+            Finding(
+                "stop token",
+                "fatal",
+                f"no row trains EOS (id {eos}){same}: the model never learns to stop",
+            )
+        ]
     if trained < len(labels):
-        return [Finding("stop token", "warn", f"{len(labels) - trained} of {len(labels)} rows "
-                        "do not train EOS (answers cut by max_length)")]  # fmt: skip
+        return [
+            Finding(
+                "stop token",
+                "warn",
+                f"{len(labels) - trained} of {len(labels)} rows "
+                "do not train EOS (answers cut by max_length)",
+            )
+        ]
     return [Finding("stop token", "ok", f"EOS (id {eos}) is a trained label in every row")]
 
 
@@ -66,8 +76,14 @@ def doubled_bos(task, summary: dict) -> list[Finding]:
         return []
     doubled = sum(row["input_ids"][:2] == [bos, bos] for row in rows)
     if doubled:
-        return [Finding("doubled BOS", "warn", f"{doubled} of {len(rows)} rows start with BOS "
-                        "twice (the template writes one and the tokenizer adds one)")]  # fmt: skip
+        return [
+            Finding(
+                "doubled BOS",
+                "warn",
+                f"{doubled} of {len(rows)} rows start with BOS "
+                "twice (the template writes one and the tokenizer adds one)",
+            )
+        ]
     return [Finding("doubled BOS", "ok", "no row starts with two BOS tokens")]
 
 
@@ -88,12 +104,21 @@ def template_match(task, summary: dict) -> list[Finding]:
         if ids[: len(prompt)] != prompt:
             differ.append(example.row)
     if differ:
-        return [Finding("inference template", "fatal", f"for {len(differ)} of {len(examples)} "
-                        f"test rows (first: row {differ[0]}) the inference prompt is not the "
-                        "start of the training text: answers come from an unseen prompt "
-                        "(multi-turn rows need task.template: chat)")]  # fmt: skip
-    return [Finding("inference template", "ok",
-                    f"inference prompts match training ({len(examples)} rows)")]  # fmt: skip
+        return [
+            Finding(
+                "inference template",
+                "fatal",
+                f"for {len(differ)} of {len(examples)} "
+                f"test rows (first: row {differ[0]}) the inference prompt is not the "
+                "start of the training text: answers come from an unseen prompt "
+                "(multi-turn rows need task.template: chat)",
+            )
+        ]
+    return [
+        Finding(
+            "inference template", "ok", f"inference prompts match training ({len(examples)} rows)"
+        )
+    ]
 
 
 LM_CHECKS = (untrained_rows, stop_token, doubled_bos, template_match)

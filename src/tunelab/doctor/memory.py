@@ -38,6 +38,8 @@ def memory_check(task) -> Finding:
     tokens = min(train.micro_batch_tokens or 10**9, train.batch_size * task.config.data.max_length)
     total = params * (weight_bytes + trainable_share * ADAM_BYTES) + 34 * tokens * hidden * layers
     ram = available_bytes()
-    message = (f"about {total / 2**30:.1f} GiB to train ({params / 1e6:.0f}M parameters, "
-               f"{method}, {tokens} tokens per pass) of {ram / 2**30:.0f} GiB here")  # fmt: skip
+    message = (
+        f"about {total / 2**30:.1f} GiB to train ({params / 1e6:.0f}M parameters, "
+        f"{method}, {tokens} tokens per pass) of {ram / 2**30:.0f} GiB here"
+    )
     return Finding("memory", "warn" if total > 0.8 * ram else "ok", message)

@@ -123,6 +123,11 @@ class Task(ABC):
         """Run-record fields this task adds (labels, template, ...): what loading back needs."""
         return {}
 
+    def split_texts(self) -> dict[str, list[str]]:
+        """Each split's rows as text, after `prepare` (the doctor's leakage check); {} when the
+        task's rows are not texts to compare."""
+        return {}
+
     def preview(self, rows: int) -> list:
         """`tunelab data preview`: rich Text lines of the first training rows as trained."""
         raise TunelabError(f"data preview shows sft and pretrain data; this config is {self.name}")

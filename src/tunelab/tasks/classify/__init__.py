@@ -151,6 +151,9 @@ class ClassifyTask(Task):
     def scores(self, before: dict, after: dict) -> dict:
         return {**super().scores(before, after), "macro_f1": after["macro_f1"]}
 
+    def split_texts(self) -> dict[str, list[str]]:
+        return {name: [row.text for row in rows] for name, rows in self.splits.items()}
+
     def record(self) -> dict:
         return {"labels": self.splits.labels, "pooling": self.config.task.pooling}
 

@@ -46,6 +46,14 @@ class GenerativeTask(Task):
     compute_loss = staticmethod(causal_lm_loss)
     loss_units = staticmethod(labelled_targets)
 
+    def split_texts(self) -> dict[str, list[str]]:
+        """sft: each conversation's turns; pretrain keeps no rows (it packs documents)."""
+        examples = self.data.examples or {}
+        return {
+            name: [" ".join(m["content"] for m in e.messages) for e in rows]
+            for name, rows in examples.items()
+        }
+
     @property
     def collate(self):
         return lm_collator(self.tokenizer)

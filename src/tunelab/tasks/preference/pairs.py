@@ -60,6 +60,11 @@ class PairTask(Task):
     def add_special_tokens(self) -> bool:
         return self.template != "chat"  # a chat template writes its own special tokens
 
+    def split_texts(self) -> dict[str, list[str]]:
+        return {
+            name: [f"{p.prompt} {p.chosen}" for p in pairs] for name, pairs in self.splits.items()
+        }
+
     def train_size(self) -> int:
         return len(self.splits["train"])
 

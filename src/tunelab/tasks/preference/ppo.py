@@ -76,6 +76,9 @@ class PpoTask(Task):
     def add_special_tokens(self) -> bool:
         return self.template != "chat"
 
+    def split_texts(self) -> dict[str, list[str]]:
+        return self.splits
+
     def prompts(self, split: str) -> list[str]:
         return self.splits[split]
 
