@@ -135,3 +135,13 @@ def stories_chat_tokenizer():
     tok = load_tokenizer(STORIES)
     tok.chat_template = CHAT_TEMPLATE
     return tok
+
+
+@pytest.fixture(scope="module")
+def straight_run(model_dirs, toy_csv, tmp_path_factory):
+    """A tiny freeze run trained 3 epochs without interruption: what resumed runs must equal."""
+    from tests.helpers import train_tiny
+
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", ["train.epochs=3"])
+    return run_dir

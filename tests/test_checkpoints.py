@@ -1,15 +1,14 @@
 """Checkpoints that always resume: a stop at every step of a checkpoint write, each damaged file,
-a changed config, a finished run, a NaN loss and Ctrl-C."""
+a kill inside the swap of a real run (test_run_guards.py has the rest of a run's guards)."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.helpers import FAST_TRAIN, assert_one_line_error, run_cli, train_tiny
+from tests.helpers import train_tiny
 from torch import nn
 
 from tunelab.train import checkpoint as ckpt
@@ -145,13 +144,6 @@ def test_no_intact_checkpoint_means_a_fresh_start_said_in_one_line(tmp_path):
 EXTRA = ["train.epochs=3"]
 
 
-@pytest.fixture(scope="module")
-def straight_run(model_dirs, toy_csv, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("straight") / "run"
-    train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA)
-    return run_dir
-
-
 def assert_same_run(straight: Path, resumed: Path) -> None:
     a = load_file(straight / "model" / "model.safetensors")
     b = load_file(resumed / "model" / "model.safetensors")
@@ -226,107 +218,3 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before(
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "state.pt" in notes[0] and "epoch 1" in notes[0], notes
     assert_same_run(straight_run, run_dir)
-
-
-def without_progress_bars(output: str) -> str:
-    return "\n".join(line for line in output.splitlines() if "━" not in line)
-
-
-def tiny_cli_args(model_dirs, toy_csv, run_dir, *extra):
-    return ["train", f"model.name={model_dirs['llama']}", f"data.path={toy_csv}",
-            "method.name=freeze", f"output.dir={run_dir}", "data.max_length=32", *FAST_TRAIN,
-            *extra]  # fmt: skip
-
-
-def test_resume_with_a_changed_config_is_refused_before_touching_the_run(
-    model_dirs, toy_csv, straight_run, tmp_path
-):
-    run_dir = tmp_path / "run"
-    shutil.copytree(straight_run, run_dir)
-    saved = (run_dir / "config.yaml").read_text()
-    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir, "train.lr=0.001"),
-                           "--resume")  # fmt: skip
-    assert_one_line_error(code, output, "train.lr", "0.005", "0.001", "--overwrite")
-    assert (run_dir / "config.yaml").read_text() == saved
-
-
-def test_resume_of_a_finished_run_trains_nothing(model_dirs, toy_csv, straight_run, tmp_path):
-    run_dir = tmp_path / "run"
-    shutil.copytree(straight_run, run_dir)
-    weights = run_dir / "model" / "model.safetensors"
-    stamp = weights.stat().st_mtime_ns
-    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir), "--resume")
-    assert code == 0, output
-    assert "finished before" in output
-    assert weights.stat().st_mtime_ns == stamp
-    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir), "--overwrite")
-    assert code == 0 and weights.stat().st_mtime_ns != stamp, output
-
-
-def test_a_resume_reuses_the_before_evaluation(model_dirs, toy_csv, tmp_path, monkeypatch):
-    from tunelab.tasks.classify import ClassifyTask
-
-    run_dir, calls = tmp_path / "run", []
-    original_checkpoint, original_evaluate = loop.Trainer.checkpoint, ClassifyTask.evaluate
-
-    def stop_after_epoch_1(self, state, scheduler, improved):
-        original_checkpoint(self, state, scheduler, improved)
-        raise Killed
-
-    def counted(self, model):
-        calls.append(1)
-        return original_evaluate(self, model)
-
-    monkeypatch.setattr(ClassifyTask, "evaluate", counted)
-    with monkeypatch.context() as patch:
-        patch.setattr(loop.Trainer, "checkpoint", stop_after_epoch_1)
-        with pytest.raises(Killed):
-            train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA)
-    assert len(calls) == 1 and (run_dir / "eval_before.json").is_file()
-    train_tiny(model_dirs["llama"], toy_csv, run_dir, "freeze", EXTRA, resume=True)
-    assert len(calls) == 2  # only the after-evaluation ran again
-
-
-def test_a_nan_loss_stops_the_run_with_one_line(model_dirs, toy_csv, tmp_path, monkeypatch):
-    original, batches = loop.Trainer.loss_and_backward, []
-
-    def diverging(self, batch):  # what a too-high learning rate does a few steps in
-        loss, correct = original(self, batch)
-        batches.append(1)
-        return (loss * float("nan") if len(batches) >= 3 else loss), correct
-
-    monkeypatch.setattr(loop.Trainer, "loss_and_backward", diverging)
-    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, tmp_path / "run"))
-    output = without_progress_bars(output)
-    assert_one_line_error(code, output, "epoch 1, step 3", "training loss is nan", "train.lr")
-    assert not (tmp_path / "run" / "run_info.json").exists()
-
-
-@pytest.mark.parametrize(
-    "setting, field",
-    [("train.lr=1e6", "train.lr"), ("train.lr=.inf", "train.lr"),
-     ("train.max_grad_norm=-1", "train.max_grad_norm"), ("train.batch_size=0", "train.batch_size")],
-)  # fmt: skip
-def test_impossible_training_settings_are_config_errors(model_dirs, toy_csv, tmp_path, setting,
-                                                        field):  # fmt: skip
-    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, tmp_path / "run", setting))
-    assert_one_line_error(code, output, field)
-    assert not (tmp_path / "run").exists()
-
-
-def test_ctrl_c_names_the_checkpoint_and_the_resume_command(
-    model_dirs, toy_csv, tmp_path, monkeypatch
-):
-    original = loop.Trainer.checkpoint
-
-    def interrupt_after_epoch_1(self, state, scheduler, improved):
-        original(self, state, scheduler, improved)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop.Trainer, "checkpoint", interrupt_after_epoch_1)
-    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, tmp_path / "run"))
-    assert code == 130, output
-    lines = [x for x in without_progress_bars(output).splitlines() if x.strip()]
-    assert len(lines) == 1, lines
-    line = lines[0]
-    assert "interrupted" in line and "epoch 1" in line and "--resume" in line

@@ -8,7 +8,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tunelab"
 
 # lowest first; a module's layer is that of its longest listed prefix
 LAYERS = [
-    ["errors", "registry", "settings", "run_record", "markdown_cells", "charts", "train_history"],
+    [
+        "errors",
+        "registry",
+        "settings",
+        "run_record",
+        "yaml_files",
+        "markdown_cells",
+        "charts",
+        "train_history",
+    ],
     ["resources"],  # data files (the built-in SMS set)
     ["config"],
     ["data", "models", "runtime", "generation"],

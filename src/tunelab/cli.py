@@ -4,7 +4,6 @@ quantize, report, data preview, config schema."""
 import functools
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -41,23 +40,6 @@ def one_line_errors(command):
             raise typer.Exit(2) from None
 
     return wrapper
-
-
-def launch_workers(nproc: int, argv: list[str]) -> int:
-    """Re-run this command in `nproc` data-parallel processes (torchrun; gloo on CPU, NCCL on
-    GPU)."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)))
-    command = [
-        sys.executable,
-        "-m",
-        "tunelab.launch",  # torchrun, less its traceback when a worker fails
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "tunelab.cli",
-        *argv,
-    ]
-    return subprocess.call(command, env=env)
 
 
 def interrupted_line(config: Path | None, overrides: list[str], run_dir: Path) -> str:
@@ -98,6 +80,8 @@ def train(
     if nproc > 1:
         flags = [*(["--resume"] if resume else []), *(["--overwrite"] if overwrite else [])]
         argv = ["train", *([str(config)] if config else []), *(overrides or []), *flags]
+        from tunelab.launch import launch_workers
+
         raise typer.Exit(launch_workers(nproc, argv))
     try:
         summary = run(settings, resume=resume, overwrite=overwrite)

@@ -10,11 +10,11 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError
 
-from tunelab.config import read_yaml
 from tunelab.errors import TunelabError
 from tunelab.report.leaderboard import collect_row, write_leaderboard
 from tunelab.run_record import is_finished
 from tunelab.settings import StrictModel
+from tunelab.yaml_files import read_yaml
 
 
 class Variant(StrictModel):

@@ -21,6 +21,7 @@ from tunelab.settings import (
     StrictModel,
     TaskSettings,
 )
+from tunelab.yaml_files import read_yaml
 
 BUILTIN_SPAM = "builtin:sms_spam"
 DEFAULT_SECTIONS = {"task": "classify", "method": "freeze"}  # the seed-000 recipe
@@ -248,45 +249,6 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         field += ".name"
     extra = f" ({len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
     return f"{source}: {field}: {problem}{extra}"
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys without a word; a config must not."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"'{key}' is given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise TunelabError(f"config file not found: {path}")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TunelabError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        raw = yaml.load(text, Loader=UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}:" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise TunelabError(f"{path}:{line} {problem}") from None
-    if raw is None:
-        raise TunelabError(
-            f"{path}: the config is empty; give at least data.path (and task.name, method.name), "
-            "or leave the config out to run the built-in default"
-        )
-    if not isinstance(raw, dict):
-        raise TunelabError(f"{path}: the config must be a mapping of sections")
-    return raw
 
 
 def validate(raw: dict[str, Any], source: str) -> RunConfig:
