@@ -63,16 +63,13 @@ def label_balance(task, summary: dict) -> list[Finding]:
     label, most = max(counts.items(), key=lambda item: item[1])
     share = most / total
     spread = ", ".join(f"{k} {v}" for k, v in counts.items())
-    if share >= 0.8:
-        return [
-            Finding(
-                "label imbalance",
-                "warn",
-                f"'{label}' is {share:.0%} of the training rows ({spread}): accuracy rewards "
-                "always saying it; set data.balance: undersample or watch macro F1",
-            )
-        ]
-    return [Finding("label imbalance", "ok", f"training labels: {spread}")]
+    if share < 0.8:
+        return [Finding("label imbalance", "ok", f"training labels: {spread}")]
+    message = (
+        f"'{label}' is {share:.0%} of the training rows ({spread}): accuracy rewards always "
+        "saying it; set data.balance: undersample or watch macro F1"
+    )
+    return [Finding("label imbalance", "warn", message)]
 
 
 def overlong(task, summary: dict) -> list[Finding]:

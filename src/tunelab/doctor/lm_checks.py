@@ -75,16 +75,13 @@ def doubled_bos(task, summary: dict) -> list[Finding]:
     if not rows or bos is None:
         return []
     doubled = sum(row["input_ids"][:2] == [bos, bos] for row in rows)
-    if doubled:
-        return [
-            Finding(
-                "doubled BOS",
-                "warn",
-                f"{doubled} of {len(rows)} rows start with BOS "
-                "twice (the template writes one and the tokenizer adds one)",
-            )
-        ]
-    return [Finding("doubled BOS", "ok", "no row starts with two BOS tokens")]
+    if not doubled:
+        return [Finding("doubled BOS", "ok", "no row starts with two BOS tokens")]
+    message = (
+        f"{doubled} of {len(rows)} rows start with BOS twice (the template writes one and the "
+        "tokenizer adds one)"
+    )
+    return [Finding("doubled BOS", "warn", message)]
 
 
 def template_match(task, summary: dict) -> list[Finding]:
