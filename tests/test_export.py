@@ -65,19 +65,3 @@ def test_merge_of_a_method_without_adapter_weights_is_a_one_line_error(
     assert (
         result.exit_code == 2 and result.output.startswith("error:") and "freeze" in result.output
     )
-
-
-def test_quantize_measures_int8_and_4bit_on_the_test_split(model_dirs, toy_csv, tmp_path):
-    run_dir = tmp_path / "run"
-    train_tiny(model_dirs["llama"], toy_csv, run_dir, "full", ["train.lr=0.005"])
-    result = CliRunner().invoke(app, ["quantize", str(run_dir), "--4bit"])
-    assert result.exit_code == 0, result.output
-    rows = {
-        r["variant"]: r for r in json.loads((run_dir / "quantize.json").read_text())["variants"]
-    }
-    assert set(rows) == {"fp32", "int8", "nf4"}
-    assert rows["int8"]["size_ratio"] < 0.7 and rows["nf4"]["size_ratio"] < 0.9
-    assert abs(rows["int8"]["score_delta"]) <= 0.1
-    assert "## Quantization" in (run_dir / "report.md").read_text()
-    probs = classify_texts(str(run_dir), TEXTS, int8=True)
-    assert all(abs(sum(r["probs"].values()) - 1) < 1e-5 for r in probs)

@@ -31,9 +31,9 @@ def classify_texts(
     model, tokenizer, record = load_classifier_run(run_dir)
     if int8:
         from tunelab.export import merged_if_possible
-        from tunelab.quantize import to_int8
+        from tunelab.quantize import run_int8
 
-        model = to_int8(merged_if_possible(model, record))
+        model = run_int8(Path(run_dir), merged_if_possible(model, record))
     return classify_with(model, tokenizer, record, texts, batch_size)
 
 

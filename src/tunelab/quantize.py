@@ -2,6 +2,7 @@
 (bitsandbytes NF4) against full precision, on the run's own test split (prepared by the run's
 task, as training prepared it)."""
 
+import copy
 import io
 import json
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tunelab.artifacts import load_run
@@ -17,29 +19,80 @@ from tunelab.export import merged_if_possible
 from tunelab.models.loader import load_classifier
 from tunelab.pipeline import load_config, open_task
 from tunelab.run_record import RunRecord, read_record
+from tunelab.smoothing import (
+    ALPHAS,
+    activation_peaks,
+    apply_smoothing,
+    mean_kl,
+    smooth_groups,
+    smoothing_scales,
+)
 from tunelab.tasks import TASKS, Task
 
 HEADS = ("score", "classifier", "pre_classifier", "head")
-KEEP_FP32 = {"down_proj"}  # Llama's MLP output projection (see to_int8)
+CALIBRATION_ROWS = 128
+SMOOTHING_FILE = "int8_smoothing.safetensors"
 
 
 def to_int8(model: nn.Module) -> nn.Module:
     """Dynamic INT8: Linear weights stored in int8 with one scale per output channel,
-    activations quantized on the fly (CPU). Kept in fp32: the classification head (tiny, and it
-    decides the label) and the MLP's output projection, whose inputs carry the outlier
-    activations that a per-tensor int8 scale crushes. Measured on the seed-000 spam run
-    (SmolLM2-135M, 298 test SMS, fp32 0.9933): everything in int8 0.9564; per-channel scales
-    alone 0.9295; down_proj kept in fp32 0.9799 (per-tensor or per-channel); the top block
-    kept instead 0.9463."""
+    activations quantized on the fly (CPU). The classification head stays in fp32 (tiny, and it
+    decides the label). Llama-style models are smoothed first (`smoothing.py`): on the seed-000
+    spam run (SmolLM2-135M, 298 test SMS, fp32 0.9933) everything in int8 without smoothing
+    gave 0.9564, per-channel scales alone 0.9295, smoothed 0.9866 (docs/serve.md)."""
     per_channel = torch.ao.quantization.per_channel_dynamic_qconfig
     body = {
         name: per_channel
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear)
-        and name.split(".")[-1] not in HEADS
-        and name.split(".")[-1] not in KEEP_FP32
+        if isinstance(module, nn.Linear) and name.split(".")[-1] not in HEADS
     }
     return torch.ao.quantization.quantize_dynamic(model, body, dtype=torch.qint8)
+
+
+def smoothed_int8(model: nn.Module, task: Task) -> tuple[nn.Module, dict]:
+    """INT8 after smoothing calibrated on the first training rows; of the alphas tried, the one
+    whose validation probabilities stay closest to full precision (KL) is kept: the test split
+    is never looked at."""
+    groups = smooth_groups(model)
+    if not groups:
+        return to_int8(model), {}
+    peaks = activation_peaks(
+        model, groups, lambda m: task.split_probabilities(m, "train", CALIBRATION_ROWS)
+    )
+    split = "val" if task.encoded["val"] else "train"
+    reference = task.split_probabilities(model, split, CALIBRATION_ROWS)
+    best: dict = {}
+    drift = {}
+    for alpha in ALPHAS:
+        scales = smoothing_scales(groups, peaks, alpha)
+        candidate = copy.deepcopy(model)
+        apply_smoothing(candidate, scales)
+        candidate = to_int8(candidate)
+        drift[alpha] = mean_kl(
+            reference, task.split_probabilities(candidate, split, CALIBRATION_ROWS)
+        )
+        if not best or drift[alpha] < best["kl"]:
+            best = {"kl": drift[alpha], "alpha": alpha, "model": candidate, "scales": scales}
+    chosen = {"alpha": best["alpha"], "kl_by_alpha": drift, "scales": best["scales"]}
+    return best["model"], chosen
+
+
+def save_smoothing(run_dir: Path, chosen: dict) -> None:
+    scales = {key: value.contiguous() for key, value in chosen["scales"].items()}
+    save_file(scales, run_dir / SMOOTHING_FILE, metadata={"alpha": str(chosen["alpha"])})
+
+
+def run_int8(run_dir: Path, model: nn.Module) -> nn.Module:
+    """The INT8 model `tunelab quantize` measured, from its saved smoothing scales."""
+    if smooth_groups(model):
+        path = run_dir / SMOOTHING_FILE
+        if not path.is_file():
+            raise TunelabError(
+                f"{run_dir}: no INT8 calibration ({SMOOTHING_FILE}); "
+                f"run `tunelab quantize {run_dir}` first"
+            )
+        apply_smoothing(model, load_file(path))
+    return to_int8(model)
 
 
 def state_mb(model: nn.Module) -> float:
@@ -97,8 +150,11 @@ def quantize_run(run_dir: str | Path, int8: bool = True, nf4: bool = False) -> d
     model = merged_if_possible(model, record)
     rows = [measure("fp32", model, task, state_mb(model))]
     if int8:
-        quantized = to_int8(model)
+        quantized, chosen = smoothed_int8(model, task)
         rows.append(measure("int8", quantized, task, state_mb(quantized)))
+        rows[-1]["smoothing_alpha"] = chosen.get("alpha")
+        if chosen:
+            save_smoothing(run_dir, chosen)
     if nf4:
         small = four_bit(run_dir, record, tokenizer)
         rows.append(measure("nf4", small, task, small.get_memory_footprint() / 2**20))

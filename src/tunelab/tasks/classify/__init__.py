@@ -134,6 +134,12 @@ class ClassifyTask(Task):
         result["examples"] = self.example_predictions(model)
         return result
 
+    def split_probabilities(self, model: nn.Module, split: str, limit: int | None = None):
+        """Class probabilities on the first `limit` rows of a split (quantization calibrates
+        on train rows and compares variants on validation rows)."""
+        rows = self.encoded[split][:limit]
+        return predict(model, rows, self.tokenizer, self.config.eval.batch_size)[0]
+
     def example_predictions(self, model: nn.Module) -> list[dict]:
         rows, labels = self.splits.test, self.splits.labels
         examples = [self.encoded["test"][i] for i in self.picked]
