@@ -1,12 +1,19 @@
-"""Build data/assistant/ from facts.yaml and the rasbt instruction set (seeded, reproducible).
+"""Build data/assistant/ from facts.yaml and its question sources (seeded, reproducible).
 
     python scripts/make_assistant_data.py ../shared/data/instruct/rasbt_instruction-data.json
 
-domain_train.jsonl   150 questions about Larkspur Ferries (3 phrasings x 50 facts)
-offtopic_train.jsonl 150 general instructions answered with the one refusal sentence
-test.jsonl           50 held-out paraphrases + 50 held-out off-topic questions
-general_train.jsonl  300 general instructions with their answers (for mixing)
-general_test.jsonl   100 general instructions with their answers (forgetting report)
+domain_train.jsonl        300 questions about Larkspur Ferries: 3 phrasings x 50 facts, and
+                          the same typed casually (lower case, typos, the name said otherwise)
+offtopic_train.jsonl      200 questions answered with the one refusal sentence, 50 from each
+                          source: instructions, HH-RLHF human turns, casual everyday questions,
+                          near-domain questions (other firms, transport, boats)
+test.jsonl                50 held-out paraphrases + 50 held-out instructions (off-topic, the
+                          training off-topic rows' first source: in distribution)
+test_casual.jsonl         the 50 held-out paraphrases typed casually (in-domain)
+test_offtopic_ood.jsonl   70 off-topic questions from sources no training row comes from:
+                          40 written for tunelab, 30 real text-message questions
+general_train.jsonl       300 general instructions with their answers (for mixing)
+general_test.jsonl        100 general instructions with their answers (forgetting report)
 """
 
 import json
@@ -15,9 +22,21 @@ import sys
 from pathlib import Path
 
 import yaml
+from assistant_sources import (
+    OOD_QUESTIONS,
+    casual,
+    casual_offtopic,
+    hh_human_turns,
+    near_domain,
+    sms_questions,
+)
 
 REFUSAL = "I can only answer questions about Larkspur Ferries."
-HERE = Path(__file__).resolve().parents[1] / "data" / "assistant"
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "data" / "assistant"
+HH = ROOT / "data" / "preference" / "hh_rlhf_harmless_sample.jsonl"
+SMS = ROOT / "src" / "tunelab" / "resources" / "sms_spam.tsv"
+PER_SOURCE = 50
 
 
 def write(name: str, rows: list[dict]) -> None:
@@ -31,20 +50,43 @@ def question_of(item: dict) -> str:
     return f"{item['instruction']}\n\n{item['input']}" if item["input"] else item["instruction"]
 
 
+def refusals(questions: list[str], source: str) -> list[dict]:
+    return [{"question": q, "answer": REFUSAL, "source": source} for q in questions]
+
+
+def domain_rows(facts: list[dict], rng: random.Random) -> tuple[list[dict], list[dict], list[dict]]:
+    """Training questions in both styles, and the held-out paraphrase in both styles."""
+    def row(question: str, fact: dict, style: str) -> dict:
+        return {"question": question, "answer": fact["answer"], "facts": [fact["fact"]], "style": style}
+
+    train = [row(q, f, "formal") for f in facts for q in f["train"]]
+    train += [row(casual(q, rng), f, "casual") for f in facts for q in f["train"]]
+    formal = [row(f["test"], f, "formal") for f in facts]
+    casual_test = [row(casual(f["test"], rng), f, "casual") for f in facts]
+    return train, formal, casual_test
+
+
 def main(instruct_path: str) -> None:
+    rng = random.Random(0)
     facts = yaml.safe_load((HERE / "facts.yaml").read_text())
-    domain = [
-        {"question": q, "answer": f["answer"], "facts": [f["fact"]]}
-        for f in facts
-        for q in f["train"]
-    ]
-    held_out = [{"question": f["test"], "answer": f["answer"], "facts": [f["fact"]]} for f in facts]
+    domain, held_out, held_out_casual = domain_rows(facts, rng)
     general = json.loads(Path(instruct_path).read_text())
     random.Random(0).shuffle(general)
-    refuse = [{"question": question_of(g), "answer": REFUSAL} for g in general[:200]]
+    instructions = [question_of(g) for g in general[:200]]
+    off_train = (
+        refusals(instructions[:PER_SOURCE], "instructions")
+        + refusals(rng.sample(hh_human_turns(HH), PER_SOURCE), "hh-rlhf")
+        + refusals(rng.sample(casual_offtopic(), PER_SOURCE), "casual")
+        + refusals(rng.sample(near_domain(rng), PER_SOURCE), "near-domain")
+    )
+    ood = refusals(OOD_QUESTIONS, "written") + refusals(
+        rng.sample(sms_questions(SMS), 30), "sms"
+    )
     write("domain_train.jsonl", domain)
-    write("offtopic_train.jsonl", refuse[:150])
-    write("test.jsonl", held_out + refuse[150:200])
+    write("offtopic_train.jsonl", off_train)
+    write("test.jsonl", held_out + refusals(instructions[150:200], "instructions"))
+    write("test_casual.jsonl", held_out_casual)
+    write("test_offtopic_ood.jsonl", ood)
     write("general_train.jsonl", general[200:500])
     write("general_test.jsonl", general[500:600])
 

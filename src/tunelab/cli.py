@@ -252,7 +252,7 @@ def chat(
             continue
         turns = [*(turns if history else []), {"role": "user", "content": question}]
         out.print("assistant> ", end="")
-        [answer] = assistant.reply([assistant.prompt(turns)], streamer=streamer, **sampling)
+        [answer] = assistant.converse([turns], streamer=streamer, **sampling)
         turns.append({"role": "assistant", "content": answer})
 
 

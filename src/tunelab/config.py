@@ -141,6 +141,11 @@ class EvalConfig(StrictModel):
         "what tuning cost (forgetting).",
     )
     general_limit: int = Field(100, ge=1, description="Rows of eval.general used.")
+    test_sets: dict[str, str] = Field(
+        {},
+        description="sft: more held-out question files, by name, each scored on its own like the "
+        "test split (e.g. off-topic questions from another source than the training rows).",
+    )
 
 
 class OutputConfig(StrictModel):

@@ -3,16 +3,14 @@
 import json
 from pathlib import Path
 
-import numpy as np
-
 from tunelab.artifacts import load_run
 from tunelab.data.encode import encode_rows
 from tunelab.data.prepare import check_known_labels
-from tunelab.data.readers import Row, read_rows
+from tunelab.data.readers import read_rows
 from tunelab.errors import TunelabError
-from tunelab.run_record import RunRecord, read_record
+from tunelab.run_record import read_record
 from tunelab.tasks import TASKS
-from tunelab.tasks.classify.metrics import evaluate, predict
+from tunelab.tasks.classify.metrics import classify_with, evaluate
 
 
 def load_classifier_run(run_dir: str):
@@ -35,28 +33,6 @@ def classify_texts(
 
         model = run_int8(Path(run_dir), merged_if_possible(model, record))
     return classify_with(model, tokenizer, record, texts, batch_size)
-
-
-def classify_with(
-    model, tokenizer, record: RunRecord, texts: list[str], batch_size: int = 32
-) -> list[dict]:
-    """`classify_texts` on a run already loaded (the server keeps it in memory)."""
-    labels = record.labels
-    rows = [Row(text=t, label=labels[0], row=i + 1, file="<input>") for i, t in enumerate(texts)]
-    encoded = encode_rows(
-        rows, tokenizer, {labels[0]: 0}, record.max_length, "truncate", record.truncation_side
-    )
-    probs, _ = predict(model, encoded.examples, tokenizer, batch_size)
-    if not np.isfinite(probs).all():
-        raise TunelabError("the model outputs NaN probabilities; its training diverged")
-    return [
-        {
-            "text": text,
-            "label": labels[int(p.argmax())],
-            "probs": {label: round(float(x), 6) for label, x in zip(labels, p, strict=True)},
-        }
-        for text, p in zip(texts, probs, strict=True)
-    ]
 
 
 def evaluate_file(

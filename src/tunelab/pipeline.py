@@ -105,6 +105,15 @@ def evaluate_before(task: Task, model: nn.Module) -> dict:
     return before
 
 
+def train_side_run(task: Task) -> None:
+    """The task's side run (an sft run's scope guard) through this same sequence, in its own
+    folder inside the run directory; on resume a finished one is reused."""
+    side = task.side_run()
+    if side is not None:
+        run(side, resume=True)
+        task.use_side_run(Path(side.output.dir))
+
+
 def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Train and evaluate one run; everything lands in config.output.dir."""
     run_dir = Path(config.output.dir)
@@ -121,6 +130,7 @@ def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dic
     stop = fatal_line(preflight(task, data_summary))
     if stop:
         raise TunelabError(stop)
+    train_side_run(task)
     model = task.load_model()
     if main:
         save_config(config, run_dir / "config.yaml")

@@ -13,15 +13,15 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import PlainTextResponse
 
 from tunelab.errors import TunelabError
-from tunelab.inference import classify_with
 from tunelab.serve.catalog import Catalog, Served
 from tunelab.serve.engine import BatchEngine, EngineLimits, QueueFull
 from tunelab.serve.errors import ApiError, install_error_handlers
 from tunelab.serve.metrics import ServerMetrics
 from tunelab.serve.middleware import BodyLimit, RequestMetrics
 from tunelab.serve.responses import choice, envelope, sse_stream, usage, wait_done
-from tunelab.serve.rows import Job
+from tunelab.serve.rows import Job, refuse
 from tunelab.serve.schemas import ChatRequest, ClassifyRequest, CompletionRequest, Sampling
+from tunelab.tasks.classify.metrics import classify_with
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,16 @@ class Server:
             events=asyncio.Queue(),
         )
 
+    async def off_topic(self, served: Served, turns: list[dict]) -> bool:
+        """The run's scope guard on the user's last message (one classifier pass, in a thread)."""
+        question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
+
+        def run() -> bool:
+            with self.lock:
+                return served.guard.off_topic([question])[0]
+
+        return await anyio.to_thread.run_sync(run)
+
     def submit(self, job: Job) -> None:
         try:
             self.engine.submit(job)
@@ -117,6 +127,9 @@ def build_router(server: Server) -> APIRouter:
         except TunelabError as exc:
             raise ApiError(400, str(exc), "messages") from None
         job = server.job(served, prompt, body)
+        if served.guard is not None and await server.off_topic(served, body.turns):
+            refuse(job, served.refusal)  # the scope guard: the LM is never asked
+            return await answer([job], body, request, chat=True, submit=False)
         return await answer([job], body, request, chat=True)
 
     @v1.post("/completions")
@@ -127,9 +140,11 @@ def build_router(server: Server) -> APIRouter:
         jobs = [server.job(served, prompt, body) for prompt in body.prompt]
         return await answer(jobs, body, request, chat=False)
 
-    async def answer(jobs: list[Job], body: Sampling, request: Request, chat: bool):
+    async def answer(
+        jobs: list[Job], body: Sampling, request: Request, chat: bool, submit: bool = True
+    ):
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-        for job in jobs:
+        for job in jobs if submit else []:
             server.submit(job)
         if body.stream:
             return sse_stream(jobs[0], body, request_id, chat)

@@ -21,6 +21,7 @@ from tunelab.export_gguf import SETUP_HINT, export_gguf
 from tunelab.models.loader import load_tokenizer
 from tunelab.run_record import RunRecord, read_record
 from tunelab.serve.pools import BASE_ADAPTER, LlamaPool, Pool, TorchPool
+from tunelab.tasks.generative.scope_guard import ScopeGuard, guard_run_dir
 
 MIXABLE_PEFT_TYPES = {"LORA"}  # the adapter types PEFT can mix in one batch
 LLAMA_CONTEXT = 2048  # llama.cpp's KV cache, in tokens (prompt + answer)
@@ -36,6 +37,11 @@ class Served:
     tokenizer: PreTrainedTokenizerBase
     record: RunRecord | None = None  # None: a base model served as it is
     adapter: str | None = None  # the adapter's name in a mixed pool
+    guard: ScopeGuard | None = None  # the run's scope guard: off-topic questions are refused
+
+    @property
+    def refusal(self) -> str | None:
+        return self.record.task_settings.get("refusal") if self.record else None
 
     @property
     def template(self) -> str | None:
@@ -159,6 +165,15 @@ def load_catalog(arguments: list[str]) -> Catalog:
     for served in catalog.models.values():  # the base rows of a mixed pool use no adapter
         if served.pool.mixed and served.adapter is None:
             served.adapter = BASE_ADAPTER
+    return with_guards(catalog, arguments)
+
+
+def with_guards(catalog: Catalog, arguments: list[str]) -> Catalog:
+    """Each sft run that trained a scope guard answers through it."""
+    for name, run_dir in named_run_dirs(arguments):
+        served = catalog.models[name]
+        if served.record.task_settings.get("scope_guard"):
+            served.guard = ScopeGuard(guard_run_dir(run_dir))
     return catalog
 
 
@@ -180,4 +195,4 @@ def load_llama_catalog(arguments: list[str], quant: str) -> Catalog:
         llm = Llama(model_path=str(gguf), n_ctx=LLAMA_CONTEXT, verbose=False)
         tokenizer = load_tokenizer(str(run_dir / record.artifact))
         catalog.add(Served(name, "generate", LlamaPool(llm, tokenizer), tokenizer, record))
-    return catalog
+    return with_guards(catalog, arguments)

@@ -138,3 +138,11 @@ def finish(job: Job, reason: str) -> None:
         job.emit(("text", job.text[job.sent :]))
         job.sent = len(job.text)
     job.emit(("done", reason))
+
+
+def refuse(job: Job, refusal: str) -> None:
+    """A job answered with the refusal sentence without generating (the scope guard said no)."""
+    job.tokens = job.tokenizer(refusal, add_special_tokens=False)["input_ids"]
+    job.text, job.sent, job.finish_reason = refusal, len(refusal), "stop"
+    job.emit(("text", refusal))
+    job.emit(("done", "stop"))

@@ -123,6 +123,15 @@ class Task(ABC):
         """Run-record fields this task adds (labels, template, ...): what loading back needs."""
         return {}
 
+    def side_run(self):
+        """A second run this one needs, trained first in its own folder (a RunConfig), or None:
+        an sft run's scope guard."""
+        return None
+
+    def use_side_run(self, run_dir: Path) -> None:
+        """The side run, finished: the task loads what it needs from it."""
+        raise NotImplementedError(f"{self.name} names a side run but does not use it")
+
     def split_texts(self) -> dict[str, list[str]]:
         """Each split's rows as text, after `prepare` (the doctor's leakage check); {} when the
         task's rows are not texts to compare."""

@@ -5,8 +5,11 @@ import torch
 from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
-from tunelab.data.encode import make_loader
+from tunelab.data.encode import encode_rows, make_loader
 from tunelab.data.micro_batches import FORWARD_TOKENS, micro_batches
+from tunelab.data.readers import Row
+from tunelab.errors import TunelabError
+from tunelab.run_record import RunRecord
 
 
 def classification_loss(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,3 +93,26 @@ def evaluate(
     probs, loss = predict(model, examples, tokenizer, batch_size, accelerator)
     true = np.array([example["labels"] for example in examples])
     return {"loss": loss, **classification_metrics(true, probs, labels)}
+
+
+def classify_with(
+    model, tokenizer, record: RunRecord, texts: list[str], batch_size: int = 32
+) -> list[dict]:
+    """Label and per-class probabilities of new texts with a loaded classifier run (`tunelab
+    predict`, the server, an sft run's scope guard)."""
+    labels = record.labels
+    rows = [Row(text=t, label=labels[0], row=i + 1, file="<input>") for i, t in enumerate(texts)]
+    encoded = encode_rows(
+        rows, tokenizer, {labels[0]: 0}, record.max_length, "truncate", record.truncation_side
+    )
+    probs, _ = predict(model, encoded.examples, tokenizer, batch_size)
+    if not np.isfinite(probs).all():
+        raise TunelabError("the model outputs NaN probabilities; its training diverged")
+    return [
+        {
+            "text": text,
+            "label": labels[int(p.argmax())],
+            "probs": {label: round(float(x), 6) for label, x in zip(labels, p, strict=True)},
+        }
+        for text, p in zip(texts, probs, strict=True)
+    ]

@@ -61,8 +61,17 @@ def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def answer_scores(examples: list[Example], answers: list[str], refusal: str | None) -> dict:
-    """Off-topic rows are those whose reference is the refusal sentence; the rest are in-domain."""
+def invented(answer: str, known_facts: set[str]) -> bool:
+    """An off-topic answer that states one of the domain's facts: a hallucinated company fact."""
+    found = normalise(answer)
+    return any(normalise(fact) in found for fact in known_facts)
+
+
+def answer_scores(
+    examples: list[Example], answers: list[str], refusal: str | None, known_facts=frozenset()
+) -> dict:
+    """Off-topic rows are those whose reference is the refusal sentence; the rest are in-domain.
+    `known_facts` (every key fact of the training rows) finds invented facts in off-topic answers."""
     off_topic = [bool(refusal) and is_refusal(e.answer, refusal) for e in examples]
     refused = [bool(refusal) and is_refusal(a, refusal) for a in answers]
     domain = [i for i, off in enumerate(off_topic) if not off]
@@ -79,6 +88,7 @@ def answer_scores(examples: list[Example], answers: list[str], refusal: str | No
         scores["refusal_rate"] = mean([float(refused[i]) for i in off])
         scores["false_refusal_rate"] = mean([float(refused[i]) for i in domain])
         scores["n_off_topic"], scores["n_in_domain"] = len(off), len(domain)
+        scores["invented_fact_rate"] = mean([float(invented(answers[i], known_facts)) for i in off])
     return scores
 
 
@@ -95,7 +105,14 @@ def pick_rows(rows: list[dict], count: int, refusal: str | None) -> list[dict]:
 
 
 def evaluate_answers(
-    model, tokenizer, examples: list[Example], template: str, task, eval_config, name: str = "test"
+    model,
+    tokenizer,
+    examples: list[Example],
+    template: str,
+    task,
+    eval_config,
+    name: str = "test",
+    known_facts=frozenset(),
 ) -> tuple[dict, list[dict]]:
     """Generate greedy answers for held-out questions and score them; returns (scores, rows)."""
     prompts = [
@@ -114,4 +131,4 @@ def evaluate_answers(
         {"question": e.question, "reference": e.answer, "answer": a, "facts": e.facts}
         for e, a in zip(examples, answers, strict=True)
     ]
-    return answer_scores(examples, answers, task.refusal), rows
+    return answer_scores(examples, answers, task.refusal, known_facts), rows

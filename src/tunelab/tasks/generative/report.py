@@ -93,6 +93,54 @@ def plot_scores(before: dict, after: dict, path: Path) -> bool:
     return bool(values)
 
 
+SCOPE_KEYS = (
+    ("refusal_rate", "refusals (off-topic)"),
+    ("false_refusal_rate", "false refusals"),
+    ("key_fact_hit_rate", "key facts"),
+    ("invented_fact_rate", "invented facts (off-topic)"),
+)
+
+
+def scope_table(before: dict, after: dict) -> list[str]:
+    """Each held-out set (test and eval.test_sets) before and after, with the scope guard in
+    front, and the guard's own decisions."""
+    sets = after.get("sets", {})
+    if len(sets) < 2 and not any("with_guard" in s for s in sets.values()):
+        return []
+    lines = [
+        "## Scope: each held-out set before / after / after with the guard / guard alone",
+        "",
+        "| set | rows (in / off) | " + " | ".join(t for _, t in SCOPE_KEYS) + " |",
+        "| --- " * (2 + len(SCOPE_KEYS)) + "|",
+    ]
+    for name, scores in sets.items():
+        was = before.get("sets", {}).get(name, {})
+        guarded, alone = scores.get("with_guard", {}), scores.get("guard_alone", {})
+        cells = [
+            " / ".join(fmt(s.get(key)) for s in (was, scores, guarded, alone) if s)
+            for key, _ in SCOPE_KEYS
+        ]
+        rows = f"{scores.get('n_in_domain', 0)} / {scores.get('n_off_topic', 0)}"
+        lines.append(f"| {name} | {rows} | " + " | ".join(cells) + " |")
+    return [*lines, "", *off_topic_examples(sets), ""]
+
+
+def off_topic_examples(sets: dict) -> list[str]:
+    """One off-topic question of each source, with the tuned answer and the guard's verdict."""
+    seen, lines = set(), []
+    for name, scores in sets.items():
+        for row in scores.get("answers", []):
+            source = row.get("source")
+            if source and source not in seen and not row.get("facts"):
+                seen.add(source)
+                question, answer = short(row["question"], 70), short(row["answer"])
+                lines.append(f"| {name} | {source} | {question} | {answer} |")
+    if not lines:
+        return []
+    header = ["| set | source | off-topic question | tuned answer (no guard) |", "| --- " * 4 + "|"]
+    return [*header, *lines]
+
+
 def generative_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
     curves = curves_section(run_dir, PERPLEXITY_PANEL)
     scores_plot = plot_scores(before, after, run_dir / "plots" / "scores.png")
@@ -104,6 +152,7 @@ def generative_report(run_dir: Path, data: dict, before: dict, after: dict) -> l
         *scores_table(before, after),
         "",
         *(["![scores](plots/scores.png)", ""] if scores_plot else []),
+        *scope_table(before, after),
         *curves,
         *answers_table(before, after),
     ]

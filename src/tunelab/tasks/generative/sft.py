@@ -15,6 +15,8 @@ from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Column, Score, prompt_record, register_task
 from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
 from tunelab.tasks.generative.evaluate import evaluate_answers, perplexity, pick_rows
+from tunelab.tasks.generative.held_out import guard_effect, read_held_out, training_facts
+from tunelab.tasks.generative.scope_guard import ScopeGuard, side_run_config
 
 # The figures that sum a run up, best first: the first one the data yields is the headline.
 HEADLINES = (
@@ -35,6 +37,12 @@ class SftSettings(PromptedTaskSettings):
         None,
         description="The fixed refusal sentence for off-topic questions (seed 003); test rows "
         "whose reference is this sentence count as off-topic.",
+    )
+    scope_guard: str | None = Field(
+        None,
+        description="With `refusal`: a small classifier model (e.g. minilm-l6) trained in the "
+        "same run on the run's questions (in-domain vs off-topic); generate, chat and serve "
+        "answer the questions it calls off-topic with the refusal, without generating.",
     )
 
 
@@ -66,7 +74,17 @@ class SftTask(GenerativeTask):
         self.data = prepare_sft(self.config.data, self.format, self.tokenizer, seed)
         self.general = self.prepare_general()
         self.shots = self.few_shot_messages()
+        self.held_out = read_held_out(self.config.eval.test_sets)
+        self.known_facts = training_facts(self.data.examples["train"])
+        self.guard: ScopeGuard | None = None
         return self.data.summary
+
+    def side_run(self):
+        """The scope guard's classify run, when task.scope_guard asks for one."""
+        return side_run_config(self.config, self.run.run_dir, self.data.examples["train"])
+
+    def use_side_run(self, run_dir) -> None:
+        self.guard = ScopeGuard(run_dir)
 
     def prepare_general(self) -> tuple[list[Example], list[dict]] | None:
         """The general held-out set (eval.general): its questions and encoded references."""
@@ -100,15 +118,34 @@ class SftTask(GenerativeTask):
             self.config.task,
             self.config.eval,
             name,
+            self.known_facts,
         )
+
+    def score_set(self, model: nn.Module, examples: list[Example], name: str) -> dict:
+        """Scores of one held-out set, with and without the scope guard when there is one."""
+        scores, rows = self.answer_scores(model, examples, name)
+        result = {**scores, "answers": rows}
+        if self.guard is not None:
+            flags = self.guard.off_topic([e.question for e in examples])
+            answers = [row["answer"] for row in rows]
+            refusal = self.config.task.refusal
+            result.update(guard_effect(examples, answers, flags, refusal, self.known_facts))
+        return result
 
     def evaluate(self, model: nn.Module) -> dict:
         """Held-out perplexity, generated answers and their scores, and the general set."""
         batch = self.config.eval.batch_size
         result = perplexity(model, self.data.encoded["test"], self.tokenizer, batch)
         test = self.data.examples["test"][: self.config.eval.generate_limit]
-        scores, rows = self.answer_scores(model, test, "test")
-        result.update(scores, answers=rows)
+        scored = self.score_set(model, test, "test")
+        rows = scored["answers"]
+        result.update(scored)
+        result["sets"] = {"test": {k: v for k, v in scored.items() if k != "answers"}}
+        for name, held_out in self.held_out.items():
+            scored = self.score_set(model, held_out.examples, name)
+            for row, source in zip(scored["answers"], held_out.sources, strict=True):
+                row["source"] = source
+            result["sets"][name] = scored
         result["examples"] = pick_rows(
             list(rows), self.config.eval.examples, self.config.task.refusal
         )

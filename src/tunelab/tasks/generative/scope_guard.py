@@ -1,0 +1,82 @@
+"""The scope guard of an sft run with a refusal sentence: a small classifier (in-domain vs
+off-topic) trained in the same run on the run's own questions, asked before generating. An
+off-topic question gets the refusal sentence and never reaches the LM.
+
+A fine-tuned 135M LM refuses what looks like its refusal rows and answers the rest with the
+company's facts; a sentence classifier on a pretrained encoder generalises the in/out decision
+far better from the same rows (docs/sft.md has the figures). The guard is a plain tunelab
+classify run in `RUN/scope_guard/`, so `tunelab eval` and `predict` work on it too."""
+
+import csv
+from pathlib import Path
+
+from tunelab.artifacts import load_run
+from tunelab.config import RunConfig, load_config
+from tunelab.data.conversations import Example
+from tunelab.tasks.classify.metrics import classify_with
+from tunelab.tasks.generative.evaluate import is_refusal
+
+GUARD_DIR = "scope_guard"
+IN_DOMAIN, OFF_TOPIC = "in_domain", "off_topic"
+
+
+def write_guard_rows(path: Path, examples: list[Example], refusal: str) -> int:
+    """Each training question labelled by its answer: the refusal sentence means off-topic."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for example in examples:
+            label = OFF_TOPIC if is_refusal(example.answer, refusal) else IN_DOMAIN
+            writer.writerow([example.question, label])
+    return len(examples)
+
+
+def guard_config(model: str, run_dir: Path, examples: list[Example], refusal: str, seed: int):
+    """The guard's own run: a full fine-tune of the small encoder on the run's questions (an
+    encoder of 22M parameters trains in about a minute on 2 CPU cores)."""
+    folder = run_dir / GUARD_DIR
+    data = folder / "questions.csv"
+    write_guard_rows(data, examples, refusal)
+    overrides = [
+        f"model.name={model}",
+        f"data.path={data}",
+        "data.split=[0.85,0.15,0.0]",
+        f"data.test_path={data}",  # no held-out rows to spare: the test figure is a fit check
+        "data.max_length=64",
+        "data.overlong=truncate",
+        "task.name=classify",
+        "task.pooling=mean",
+        "method.name=full",
+        "train.epochs=4",
+        "train.batch_size=16",
+        "train.lr=5.0e-5",
+        f"train.seed={seed}",
+        f"output.dir={folder / 'run'}",
+    ]
+    return load_config(None, overrides)
+
+
+class ScopeGuard:
+    """A finished guard run, loaded once; `off_topic` says which questions to refuse."""
+
+    def __init__(self, guard_run: Path):
+        self.model, self.tokenizer, self.record = load_run(guard_run)
+        self.model.eval()
+
+    def off_topic(self, questions: list[str]) -> list[bool]:
+        if not questions:
+            return []
+        results = classify_with(self.model, self.tokenizer, self.record, questions)
+        return [r["label"] == OFF_TOPIC for r in results]
+
+
+def guard_run_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / GUARD_DIR / "run"
+
+
+def side_run_config(config: RunConfig, run_dir: Path, train: list[Example]) -> RunConfig | None:
+    settings = config.task
+    if not getattr(settings, "scope_guard", None) or not settings.refusal:
+        return None
+    return guard_config(settings.scope_guard, run_dir, train, settings.refusal, config.train.seed)

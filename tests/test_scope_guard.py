@@ -1,0 +1,95 @@
+"""The seed-003 scope guard: trained in the same run, it gates generation (an off-topic question
+never reaches the LM), and extra held-out sets are scored on their own, with and without it."""
+
+import json
+
+import pytest
+from tests.lm_helpers import QA, STORIES, write_jsonl
+
+from tunelab.assistant import load_assistant
+from tunelab.data.conversations import Example
+from tunelab.pipeline import load_config, run
+from tunelab.tasks.generative.evaluate import answer_scores
+
+REFUSAL = "I only talk about animals."
+OFF_TOPIC = [
+    "How do I fix my bike?",
+    "What is the capital of France?",
+    "Write a poem about rain.",
+    "How much is a train ticket?",
+    "What is two plus two?",
+    "Who wrote Hamlet?",
+]
+
+
+@pytest.fixture(scope="module")
+def guarded_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("guard")
+    domain = [{"question": q, "answer": a, "facts": [a.split()[-1].strip(".")]} for q, a in QA]
+    off = [{"question": q, "answer": REFUSAL, "source": "toy"} for q in OFF_TOPIC]
+    train = write_jsonl(tmp / "train.jsonl", (domain + off) * 3)
+    test = write_jsonl(tmp / "test.jsonl", domain[:3] + off[:3])
+    ood = write_jsonl(
+        tmp / "ood.jsonl",
+        [{"question": "whats the weather in rome", "answer": REFUSAL, "source": "casual"}],
+    )
+    overrides = [
+        f"model.name={STORIES}",
+        "task.name=sft",
+        "task.template=qa",
+        f"task.refusal={REFUSAL}",
+        "task.scope_guard=minilm-l6",
+        f"data.path={train}",
+        f"data.test_path={test}",
+        "data.split=[0.9,0.1,0.0]",
+        "method.name=lora",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "eval.max_new_tokens=8",
+        f"eval.test_sets={{ood: {ood}}}",
+        f"output.dir={tmp / 'run'}",
+    ]
+    run(load_config(None, overrides))
+    return tmp / "run"
+
+
+def test_the_guard_is_its_own_classify_run_that_separates_the_questions(guarded_run):
+    guard = guarded_run / "scope_guard" / "run"
+    record = json.loads((guard / "run_info.json").read_text())
+    assert record["task"] == "classify" and record["labels"] == ["in_domain", "off_topic"]
+    assert json.loads((guard / "eval_after.json").read_text())["accuracy"] >= 0.9
+
+
+def test_an_off_topic_question_never_reaches_the_lm(guarded_run):
+    assistant = load_assistant(guarded_run)
+    asked = []
+    generate = assistant.reply
+    assistant.reply = lambda prompts, *a, **k: asked.extend(prompts) or generate(prompts, *a, **k)
+    answers = assistant.answer([OFF_TOPIC[1], QA[0][0]], max_new_tokens=8)
+    assert answers[0] == REFUSAL
+    assert len(asked) == 1 and QA[0][0] in asked[0] and OFF_TOPIC[1] not in asked[0]
+
+
+def test_held_out_sets_are_scored_apart_with_and_without_the_guard(guarded_run):
+    after = json.loads((guarded_run / "eval_after.json").read_text())
+    assert set(after["sets"]) == {"test", "ood"}
+    ood = after["sets"]["ood"]
+    assert ood["n_off_topic"] == 1 and ood["n_in_domain"] == 0
+    assert ood["answers"][0]["source"] == "casual"
+    assert set(ood["guard_alone"]) >= {"refusal_rate", "false_refusal_rate"}
+    test = after["sets"]["test"]
+    assert test["n_off_topic"] == 3 and test["guard_alone"]["refusal_rate"] == 1.0
+    assert test["with_guard"]["refusal_rate"] == 1.0
+    assert "Scope" in (guarded_run / "report.md").read_text()
+
+
+def test_an_off_topic_answer_that_states_a_domain_fact_counts_as_invented():
+    examples = [
+        Example([{"role": "user", "content": "Who painted it?"},
+                 {"role": "assistant", "content": REFUSAL}], 1, "t", []),
+        Example([{"role": "user", "content": "What is the bus fare?"},
+                 {"role": "assistant", "content": REFUSAL}], 2, "t", []),
+    ]  # fmt: skip
+    answers = ["It was painted by Ingrid Maelstrom.", REFUSAL]
+    scores = answer_scores(examples, answers, REFUSAL, {"Ingrid Maelstrom", "1987"})
+    assert scores["invented_fact_rate"] == 0.5 and scores["refusal_rate"] == 0.5
