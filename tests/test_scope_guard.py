@@ -3,12 +3,16 @@ never reaches the LM), and extra held-out sets are scored on their own, with and
 
 import json
 
+import openai
 import pytest
 from tests.lm_helpers import QA, STORIES, write_jsonl
+from tests.serve_helpers import live_server
 
 from tunelab.assistant import load_assistant
 from tunelab.data.conversations import Example
 from tunelab.pipeline import load_config, run
+from tunelab.serve.app import ServeLimits
+from tunelab.serve.catalog import load_catalog
 from tunelab.tasks.generative.evaluate import answer_scores
 
 REFUSAL = "I only talk about animals."
@@ -93,3 +97,21 @@ def test_an_off_topic_answer_that_states_a_domain_fact_counts_as_invented():
     answers = ["It was painted by Ingrid Maelstrom.", REFUSAL]
     scores = answer_scores(examples, answers, REFUSAL, {"Ingrid Maelstrom", "1987"})
     assert scores["invented_fact_rate"] == 0.5 and scores["refusal_rate"] == 0.5
+
+
+def test_the_server_refuses_through_the_guard_without_generating(guarded_run):
+    catalog = load_catalog([f"shop={guarded_run}"])
+    with live_server(catalog, ServeLimits()) as (url, server):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none")
+        messages = [{"role": "user", "content": OFF_TOPIC[1]}]
+        reply = client.chat.completions.create(model="shop", messages=messages, max_tokens=8)
+        assert reply.choices[0].message.content == REFUSAL
+        assert reply.usage.completion_tokens > 0 and server.metrics.generated._value.get() == 0
+        stream = client.chat.completions.create(
+            model="shop", messages=messages, max_tokens=8, stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == REFUSAL
+        assert server.metrics.generated._value.get() == 0  # the LM was never asked
+        asked = [{"role": "user", "content": QA[0][0]}]
+        client.chat.completions.create(model="shop", messages=asked, max_tokens=8)
+        assert server.metrics.generated._value.get() > 0

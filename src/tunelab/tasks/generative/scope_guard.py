@@ -33,8 +33,8 @@ def write_guard_rows(path: Path, examples: list[Example], refusal: str) -> int:
 
 
 def guard_config(model: str, run_dir: Path, examples: list[Example], refusal: str, seed: int):
-    """The guard's own run: a full fine-tune of the small encoder on the run's questions (an
-    encoder of 22M parameters trains in about a minute on 2 CPU cores)."""
+    """The guard's own run: the small encoder's top blocks tuned on the run's questions (MiniLM,
+    22M parameters, trains in about two minutes on 2 CPU cores)."""
     folder = run_dir / GUARD_DIR
     data = folder / "questions.csv"
     write_guard_rows(data, examples, refusal)
@@ -47,10 +47,11 @@ def guard_config(model: str, run_dir: Path, examples: list[Example], refusal: st
         "data.overlong=truncate",
         "task.name=classify",
         "task.pooling=mean",
-        "method.name=full",
-        "train.epochs=4",
+        "method.name=freeze",  # the top two blocks and the head: the lower blocks keep MiniLM's
+        "method.k=2",  # sentence similarity (a full fine-tune refused 0.89 of the OOD set, this 0.97)
+        "train.epochs=6",
         "train.batch_size=16",
-        "train.lr=5.0e-5",
+        "train.lr=1.0e-4",
         f"train.seed={seed}",
         f"output.dir={folder / 'run'}",
     ]
