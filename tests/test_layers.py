@@ -20,7 +20,7 @@ LAYERS = [
     ],
     ["resources"],  # data files (the built-in SMS set)
     ["config"],
-    ["data", "models", "runtime", "generation"],
+    ["data", "models", "runtime", "generation", "smoothing"],
     ["methods"],
     ["artifacts", "export", "export_gguf"],
     ["tasks"],
