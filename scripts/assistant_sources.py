@@ -9,100 +9,15 @@ import random
 import re
 from pathlib import Path
 
-NAME_VARIANTS = ["larkspur", "Larkspur", "larkspur ferries", "Larkspur ferry", "LARKSPUR"]
+import yaml
 
-# Training only: casual everyday questions, built from frames x topics (written for tunelab).
-CASUAL_FRAMES = [
-    "hey quick q, {}",
-    "{}",
-    "any idea {}",
-    "can u tell me {}",
-    "so {}",
-]
-CASUAL_TOPICS = [
-    "whats the weather gonna be like tomorrow?",
-    "how do i get red wine out of a carpet?",
-    "what's a good name for a cat?",
-    "is it bad to drink coffee at night?",
-    "how many calories in a banana?",
-    "who won the world cup in 2014?",
-    "how do i reset my wifi router?",
-    "what should i cook for dinner tonight?",
-    "how long do you boil an egg?",
-    "whats the capital of australia?",
-    "can dogs eat grapes?",
-    "how do i make my phone battery last longer?",
-    "what's the best way to learn guitar?",
-    "why is the sky blue?",
-    "how much water should i drink a day?",
-    "what time is it in tokyo right now?",
-    "is it going to snow this weekend?",
-    "how do you get rid of hiccups?",
-    "what's a good movie to watch tonight?",
-    "how tall is mount everest?",
-]
-# Training only: questions close to the domain but about other firms, transport and boats.
-OTHER_FIRMS = ["Bluewater Ferries", "Northstar Rail", "CityLink Buses", "Harbor Air", "Seagull Cruises"]
-NEAR_FRAMES = [
-    "How much is a ticket with {firm}?",
-    "Does {firm} allow dogs on board?",
-    "what time does the first {firm} departure leave?",
-    "Who is the chief executive of {firm}?",
-    "Can I get a refund from {firm} if I miss my trip?",
-    "how do i book a seat with {firm}",
-    "Where is the head office of {firm}?",
-    "Is there wifi on {firm}?",
-    "what is the cheapest way to travel from {a} to {b}?",
-    "How long does the train from {a} to {b} take?",
-    "What's the best sailing boat for a beginner?",
-    "how do i get a boating licence?",
-]
-CITIES = ["Leeds", "Lyon", "Porto", "Oslo", "Boston", "Osaka", "Dublin", "Seville"]
-
-# Testing only: questions a new user might ask, written for tunelab in other words and topics
-# than the training templates (no frame, topic or firm above is reused).
-OOD_QUESTIONS = [
-    "Who painted the Mona Lisa?",
-    "how much is a bus ticket in Glasgow",
-    "Will it rain in Paris on Saturday?",
-    "What's the fastest land animal?",
-    "i have a headache, what should i take?",
-    "Can you book me a table for two at an Italian restaurant?",
-    "What are the visa rules for visiting Canada?",
-    "Does Stena Line take bikes on the Holyhead crossing?",
-    "what's the timetable for the Staten Island Ferry?",
-    "How much does the Eurostar cost from London to Brussels?",
-    "Is Ryanair's cabin bag allowance 10 kg?",
-    "who wrote pride and prejudice",
-    "How many bones are in the human body?",
-    "whats a good recipe for banana bread",
-    "Which planet is closest to the sun?",
-    "How do I renew my passport?",
-    "can u recommend a hotel near the airport",
-    "What is the boiling point of water at altitude?",
-    "How do I treat a sprained ankle?",
-    "When does daylight saving time start?",
-    "Who is the prime minister of Japan?",
-    "What's the exchange rate from euros to dollars?",
-    "how do you tie a bowline knot",
-    "How fast can a container ship go?",
-    "What does a harbour master do?",
-    "is the metro open all night in berlin?",
-    "What is the tallest building in the world?",
-    "Do I need a car seat for a taxi with a toddler?",
-    "how long is the flight from madrid to new york",
-    "What are the symptoms of seasickness?",
-    "Can you help me write a birthday message for my mum?",
-    "What's the score in the football tonight?",
-    "How many players are on a rugby team?",
-    "where can i park near the train station in York?",
-    "What does BC Ferries charge for a car?",
-    "Which whales can you see off the coast of Iceland?",
-    "how do i cancel my gym membership",
-    "What is photosynthesis?",
-    "Recommend a podcast about history.",
-    "Is it safe to swim after eating?",
-]
+SOURCES = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "data/assistant/question_sources.yaml").read_text()
+)
+NAME_VARIANTS = SOURCES["name_variants"]
+CASUAL_FRAMES, CASUAL_TOPICS = SOURCES["casual_frames"], SOURCES["casual_topics"]
+OTHER_FIRMS, NEAR_FRAMES, CITIES = SOURCES["other_firms"], SOURCES["near_frames"], SOURCES["cities"]
+OOD_QUESTIONS = SOURCES["ood_questions"]
 
 
 def casual(question: str, rng: random.Random) -> str:
@@ -117,7 +32,9 @@ def casual(question: str, rng: random.Random) -> str:
         word = words[i]
         if len(word) > 4 and word.isalpha():
             j = rng.randrange(1, len(word) - 1)
-            words[i] = word[:j] + word[j + 1 :] if rng.random() < 0.5 else word[:j] + word[j] + word[j:]
+            words[i] = (
+                word[:j] + word[j + 1 :] if rng.random() < 0.5 else word[:j] + word[j] + word[j:]
+            )
     return " ".join(words)
 
 

@@ -56,8 +56,14 @@ def refusals(questions: list[str], source: str) -> list[dict]:
 
 def domain_rows(facts: list[dict], rng: random.Random) -> tuple[list[dict], list[dict], list[dict]]:
     """Training questions in both styles, and the held-out paraphrase in both styles."""
+
     def row(question: str, fact: dict, style: str) -> dict:
-        return {"question": question, "answer": fact["answer"], "facts": [fact["fact"]], "style": style}
+        return {
+            "question": question,
+            "answer": fact["answer"],
+            "facts": [fact["fact"]],
+            "style": style,
+        }
 
     train = [row(q, f, "formal") for f in facts for q in f["train"]]
     train += [row(casual(q, rng), f, "casual") for f in facts for q in f["train"]]
@@ -79,9 +85,7 @@ def main(instruct_path: str) -> None:
         + refusals(rng.sample(casual_offtopic(), PER_SOURCE), "casual")
         + refusals(rng.sample(near_domain(rng), PER_SOURCE), "near-domain")
     )
-    ood = refusals(OOD_QUESTIONS, "written") + refusals(
-        rng.sample(sms_questions(SMS), 30), "sms"
-    )
+    ood = refusals(OOD_QUESTIONS, "written") + refusals(rng.sample(sms_questions(SMS), 30), "sms")
     write("domain_train.jsonl", domain)
     write("offtopic_train.jsonl", off_train)
     write("test.jsonl", held_out + refusals(instructions[150:200], "instructions"))

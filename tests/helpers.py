@@ -37,6 +37,13 @@ def train_tiny(
     return run(load_config(None, overrides), resume=resume)
 
 
+def trained_run_dir(tmp_path_factory, model_dir: str, data: Path, method: str, *extra: str):
+    """A tiny run trained once for a test module, in a fresh folder."""
+    run_dir = tmp_path_factory.mktemp(method) / "run"
+    train_tiny(model_dir, data, run_dir, method, list(extra))
+    return run_dir
+
+
 def run_cli(*args) -> tuple[int, str]:
     result = CliRunner().invoke(app, [str(a) for a in args])
     return result.exit_code, result.output  # click mixes stderr into output

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from tests.helpers import assert_one_line_error, run_cli, train_tiny
+from tests.helpers import assert_one_line_error, run_cli, trained_run_dir
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from tunelab.inference import classify_texts
@@ -46,9 +46,7 @@ def test_smoothing_skips_architectures_it_cannot_fold(model_dirs):
 
 @pytest.fixture(scope="module")
 def full_run(model_dirs, toy_csv, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("int8") / "run"
-    train_tiny(model_dirs["llama"], toy_csv, run_dir, "full", ["train.lr=0.005"])
-    return run_dir
+    return trained_run_dir(tmp_path_factory, model_dirs["llama"], toy_csv, "full", "train.lr=0.005")
 
 
 def test_predict_int8_before_calibration_says_to_quantize_first(full_run):

@@ -128,11 +128,9 @@ def test_a_chat_role_that_is_a_list(model_dirs, tmp_path):
 
 @pytest.fixture(scope="module")
 def classify_run(model_dirs, toy_csv, tmp_path_factory):
-    from tests.helpers import train_tiny
+    from tests.helpers import trained_run_dir
 
-    run_dir = tmp_path_factory.mktemp("strict") / "run"
-    train_tiny(model_dirs["llama"], toy_csv, run_dir, "lora", ["train.epochs=1"])
-    return run_dir
+    return trained_run_dir(tmp_path_factory, model_dirs["llama"], toy_csv, "lora", "train.epochs=1")
 
 
 def test_predict_keeps_blank_lines_in_place(classify_run):
