@@ -101,14 +101,19 @@ def curves_section(run_dir: Path, panel: Panel) -> list[str]:
     return ["## Training curves", "", *table, "", "![curves](plots/curves.png)", ""]
 
 
-def plot_before_after(values: list[tuple[str, float, float]], title: str, path: Path) -> None:
-    """Grouped bars: each score before and after tuning (scores between 0 and 1)."""
+def plot_before_after(
+    values: list[tuple], title: str, path: Path, series: tuple[str, ...] = ("before", "after")
+) -> None:
+    """Grouped bars: each score (a label, then one value per series; between 0 and 1)."""
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(values)), 4))
-    xs = range(len(values))
-    ax.bar([x - 0.2 for x in xs], [v[1] for v in values], 0.4, label="before", color="tab:gray")
-    ax.bar([x + 0.2 for x in xs], [v[2] for v in values], 0.4, label="after", color="tab:green")
+    xs, width = range(len(values)), 0.8 / len(series)
+    colors = ("tab:gray", "tab:green", "tab:blue", "tab:orange")
+    for i, name in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * width
+        heights = [v[1 + i] or 0.0 for v in values]
+        ax.bar([x + offset for x in xs], heights, width, label=name, color=colors[i])
     ax.set_xticks(list(xs), [v[0] for v in values], rotation=15)
-    ax.set(ylim=(0, 1.05), title=title)
-    ax.legend()
+    ax.set(ylim=(0, 1.2), title=title)
+    ax.legend(loc="upper center", ncol=len(series))  # above the bars, which end at 1
     ax.grid(alpha=0.3, axis="y")
     save(fig, path)

@@ -101,7 +101,25 @@ SCOPE_KEYS = (
 )
 
 
-def scope_table(before: dict, after: dict) -> list[str]:
+def plot_scope(before: dict, sets: dict, path: Path) -> bool:
+    """Each set's refusal, false-refusal and key-fact figures before, after, and with the guard."""
+    guarded = any("with_guard" in scores for scores in sets.values())
+    values = []
+    for name, scores in sets.items():
+        was = before.get("sets", {}).get(name, {})
+        for key, title in SCOPE_KEYS[:3]:
+            if scores.get(key) is not None:
+                row = (f"{name}: {title}", was.get(key), scores[key])
+                values.append((*row, scores["with_guard"][key]) if guarded else row)
+    series = ("before", "after", "after + guard")[: 3 if guarded else 2]
+    if values:
+        plot_before_after(
+            values, "Held-out sets: refusals, false refusals, key facts", path, series
+        )
+    return bool(values)
+
+
+def scope_table(run_dir: Path, before: dict, after: dict) -> list[str]:
     """Each held-out set (test and eval.test_sets) before and after, with the scope guard in
     front, and the guard's own decisions."""
     sets = after.get("sets", {})
@@ -122,7 +140,9 @@ def scope_table(before: dict, after: dict) -> list[str]:
         ]
         rows = f"{scores.get('n_in_domain', 0)} / {scores.get('n_off_topic', 0)}"
         lines.append(f"| {name} | {rows} | " + " | ".join(cells) + " |")
-    return [*lines, "", *off_topic_examples(sets), ""]
+    plotted = plot_scope(before, sets, run_dir / "plots" / "scope.png")
+    picture = ["![scope](plots/scope.png)", ""] if plotted else []
+    return [*lines, "", *picture, *off_topic_examples(sets), ""]
 
 
 def off_topic_examples(sets: dict) -> list[str]:
@@ -152,7 +172,7 @@ def generative_report(run_dir: Path, data: dict, before: dict, after: dict) -> l
         *scores_table(before, after),
         "",
         *(["![scores](plots/scores.png)", ""] if scores_plot else []),
-        *scope_table(before, after),
+        *scope_table(run_dir, before, after),
         *curves,
         *answers_table(before, after),
     ]
