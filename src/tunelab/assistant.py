@@ -10,7 +10,7 @@ from tunelab.data.templates import generation_prompt
 from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
 from tunelab.run_record import RunRecord, read_record
-from tunelab.tasks.generative.scope_guard import ScopeGuard, guard_run_dir
+from tunelab.tasks.generative.scope_guard import ScopeGuard, load_guard
 
 
 @dataclass
@@ -33,14 +33,13 @@ class Assistant:
     def converse(self, histories: list[list[dict]], streamer=None, **sampling) -> list[str]:
         """A reply to each history (ending with the user's message). Questions the scope guard
         calls off-topic get the refusal sentence and never reach the LM."""
-        refusal = self.record.task_settings.get("refusal")
         asked = [history[-1]["content"] for history in histories]
         flags = self.guard.off_topic(asked) if self.guard else [False] * len(asked)
         prompts = [self.prompt(h) for h, flag in zip(histories, flags, strict=True) if not flag]
         generated = iter(self.reply(prompts, streamer, **sampling) if prompts else [])
         if streamer is not None and any(flags):
-            streamer.on_finalized_text(refusal, stream_end=True)
-        return [refusal if flag else next(generated) for flag in flags]
+            streamer.on_finalized_text(self.guard.refusal, stream_end=True)
+        return [self.guard.refusal if flag else next(generated) for flag in flags]
 
     def reply(self, prompts: list[str], streamer=None, **sampling) -> list[str]:
         chat = self.record.template == "chat"
@@ -59,9 +58,7 @@ def load_assistant(run_dir: str | Path) -> Assistant:
     if not record.answers_questions:
         raise TunelabError(f"{run_dir} is a {record.task} run; generate and chat need an sft run")
     model, tokenizer, record = load_run(run_dir)
-    guard_run = guard_run_dir(run_dir)
-    guard = ScopeGuard(guard_run) if record.task_settings.get("scope_guard") else None
-    return Assistant(model, tokenizer, record, guard)
+    return Assistant(model, tokenizer, record, load_guard(run_dir, record))
 
 
 def read_questions(path: Path) -> list[str]:

@@ -62,19 +62,15 @@ def smoothed_int8(model: nn.Module, task: Task) -> tuple[nn.Module, dict]:
     split = "val" if task.encoded["val"] else "train"
     reference = task.split_probabilities(model, split, CALIBRATION_ROWS)
     best: dict = {}
-    drift = {}
     for alpha in ALPHAS:
         scales = smoothing_scales(groups, peaks, alpha)
         candidate = copy.deepcopy(model)
         apply_smoothing(candidate, scales)
         candidate = to_int8(candidate)
-        drift[alpha] = mean_kl(
-            reference, task.split_probabilities(candidate, split, CALIBRATION_ROWS)
-        )
-        if not best or drift[alpha] < best["kl"]:
-            best = {"kl": drift[alpha], "alpha": alpha, "model": candidate, "scales": scales}
-    chosen = {"alpha": best["alpha"], "kl_by_alpha": drift, "scales": best["scales"]}
-    return best["model"], chosen
+        kl = mean_kl(reference, task.split_probabilities(candidate, split, CALIBRATION_ROWS))
+        if not best or kl < best["kl"]:
+            best = {"kl": kl, "alpha": alpha, "model": candidate, "scales": scales}
+    return best.pop("model"), best
 
 
 def save_smoothing(run_dir: Path, chosen: dict) -> None:

@@ -27,6 +27,7 @@ class Example:
     row: int
     file: str
     facts: list[str] = field(default_factory=list)  # key facts a right answer must contain
+    source: str | None = None  # where the question came from (a row's optional "source")
 
     @property
     def question(self) -> str:
@@ -95,7 +96,8 @@ def read_examples(source: str, fmt: str = "auto") -> list[Example]:
         facts = record.get("facts") or []
         if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
             raise DataError(path, "must be a list of strings", row=row, field="facts")
-        examples.append(Example(to_messages(record, path, row), row, str(path), facts))
+        source = text_of(record, "source", path, row, required=False) or None
+        examples.append(Example(to_messages(record, path, row), row, str(path), facts, source))
     if not examples:
         raise DataError(path, "no data rows")
     return examples

@@ -128,7 +128,7 @@ def build_router(server: Server) -> APIRouter:
             raise ApiError(400, str(exc), "messages") from None
         job = server.job(served, prompt, body)
         if served.guard is not None and await server.off_topic(served, body.turns):
-            refuse(job, served.refusal)  # the scope guard: the LM is never asked
+            refuse(job, served.guard.refusal)  # the scope guard: the LM is never asked
             return await answer([job], body, request, chat=True, submit=False)
         return await answer([job], body, request, chat=True)
 

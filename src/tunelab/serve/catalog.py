@@ -21,7 +21,7 @@ from tunelab.export_gguf import SETUP_HINT, export_gguf
 from tunelab.models.loader import load_tokenizer
 from tunelab.run_record import RunRecord, read_record
 from tunelab.serve.pools import BASE_ADAPTER, LlamaPool, Pool, TorchPool
-from tunelab.tasks.generative.scope_guard import ScopeGuard, guard_run_dir
+from tunelab.tasks.generative.scope_guard import ScopeGuard, load_guard
 
 MIXABLE_PEFT_TYPES = {"LORA"}  # the adapter types PEFT can mix in one batch
 LLAMA_CONTEXT = 2048  # llama.cpp's KV cache, in tokens (prompt + answer)
@@ -38,10 +38,6 @@ class Served:
     record: RunRecord | None = None  # None: a base model served as it is
     adapter: str | None = None  # the adapter's name in a mixed pool
     guard: ScopeGuard | None = None  # the run's scope guard: off-topic questions are refused
-
-    @property
-    def refusal(self) -> str | None:
-        return self.record.task_settings.get("refusal") if self.record else None
 
     @property
     def template(self) -> str | None:
@@ -172,8 +168,7 @@ def with_guards(catalog: Catalog, arguments: list[str]) -> Catalog:
     """Each sft run that trained a scope guard answers through it."""
     for name, run_dir in named_run_dirs(arguments):
         served = catalog.models[name]
-        if served.record.task_settings.get("scope_guard"):
-            served.guard = ScopeGuard(guard_run_dir(run_dir))
+        served.guard = load_guard(run_dir, served.record)
     return catalog
 
 

@@ -1,34 +1,10 @@
-"""Named held-out question sets of an sft run (eval.test_sets), each scored on its own, and what
-the scope guard changes: the answers with the guard in front, and the guard's decisions alone."""
+"""What the scope guard changes on a held-out set of an sft run: the answers with the guard in
+front, and the guard's decisions alone; and the facts an off-topic answer must not state."""
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
-from tunelab.data.conversations import Example, read_examples
+from tunelab.data.conversations import Example
 from tunelab.tasks.generative.evaluate import answer_scores
 
 GUARD_ALONE_KEYS = ("refusal_rate", "false_refusal_rate", "n_off_topic", "n_in_domain")
-
-
-@dataclass
-class HeldOutSet:
-    examples: list[Example]
-    sources: list[str | None]  # each row's "source" field (where its question came from)
-
-
-def row_sources(path: Path) -> list[str | None]:
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [json.loads(line).get("source") for line in lines]
-
-
-def read_held_out(paths: dict[str, str]) -> dict[str, HeldOutSet]:
-    sets = {}
-    for name, path in paths.items():
-        examples = read_examples(path)
-        sources = row_sources(Path(path)) if str(path).endswith(".jsonl") else []
-        sets[name] = HeldOutSet(examples, sources or [None] * len(examples))
-    return sets
 
 
 def guard_effect(

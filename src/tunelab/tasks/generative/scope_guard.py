@@ -13,6 +13,7 @@ from pathlib import Path
 from tunelab.artifacts import load_run
 from tunelab.config import RunConfig, load_config
 from tunelab.data.conversations import Example
+from tunelab.run_record import RunRecord
 from tunelab.tasks.classify.metrics import classify_with
 from tunelab.tasks.generative.evaluate import is_refusal
 
@@ -20,7 +21,7 @@ GUARD_DIR = "scope_guard"
 IN_DOMAIN, OFF_TOPIC = "in_domain", "off_topic"
 
 
-def write_guard_rows(path: Path, examples: list[Example], refusal: str) -> int:
+def write_guard_rows(path: Path, examples: list[Example], refusal: str) -> None:
     """Each training question labelled by its answer: the refusal sentence means off-topic."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -29,7 +30,6 @@ def write_guard_rows(path: Path, examples: list[Example], refusal: str) -> int:
         for example in examples:
             label = OFF_TOPIC if is_refusal(example.answer, refusal) else IN_DOMAIN
             writer.writerow([example.question, label])
-    return len(examples)
 
 
 def guard_config(model: str, run_dir: Path, examples: list[Example], refusal: str, seed: int):
@@ -53,17 +53,18 @@ def guard_config(model: str, run_dir: Path, examples: list[Example], refusal: st
         "train.batch_size=16",
         "train.lr=1.0e-4",
         f"train.seed={seed}",
-        f"output.dir={folder / 'run'}",
+        f"output.dir={guard_run_dir(run_dir)}",
     ]
     return load_config(None, overrides)
 
 
 class ScopeGuard:
-    """A finished guard run, loaded once; `off_topic` says which questions to refuse."""
+    """A finished guard run, loaded once; `off_topic` says which questions get `refusal`."""
 
-    def __init__(self, guard_run: Path):
+    def __init__(self, guard_run: Path, refusal: str):
         self.model, self.tokenizer, self.record = load_run(guard_run)
         self.model.eval()
+        self.refusal = refusal
 
     def off_topic(self, questions: list[str]) -> list[bool]:
         if not questions:
@@ -74,6 +75,14 @@ class ScopeGuard:
 
 def guard_run_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / GUARD_DIR / "run"
+
+
+def load_guard(run_dir: str | Path, record: RunRecord) -> ScopeGuard | None:
+    """The scope guard a finished sft run trained, or None when it trained none."""
+    settings = record.task_settings
+    if not settings.get("scope_guard"):
+        return None
+    return ScopeGuard(guard_run_dir(run_dir), settings["refusal"])
 
 
 def side_run_config(config: RunConfig, run_dir: Path, train: list[Example]) -> RunConfig | None:

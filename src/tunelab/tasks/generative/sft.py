@@ -4,6 +4,7 @@ ROUGE-L, key facts, refusal and false-refusal rates (seed 003), and a general se
 zero_shot / few_shot prompt the base model as baselines."""
 
 import random
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field
@@ -15,7 +16,7 @@ from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Column, Score, prompt_record, register_task
 from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
 from tunelab.tasks.generative.evaluate import evaluate_answers, perplexity, pick_rows
-from tunelab.tasks.generative.held_out import guard_effect, read_held_out, training_facts
+from tunelab.tasks.generative.held_out import guard_effect, training_facts
 from tunelab.tasks.generative.scope_guard import ScopeGuard, side_run_config
 
 # The figures that sum a run up, best first: the first one the data yields is the headline.
@@ -47,7 +48,7 @@ class SftSettings(PromptedTaskSettings):
 
 
 def with_shots(examples: list[Example], shots: list[dict]) -> list[Example]:
-    return [type(e)([*shots, *e.messages], e.row, e.file, e.facts) for e in examples]
+    return [replace(e, messages=[*shots, *e.messages]) for e in examples]
 
 
 @register_task
@@ -74,7 +75,9 @@ class SftTask(GenerativeTask):
         self.data = prepare_sft(self.config.data, self.format, self.tokenizer, seed)
         self.general = self.prepare_general()
         self.shots = self.few_shot_messages()
-        self.held_out = read_held_out(self.config.eval.test_sets)
+        self.held_out = {
+            name: read_examples(path) for name, path in self.config.eval.test_sets.items()
+        }
         self.known_facts = training_facts(self.data.examples["train"])
         self.guard: ScopeGuard | None = None
         return self.data.summary
@@ -84,7 +87,7 @@ class SftTask(GenerativeTask):
         return side_run_config(self.config, self.run.run_dir, self.data.examples["train"])
 
     def use_side_run(self, run_dir) -> None:
-        self.guard = ScopeGuard(run_dir)
+        self.guard = ScopeGuard(run_dir, self.config.task.refusal)
 
     def prepare_general(self) -> tuple[list[Example], list[dict]] | None:
         """The general held-out set (eval.general): its questions and encoded references."""
@@ -128,7 +131,7 @@ class SftTask(GenerativeTask):
         if self.guard is not None:
             flags = self.guard.off_topic([e.question for e in examples])
             answers = [row["answer"] for row in rows]
-            refusal = self.config.task.refusal
+            refusal = self.guard.refusal
             result.update(guard_effect(examples, answers, flags, refusal, self.known_facts))
         return result
 
@@ -141,10 +144,10 @@ class SftTask(GenerativeTask):
         rows = scored["answers"]
         result.update(scored)
         result["sets"] = {"test": {k: v for k, v in scored.items() if k != "answers"}}
-        for name, held_out in self.held_out.items():
-            scored = self.score_set(model, held_out.examples, name)
-            for row, source in zip(scored["answers"], held_out.sources, strict=True):
-                row["source"] = source
+        for name, examples in self.held_out.items():
+            scored = self.score_set(model, examples, name)
+            for row, example in zip(scored["answers"], examples, strict=True):
+                row["source"] = example.source
             result["sets"][name] = scored
         result["examples"] = pick_rows(
             list(rows), self.config.eval.examples, self.config.task.refusal
