@@ -6,6 +6,7 @@ import time
 
 import openai
 import pytest
+import torch
 from tests.lm_helpers import QA, STORIES, write_jsonl
 from tests.serve_helpers import live_server
 
@@ -14,6 +15,7 @@ from tunelab.data.conversations import Example
 from tunelab.pipeline import load_config, run
 from tunelab.serve.app import ServeLimits
 from tunelab.serve.catalog import load_catalog
+from tunelab.serve.rows import Job, RowSampler
 from tunelab.tasks.generative.evaluate import answer_scores
 
 REFUSAL = "I only talk about animals."
@@ -73,6 +75,40 @@ def test_an_off_topic_question_never_reaches_the_lm(guarded_run):
     answers = assistant.answer([OFF_TOPIC[1], QA[0][0]], max_new_tokens=8)
     assert answers[0] == REFUSAL
     assert len(asked) == 1 and QA[0][0] in asked[0] and OFF_TOPIC[1] not in asked[0]
+
+
+def test_a_question_let_through_is_answered_not_refused(guarded_run):
+    assistant = load_assistant(guarded_run)
+    guard = assistant.guard
+    passed = next(q for q, _ in QA if not guard.off_topic([q])[0])
+    prompt = assistant.prompt([{"role": "user", "content": passed}])
+    opening = guard.refusal_opening(assistant.tokenizer, prompt, True)
+    assert REFUSAL.startswith(assistant.tokenizer.decode([opening]).strip())
+    inputs = assistant.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        first, second = assistant.model(**inputs).logits[0, -1].topk(2).indices.tolist()
+    text = [
+        assistant.tokenizer.decode([t], skip_special_tokens=True).strip() for t in (first, second)
+    ]
+    assert text[0] != text[1]
+    assert assistant.reply([prompt], max_new_tokens=1)[0] == text[0]  # the LM's own choice ...
+    banned = assistant.reply([prompt], max_new_tokens=1, banned_opening=first)[0]
+    assert banned == text[1]  # ... is ruled out when banned: the runner-up is written
+    seen = {}
+    reply = assistant.reply
+    assistant.reply = lambda prompts, *a, **k: seen.update(k) or reply(prompts, *a, **k)
+    assistant.answer([passed], max_new_tokens=4)
+    assert seen["banned_opening"] == opening  # the refusal's opening, on what the guard let through
+
+
+def test_the_server_bans_the_opening_at_a_rows_first_step_only():
+    job = Job(prompt_ids=[1], pool_key=0, adapter=None, tokenizer=None, max_tokens=4)
+    job.banned_opening = 3
+    first = RowSampler([job])(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 8))
+    assert first[0, 3] == float("-inf") and first[0, 2] == 0.0
+    job.tokens.append(5)
+    later = RowSampler([job])(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 8))
+    assert later[0, 3] == 0.0
 
 
 def test_held_out_sets_are_scored_apart_with_and_without_the_guard(guarded_run):

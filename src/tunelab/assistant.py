@@ -32,10 +32,15 @@ class Assistant:
 
     def converse(self, histories: list[list[dict]], streamer=None, **sampling) -> list[str]:
         """A reply to each history (ending with the user's message). Questions the scope guard
-        calls off-topic get the refusal sentence and never reach the LM."""
+        calls off-topic get the refusal sentence and never reach the LM; the rest are answered,
+        not refused."""
         asked = [history[-1]["content"] for history in histories]
         flags = self.guard.off_topic(asked) if self.guard else [False] * len(asked)
         prompts = [self.prompt(h) for h, flag in zip(histories, flags, strict=True) if not flag]
+        if self.guard and prompts:
+            sampling["banned_opening"] = self.guard.refusal_opening(
+                self.tokenizer, prompts[0], self.record.template != "chat"
+            )
         generated = iter(self.reply(prompts, streamer, **sampling) if prompts else [])
         if streamer is not None and any(flags):
             streamer.on_finalized_text(self.guard.refusal, stream_end=True)

@@ -17,15 +17,22 @@ def generate(
     top_p: float = 1.0,
     streamer=None,
     description: str | None = None,
+    banned_opening: int | None = None,
 ) -> list[str]:
     """Answers in the order of `prompts`; greedy when temperature is 0. Prompts are batched by
-    length and left-padded, so every row's answer starts right after its own prompt."""
+    length and left-padded, so every row's answer starts right after its own prompt.
+    `banned_opening`: a token no answer may start with (the refusal's, when the scope guard has
+    already let the question through)."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     was_training = model.training
     model.eval()
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+    if temperature <= 0:
+        sampling = {"do_sample": False}
+    if banned_opening is not None:  # Transformers' own logits processor, applied at step one
+        sampling["begin_suppress_tokens"] = [banned_opening]
     starts = range(0, len(order), batch_size)
     if description:  # a progress bar for long evaluations; none for chat
         starts = track(starts, description=description, transient=True)
@@ -44,7 +51,7 @@ def generate(
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
                 streamer=streamer,
-                **(sampling if temperature > 0 else {"do_sample": False}),
+                **sampling,
             )
             new = output[:, batch["input_ids"].shape[1] :]
             for i, text in zip(

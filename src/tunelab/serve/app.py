@@ -130,6 +130,9 @@ def build_router(server: Server) -> APIRouter:
         if served.guard is not None and await server.off_topic(served, body.turns):
             refuse(job, served.guard.refusal)  # the scope guard: the LM is never asked
             return await answer([job], body, request, chat=True, submit=False)
+        if served.guard is not None:  # let through: answered, not refused (as `tunelab chat`)
+            adds = served.adds_special_tokens
+            job.banned_opening = served.guard.refusal_opening(served.tokenizer, prompt, adds)
         return await answer([job], body, request, chat=True)
 
     @v1.post("/completions")

@@ -115,7 +115,21 @@ class LlamaPool:
             if job.seed is not None:
                 self.llm.set_seed(job.seed)
             sampling = {"temp": job.temperature, "top_p": job.top_p, "top_k": 0, "min_p": 0.0}
+            if job.banned_opening is not None:
+                sampling["logits_processor"] = opening_ban(job)
             for token in self.llm.generate(job.prompt_ids, repeat_penalty=1.0, **sampling):
                 take_token(job, token, eos)
                 if job.finish_reason is not None:
                     break
+
+
+def opening_ban(job: Job):
+    """llama.cpp's form of RowSampler's opening ban: a callable on (ids, scores) numpy arrays."""
+    from llama_cpp import LogitsProcessorList  # built by `make llama`; only GGUF runs need it
+
+    def ban(_ids, scores):
+        if not job.tokens:
+            scores[job.banned_opening] = float("-inf")
+        return scores
+
+    return LogitsProcessorList([ban])

@@ -31,6 +31,7 @@ class Job:
     top_p: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    banned_opening: int | None = None  # the refusal's first token, when the guard let it through
     loop: asyncio.AbstractEventLoop | None = None
     events: asyncio.Queue | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -51,7 +52,8 @@ class Job:
 
 class RowSampler(LogitsProcessor):
     """Samples the rows that asked for it (each with its own generator) and leaves greedy rows
-    as they are, so that `generate` with `do_sample=False` picks exactly the sampled token."""
+    as they are, so that `generate` with `do_sample=False` picks exactly the sampled token; a
+    row's banned opening token is ruled out at its first step."""
 
     def __init__(self, jobs: list[Job]):
         self.jobs = jobs
@@ -67,6 +69,8 @@ class RowSampler(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.Tensor:
         for row, (job, generator) in enumerate(zip(self.jobs, self.generators, strict=True)):
+            if job.banned_opening is not None and not job.tokens:
+                scores[row, job.banned_opening] = float("-inf")
             if generator is not None:
                 token = sample(scores[row].float().cpu(), job.temperature, job.top_p, generator)
                 scores[row] = torch.full_like(scores[row], float("-inf"))

@@ -104,6 +104,11 @@ def pick_rows(rows: list[dict], count: int, refusal: str | None) -> list[dict]:
     return picked
 
 
+def answer_prompts(examples: list[Example], template: str, tokenizer, system: str | None):
+    """Each example's conversation up to its last answer, as the LM is asked it."""
+    return [generation_prompt(e.messages[:-1], template, tokenizer, system) for e in examples]
+
+
 def evaluate_answers(
     model,
     tokenizer,
@@ -113,11 +118,10 @@ def evaluate_answers(
     eval_config,
     name: str = "test",
     known_facts=frozenset(),
+    banned_opening: int | None = None,
 ) -> tuple[dict, list[dict]]:
     """Generate greedy answers for held-out questions and score them; returns (scores, rows)."""
-    prompts = [
-        generation_prompt(e.messages[:-1], template, tokenizer, task.system) for e in examples
-    ]
+    prompts = answer_prompts(examples, template, tokenizer, task.system)
     answers = generate(
         model,
         tokenizer,
@@ -126,6 +130,7 @@ def evaluate_answers(
         eval_config.batch_size,
         add_special_tokens=template != "chat",
         description=f"answering {len(prompts)} {name} questions",
+        banned_opening=banned_opening,
     )
     rows = [
         {"question": e.question, "reference": e.answer, "answer": a, "facts": e.facts}

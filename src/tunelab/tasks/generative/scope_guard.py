@@ -1,6 +1,8 @@
 """The scope guard of an sft run with a refusal sentence: a small classifier (in-domain vs
-off-topic) trained in the same run on the run's own questions, asked before generating. An
-off-topic question gets the refusal sentence and never reaches the LM.
+off-topic) trained in the same run on the run's own questions, asked before generating. The guard
+alone decides the scope: an off-topic question gets the refusal sentence and never reaches the
+LM; a question it lets through is answered, the LM not being allowed to open with the refusal
+(else the LM's own false refusals would add to the guard's).
 
 A fine-tuned 135M LM refuses what looks like its refusal rows and answers the rest with the
 company's facts; a sentence classifier on a pretrained encoder generalises the in/out decision
@@ -71,6 +73,13 @@ class ScopeGuard:
             return []
         results = classify_with(self.model, self.tokenizer, self.record, questions)
         return [r["label"] == OFF_TOPIC for r in results]
+
+    def refusal_opening(self, tokenizer, prompt: str, add_special_tokens: bool) -> int:
+        """The token the LM writes first when it refuses after `prompt`, tokenized in place (a
+        word's first token depends on what precedes it), to be banned on questions let through."""
+        before = tokenizer(prompt, add_special_tokens=add_special_tokens).input_ids
+        whole = tokenizer(prompt + self.refusal, add_special_tokens=add_special_tokens).input_ids
+        return whole[len(before)]
 
 
 def guard_run_dir(run_dir: str | Path) -> Path:

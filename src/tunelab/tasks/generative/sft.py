@@ -15,7 +15,12 @@ from tunelab.data.lm_prepare import SftFormat, encode_examples, prepare_sft
 from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Column, Score, prompt_record, register_task
 from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
-from tunelab.tasks.generative.evaluate import evaluate_answers, perplexity, pick_rows
+from tunelab.tasks.generative.evaluate import (
+    answer_prompts,
+    evaluate_answers,
+    perplexity,
+    pick_rows,
+)
 from tunelab.tasks.generative.held_out import guard_effect, training_facts
 from tunelab.tasks.generative.scope_guard import ScopeGuard, side_run_config
 
@@ -112,7 +117,9 @@ class SftTask(GenerativeTask):
         picked = random.Random(self.config.train.seed).sample(train, shots)
         return [message for example in picked for message in example.messages]
 
-    def answer_scores(self, model: nn.Module, examples: list[Example], name: str):
+    def answer_scores(
+        self, model: nn.Module, examples: list[Example], name: str, banned: int | None = None
+    ):
         return evaluate_answers(
             model,
             self.tokenizer,
@@ -122,6 +129,7 @@ class SftTask(GenerativeTask):
             self.config.eval,
             name,
             self.known_facts,
+            banned,
         )
 
     def score_set(self, model: nn.Module, examples: list[Example], name: str) -> dict:
@@ -130,10 +138,30 @@ class SftTask(GenerativeTask):
         result = {**scores, "answers": rows}
         if self.guard is not None:
             flags = self.guard.off_topic([e.question for e in examples])
-            answers = [row["answer"] for row in rows]
+            answers = self.let_through(model, examples, [row["answer"] for row in rows], flags)
             refusal = self.guard.refusal
             result.update(guard_effect(examples, answers, flags, refusal, self.known_facts))
         return result
+
+    def let_through(self, model: nn.Module, examples: list[Example], answers, flags) -> list[str]:
+        """The LM's answers behind the guard, where a question let through may not be refused
+        (the refusal's first token is banned at step one, as `generate` and the server do). A
+        greedy answer that opened otherwise would not change: only the others are generated
+        again."""
+        if all(flags):
+            return answers
+        template, system = self.data.template, self.config.task.system
+        prompt = answer_prompts(
+            with_shots(examples[:1], self.shots), template, self.tokenizer, system
+        )
+        opening = self.guard.refusal_opening(self.tokenizer, prompt[0], template != "chat")
+        start = self.tokenizer.decode([opening]).strip()
+        redo = [i for i, a in enumerate(answers) if not flags[i] and a.startswith(start)]
+        if redo:
+            _, rows = self.answer_scores(model, [examples[i] for i in redo], "let-through", opening)
+            for i, row in zip(redo, rows, strict=True):
+                answers[i] = row["answer"]
+        return answers
 
     def evaluate(self, model: nn.Module) -> dict:
         """Held-out perplexity, generated answers and their scores, and the general set."""
