@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tunelab import cli_inspect, cli_ship
+from tunelab import cli_inspect, cli_ship, cli_ui
 from tunelab.errors import TunelabError
 
 app = typer.Typer(
@@ -259,6 +259,7 @@ def chat(
 # export and serve live in cli_ship.py (the commands that take a run out of tunelab)
 app.command()(one_line_errors(cli_ship.export))
 app.command()(one_line_errors(cli_ship.serve))
+app.command()(one_line_errors(cli_ui.ui))
 
 
 # data preview, doctor and config schema live in cli_inspect.py (looking before training)

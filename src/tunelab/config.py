@@ -237,8 +237,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """Name the first bad field in one line, the way a user reads it."""
+def validation_problem(error: ValidationError) -> tuple[str, str]:
+    """The first bad field (dotted, as the user writes it) and what is wrong with it."""
     first = error.errors()[0]
     loc = [str(p) for p in first["loc"] if not str(p).startswith("function-after")]
     if loc[0] in DEFAULT_SECTIONS and len(loc) > 2:
@@ -252,6 +252,12 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         name = first["ctx"]["tag"]
         problem = f"unknown {registry.kind} '{name}'; known: {', '.join(registry.names())}"
         field += ".name"
+    return field, problem
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """Name the first bad field in one line, the way a user reads it."""
+    field, problem = validation_problem(error)
     extra = f" ({len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
     return f"{source}: {field}: {problem}{extra}"
 

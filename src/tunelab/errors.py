@@ -11,6 +11,7 @@ class DataError(TunelabError):
     """Bad data, located by file, row and field."""
 
     def __init__(self, file: str, problem: str, row: int | None = None, field: str | None = None):
+        self.file, self.row, self.field = str(file), row, field  # where the UI shows it
         where = [str(file)]
         if row is not None:
             where.append(f"row {row}")

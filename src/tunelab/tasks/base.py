@@ -139,7 +139,9 @@ class Task(ABC):
 
     def preview(self, rows: int) -> list:
         """`tunelab data preview`: rich Text lines of the first training rows as trained."""
-        raise TunelabError(f"data preview shows sft and pretrain data; this config is {self.name}")
+        raise TunelabError(
+            f"data preview shows classify, sft and pretrain data; this config is {self.name}"
+        )
 
     @classmethod
     @abstractmethod

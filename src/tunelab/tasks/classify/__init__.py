@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
+from rich.text import Text
 from torch import nn
 
 from tunelab.data.encode import encode_rows, label_counts
@@ -102,6 +103,17 @@ class ClassifyTask(Task):
             "max_length": data.max_length,
             "overlong": data.overlong,
         }
+
+    def preview(self, rows: int) -> list[Text]:
+        """`tunelab data preview` (and the UI): the first training rows as the classifier reads
+        them, cut to max_length, with their labels."""
+        lines = []
+        for i, example in enumerate(self.encoded["train"][:rows], start=1):
+            label = self.splits.labels[example["labels"]]
+            tokens = example["input_ids"]
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            lines += [Text(f"--- row {i}: {len(tokens)} tokens, label {label}"), Text(text)]
+        return lines
 
     def load_model(self) -> nn.Module:
         """A pretrained model with a new head, or (prompting) the whole prompted classifier."""
