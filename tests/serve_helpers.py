@@ -1,4 +1,4 @@
-"""A live tunelab server on a free localhost port, in a thread of the test process."""
+"""A live tunelab server (or UI) on a free localhost port, in a thread of the test process."""
 
 import threading
 import time
@@ -11,9 +11,8 @@ from tunelab.serve.catalog import Catalog
 
 
 @contextmanager
-def live_server(catalog: Catalog, limits: ServeLimits):
-    """Yields the server's base URL and its state; stops it on exit."""
-    app = create_app(catalog, limits)
+def live_app(app):
+    """Yields the base URL of `app` served on a free localhost port; stops it on exit."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -23,7 +22,15 @@ def live_server(catalog: Catalog, limits: ServeLimits):
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}", app.state.server
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def live_server(catalog: Catalog, limits: ServeLimits):
+    """Yields the server's base URL and its state."""
+    app = create_app(catalog, limits)
+    with live_app(app) as url:
+        yield url, app.state.server

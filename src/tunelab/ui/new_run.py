@@ -11,7 +11,8 @@ from tunelab.ui.forms import FieldError, build_config, config_yaml, data_error_f
 from tunelab.ui.workspace import Workspace
 
 PREVIEW_ROWS = 3
-LEADING_FIELD = re.compile(r"^([a-z_]+\.[a-z_.]+): ")
+# the setting an error names ("... is empty; change data.split"): the field it is shown by
+NAMED_FIELD = re.compile(r"\b((?:data|train|task|method|model|eval)\.[a-z_]+)")
 MARK = re.compile(re.escape(html.escape("[[")) + "(.*?)" + re.escape(html.escape("]]")), re.S)
 
 
@@ -36,7 +37,7 @@ def check_run(workspace: Workspace, values: dict) -> dict:
     except DataError as exc:
         raise FieldError(data_error_field(exc, config), str(exc)) from None
     except TunelabError as exc:
-        match = LEADING_FIELD.match(str(exc))
+        match = NAMED_FIELD.search(str(exc))
         raise FieldError(match.group(1) if match else "", str(exc)) from None
     return {"yaml": config_yaml(raw), "command": train_command(source), "preview": lines}
 

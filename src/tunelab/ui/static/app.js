@@ -8,6 +8,7 @@ const ALWAYS_SENT = ["name", "task.name", "method.name", "model.name", "data.pat
 let formTimer = null;
 let selectedRun = null;
 let lastCompare = null;
+let formVersion = 0;  // a form re-rendered for an older task/method choice is dropped
 
 async function api(method, path, body) {
   const options = { method, headers: {} };
@@ -120,10 +121,13 @@ async function loadForm() {
   const kept = rawValues();
   const task = kept["task.name"] || "classify";
   const method = kept["method.name"] || "lora";
+  const version = ++formVersion;
   const form = await api("GET", `/api/form?task=${encodeURIComponent(task)}&method=${encodeURIComponent(method)}`);
+  if (version !== formVersion) return;
   renderFields(form.fields, kept);
   $("[name='task.name']").value = task;
   $("[name='method.name']").value = method;
+  document.body.dataset.form = `${task}/${method}`;  // which form is on screen (tests wait on it)
   const boxes = $("#method-boxes");
   boxes.replaceChildren();
   for (const option of $("[name='method.name']").options) {

@@ -1,0 +1,128 @@
+"""`tunelab ui`'s API on a real workspace: the form comes from the config schema, bad input is a
+one-line error naming its field, paths stay inside the workspace, uploads are limited, and
+binding beyond localhost needs --auth. The browser flows are in test_ui_browser.py."""
+
+import base64
+import os
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.helpers import assert_one_line_error, run_cli
+from tests.lm_helpers import STORIES
+
+from tunelab import pipeline  # noqa: F401 - registers the tasks and methods the form lists
+from tunelab.config import TrainConfig
+from tunelab.ui import uploads
+from tunelab.ui.app import build_app
+from tunelab.ui.workspace import Workspace
+
+
+def toy_rows(count: int = 20) -> str:
+    rows = "".join(f"a good film {i},pos\na bad film {i},neg\n" for i in range(count))
+    return "text,label\n" + rows
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Workspace:
+    space = Workspace.open(tmp_path / "ws")
+    shutil.copytree(STORIES, space.root / "models" / "stories")
+    (space.root / "data" / "toy.csv").write_text(toy_rows())
+    return space
+
+
+@pytest.fixture
+def client(workspace) -> TestClient:
+    return TestClient(build_app(workspace))
+
+
+def form(**changes) -> dict:
+    values = {
+        "name": "toy",
+        "task.name": "classify",
+        "method.name": "head",
+        "model.name": "models/stories",
+        "data.path": "data/toy.csv",
+        "train.epochs": "1",
+    }
+    return {"values": {**values, **changes}}
+
+
+def test_the_form_is_the_config_schema_with_its_help(client):
+    fields = {f["key"]: f for f in client.get("/api/form?task=sft&method=lora").json()["fields"]}
+    assert fields["train.lr"]["help"] == TrainConfig.model_fields["lr"].description
+    assert fields["method.r"]["default"] == 8 and "task.template" in fields
+    assert "method.k" not in fields  # freeze's setting, not lora's
+    assert "models/stories" in fields["model.name"]["choices"]
+    assert "data/toy.csv" in fields["data.path"]["choices"]
+
+
+def test_the_yaml_and_command_follow_the_form(client, workspace):
+    described = client.post("/api/config", json=form(**{"train.lr": "0.01"})).json()
+    assert "lr: 0.01" in described["yaml"] and "epochs: 1" in described["yaml"]
+    assert str(workspace.root / "runs" / "toy") in described["yaml"]
+    assert described["command"] == "tunelab train configs/toy.yaml"
+
+
+def test_the_preview_shows_rows_as_the_model_reads_them(client):
+    preview = client.post("/api/check", json=form()).json()["preview"]
+    assert preview[0].startswith("--- row 1:") and "label" in preview[0]
+    assert "film" in preview[1]
+
+
+@pytest.mark.parametrize(
+    "changes, field, words",
+    [
+        ({"data.label_field": "sentiment"}, "data.label_field", "no column 'sentiment'"),
+        ({"data.path": "../outside.csv"}, "data.path", "inside the workspace"),
+        ({"data.path": "/etc/passwd"}, "data.path", "inside the workspace"),
+        ({"data.test_path": "data/test.csv"}, "data.test_path", "does not occur in the training"),
+        ({"train.lr": "fast"}, "train.lr", "valid number"),
+        ({"name": "../x"}, "name", "run name"),
+        ({"method.name": "nope"}, "method.name", "unknown method 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_next_to_its_field(client, workspace, changes, field, words):
+    (workspace.root / "data" / "test.csv").write_text("text,label\nan odd film,maybe\n")
+    response = client.post("/api/check", json=form(**changes))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["field"] == field and words in body["error"] and "\n" not in body["error"]
+
+
+def test_files_are_served_from_inside_the_workspace_only(client, workspace, tmp_path):
+    (tmp_path / "secret.txt").write_text("secret")
+    os.symlink(tmp_path / "secret.txt", workspace.root / "data" / "link.txt")
+    assert client.get("/files/data/toy.csv").text.startswith("text,label")
+    for path in ("/files/..%2Fsecret.txt", "/files/data/link.txt", "/files/%2Fetc%2Fpasswd"):
+        response = client.get(path)
+        assert response.status_code == 400 and "workspace" in response.json()["error"], path
+
+
+def test_uploads_land_in_data_under_a_size_limit(client, workspace, monkeypatch):
+    saved = client.put("/api/upload?name=mine.csv", content=toy_rows(3).encode())
+    assert saved.status_code == 201 and saved.json()["path"] == "data/mine.csv"
+    assert (workspace.root / "data" / "mine.csv").read_text() == toy_rows(3)
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_MB", 0.001)  # 1 KB
+    big = client.put("/api/upload?name=big.csv", content=b"x" * 5000)
+    assert big.status_code == 413 and "upload limit" in big.json()["error"]
+    assert not list((workspace.root / "data").glob("big.csv*"))  # nothing half-written
+    assert client.put("/api/upload?name=../up.csv", content=b"a").status_code == 400
+
+
+def test_a_token_or_password_is_required_when_set(workspace):
+    token = TestClient(build_app(workspace, auth="s3cret"))
+    assert token.get("/api/runs").status_code == 401
+    assert token.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert token.get("/?token=s3cret").status_code == 200  # sets the cookie, then the page
+    assert token.get("/api/runs").status_code == 200
+    basic = TestClient(build_app(workspace, auth="ana:pw"))
+    denied = basic.get("/")
+    assert denied.status_code == 401 and "Basic" in denied.headers["www-authenticate"]
+    header = "Basic " + base64.b64encode(b"ana:pw").decode()
+    assert basic.get("/", headers={"Authorization": header}).status_code == 200
+
+
+def test_binding_beyond_localhost_needs_auth(tmp_path):
+    code, output = run_cli("ui", "--workspace", tmp_path, "--host", "0.0.0.0")
+    assert_one_line_error(code, output, "--auth")

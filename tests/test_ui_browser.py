@@ -1,0 +1,221 @@
+"""`tunelab ui` driven in headless Chromium (Playwright on Debian's `chromium`): runs created
+through the form on the real stories260K, live progress, stop and resume, the report, compare,
+the playground (streamed chat, classify) and errors next to their field. Each page is saved as
+a screenshot; with TUNELAB_UI_SCREENSHOTS=docs/img they land in the docs."""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from tests.lm_helpers import QA, STORIES
+from tests.serve_helpers import live_app
+
+from tunelab import pipeline  # noqa: F401 - registers the tasks and methods the form lists
+from tunelab.ui.app import build_app
+from tunelab.ui.workspace import Workspace
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)"
+)
+RUN_S = 240_000  # ms a tiny run may take on 2 busy cores
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """The UI on a workspace holding stories260K, a labelled CSV, a bad test file and Q&A rows."""
+    from playwright.sync_api import sync_playwright
+
+    space = Workspace.open(tmp_path_factory.mktemp("ui") / "ws")
+    shutil.copytree(STORIES, space.root / "models" / "stories")
+    rows = "".join(f"a good film {i},pos\na bad film {i},neg\n" for i in range(20))
+    (space.root / "data" / "films.csv").write_text("text,label\n" + rows)
+    (space.root / "data" / "odd_test.csv").write_text("text,label\nan odd film,maybe\n")
+    qa = [{"question": q, "answer": a} for q, a in QA] * 4
+    (space.root / "data" / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qa))
+    (space.root / "data" / "qa_test.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in qa[:6])
+    )
+    shots = Path(os.environ.get("TUNELAB_UI_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    with live_app(build_app(space)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        yield page, url, space, shots
+        browser.close()
+
+
+def fill_form(page, **values: str) -> None:
+    """A fresh form, then fields set in order; task and method first (they re-render it)."""
+    page.goto(page.url.split("#")[0] + "#new")
+    page.reload()
+    page.wait_for_selector("[name='train.seed']")
+    for key in ("task.name", "method.name"):
+        page.select_option(f"[name='{key}']", values[key])
+    page.wait_for_selector(
+        f"body[data-form='{values.pop('task.name')}/{values.pop('method.name')}']"
+    )
+    for key, value in values.items():
+        page.fill(f"[name='{key}']", value)
+    page.wait_for_timeout(600)  # the YAML follows the form after a short pause
+
+
+def classify_form(page, name: str, epochs: str = "2") -> None:
+    fill_form(
+        page,
+        **{"task.name": "classify", "method.name": "head", "name": name},
+        **{"model.name": "models/stories", "data.path": "data/films.csv", "train.epochs": epochs},
+    )
+
+
+def wait_status(page, name: str, status: str, timeout: int = RUN_S) -> None:
+    page.wait_for_selector(f"tr[data-run='{name}'] td.status.{status}", timeout=timeout)
+
+
+def shot(page, shots: Path, name: str) -> None:
+    page.screenshot(path=str(shots / f"ui_{name}.png"), full_page=True)
+
+
+def test_a_classify_run_made_in_the_form_finishes_with_its_accuracy(ui):
+    page, _, _, shots = ui
+    classify_form(page, "films")
+    assert "tunelab train configs/films.yaml" in page.inner_text("#command")
+    assert "epochs: 2" in page.inner_text("#yaml")
+    page.click("#preview-button")
+    page.wait_for_selector("#preview pre")
+    assert "label" in page.inner_text("#preview")
+    shot(page, shots, "new_run")
+    page.click("#start-button")
+    page.wait_for_url("**#runs")
+    wait_status(page, "films", "finished")
+    assert "accuracy" in page.inner_text("tr[data-run='films']")
+    shot(page, shots, "runs")
+
+
+def test_a_finished_run_shows_its_report(ui):
+    page, _, _, shots = ui
+    page.goto(page.url.split("#")[0] + "#runs")
+    page.click("tr[data-run='films']")
+    page.wait_for_selector("#report-link:not([hidden])")
+    frame = page.frame_locator("#report-frame")
+    assert "tunelab run: films" in frame.locator("h1").inner_text()
+    shot(page, shots, "report")
+
+
+def test_a_run_is_stopped_and_resumed_to_its_end(ui):
+    page, _, space, shots = ui
+    classify_form(page, "long", epochs="60")
+    page.click("#start-button")
+    page.wait_for_url("**#runs")
+    page.click("tr[data-run='long']")
+    page.wait_for_function(  # live progress, past the first checkpoint
+        "document.querySelector('#run-progress').textContent.startsWith('epoch ') && "
+        "parseInt(document.querySelector('#run-progress').textContent.slice(6)) >= 3",
+        timeout=RUN_S,
+    )
+    assert page.locator("#curves polyline.train").count() == 1
+    shot(page, shots, "run_live")
+    page.click("#stop-button")
+    wait_status(page, "long", "stopped")
+    assert (space.run_dir("long") / "checkpoints" / "last").is_dir()
+    page.click("tr[data-run='long']")
+    page.wait_for_selector("#resume-button:not([disabled])")
+    page.click("#resume-button")
+    wait_status(page, "long", "finished")
+    log = (space.root / "jobs" / "train" / "long.log").read_text()  # the resumed job's own
+    first_epoch = int(re.search(r"epoch (\d+)/60", log).group(1))
+    assert first_epoch > 1  # it went on from the checkpoint, not from the start
+
+
+def test_two_runs_are_compared(ui):
+    page, _, _, shots = ui
+    page.goto(page.url.split("#")[0] + "#compare")
+    for name in ("films", "long"):
+        page.check(f"#compare-runs input[value='{name}']")
+    page.click("#compare-picked")
+    page.wait_for_selector("#leaderboard tbody tr")
+    assert page.locator("#leaderboard tbody tr").count() == 2
+    page.wait_for_selector("#compare-plots img")
+    shot(page, shots, "compare")
+
+
+def test_a_classifier_run_labels_texts_in_the_playground(ui):
+    page, _, _, _ = ui
+    page.goto(page.url.split("#")[0] + "#playground")
+    page.select_option("#play-run", "films")
+    page.fill("#texts", "a good film 3\na bad film 4")
+    page.click("#classify-button")
+    page.wait_for_selector("#classified td.label")
+    assert page.locator("#classified tbody tr").count() == 2
+    assert "pos" in page.inner_text("#classified") and "neg" in page.inner_text("#classified")
+
+
+def test_an_sft_run_chats_with_streamed_text_beside_its_base(ui):
+    page, _, _, shots = ui
+    fill_form(
+        page,
+        **{"task.name": "sft", "method.name": "full", "name": "qa", "task.template": "qa"},
+        **{"model.name": "models/stories", "data.path": "data/qa.jsonl"},
+        **{"data.test_path": "data/qa_test.jsonl"},
+        **{"train.epochs": "25", "train.lr": "0.003", "data.split": "[0.9, 0.1, 0.0]"},
+    )
+    page.click("#preview-button")
+    page.wait_for_selector("#preview mark")  # the trained tokens are marked
+    page.click("#start-button")
+    page.wait_for_url("**#runs")
+    wait_status(page, "qa", "finished")
+    page.goto(page.url.split("#")[0] + "#playground")
+    page.select_option("#play-run", "qa")
+    page.fill("#message", QA[1][0])
+    page.check("#beside-base")
+    page.evaluate(  # count the answer's updates: a streamed answer arrives in pieces
+        "window.pieces = 0; new MutationObserver(() => window.pieces++)"
+        ".observe(document.querySelector('#answer-tuned'), {childList: true, characterData: true,"
+        " subtree: true})"
+    )
+    page.click("#send-button")
+    page.wait_for_function("document.querySelector('#answer-base').textContent.length > 0")
+    page.wait_for_selector("#send-button:not([disabled])", timeout=60_000)
+    assert page.inner_text("#answer-tuned").strip() == QA[1][1]
+    assert page.evaluate("window.pieces") >= 2
+    shot(page, shots, "playground")
+
+
+def test_an_export_button_runs_the_export_and_says_where(ui):
+    page, _, space, shots = ui
+    page.goto(page.url.split("#")[0] + "#runs")
+    page.click("tr[data-run='films']")
+    page.click("button[data-export='hf']")
+    page.wait_for_function(
+        "document.querySelector('#export-log').textContent.includes('exported:')", timeout=RUN_S
+    )
+    assert (space.root / "exports" / "films-hf").is_dir()
+    shot(page, shots, "export")
+
+
+@pytest.mark.parametrize(
+    "values, field, words",
+    [
+        ({"data.label_field": "sentiment"}, "data.label_field", "no column 'sentiment'"),
+        ({"data.test_path": "data/odd_test.csv"}, "data.test_path", "label 'maybe'"),
+        ({"data.path": "../films.csv"}, "data.path", "inside the workspace"),
+    ],
+)
+def test_a_bad_input_shows_its_message_next_to_the_field(ui, values, field, words):
+    page, _, _, shots = ui
+    classify_form(page, "bad")
+    for key, value in values.items():
+        page.fill(f"[name='{key}']", value)
+    page.click("#preview-button")
+    message = page.locator(f".field[data-key='{field}'] .error")
+    message.wait_for()
+    page.wait_for_function(
+        f"document.querySelector(\".field[data-key='{field}'] .error\").textContent.length > 0"
+    )
+    assert words in message.inner_text()
+    assert "Traceback" not in page.content()
+    if field == "data.label_field":
+        shot(page, shots, "error")
