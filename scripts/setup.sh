@@ -23,3 +23,9 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# Debian's chromium for the UI's browser tests (tests/test_ui_browser.py): Playwright drives it
+# through executable_path; no browser is downloaded. Skipped where apt-get is not ours to run.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) \
+    >/dev/null 2>&1 || echo "note: chromium not installed; tests/test_ui_browser.py will be skipped"
+fi

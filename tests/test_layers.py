@@ -28,8 +28,8 @@ LAYERS = [
     ["report", "doctor"],
     ["run_dir", "pipeline"],
     ["compare", "quantize", "inference", "assistant"],
-    ["serve"],
-    ["cli", "cli_ship", "cli_inspect", "launch"],
+    ["serve", "ui"],
+    ["cli", "cli_ship", "cli_inspect", "cli_ui", "launch"],
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 
