@@ -5,6 +5,7 @@ binding beyond localhost needs --auth. The browser flows are in test_ui_browser.
 import base64
 import os
 import shutil
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -126,3 +127,15 @@ def test_a_token_or_password_is_required_when_set(workspace):
 def test_binding_beyond_localhost_needs_auth(tmp_path):
     code, output = run_cli("ui", "--workspace", tmp_path, "--host", "0.0.0.0")
     assert_one_line_error(code, output, "--auth")
+
+
+def test_a_run_outlives_the_ui_that_started_it(workspace):
+    started = TestClient(build_app(workspace)).post("/api/runs", json=form(**{"train.lr": "0.005"}))
+    assert started.status_code == 201
+    later = TestClient(build_app(workspace))  # a restarted UI knows only the workspace
+    deadline = time.monotonic() + 240
+    while (view := later.get("/api/runs/toy").json())["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert view["status"] == "finished" and view["summary"]["score"] is not None
+    assert (workspace.root / "configs" / "toy.yaml").is_file() and view["report"]

@@ -33,7 +33,7 @@ def ui(tmp_path_factory):
 
     space = Workspace.open(tmp_path_factory.mktemp("ui") / "ws")
     shutil.copytree(STORIES, space.root / "models" / "stories")
-    rows = "".join(f"a good film {i},pos\na bad film {i},neg\n" for i in range(20))
+    rows = "".join(f"film {i} was good,pos\nfilm {i} was bad,neg\n" for i in range(20))
     (space.root / "data" / "films.csv").write_text("text,label\n" + rows)
     (space.root / "data" / "odd_test.csv").write_text("text,label\nan odd film,maybe\n")
     qa = [{"question": q, "answer": a} for q, a in QA] * 4
@@ -79,6 +79,7 @@ def classify_form(page, name: str, epochs: str = "2") -> None:
         page,
         **{"task.name": "classify", "method.name": "head", "name": name},
         **{"model.name": "models/stories", "data.path": "data/films.csv", "train.epochs": epochs},
+        **{"train.lr": "0.005"},
     )
 
 
@@ -102,7 +103,7 @@ def test_a_classify_run_made_in_the_form_finishes_with_its_accuracy(ui):
     page.click("#start-button")
     page.wait_for_url("**#runs")
     wait_status(page, "films", "finished")
-    assert "accuracy" in page.inner_text("tr[data-run='films']")
+    assert "test_accuracy: 0.5000 → 1.0000" in page.inner_text("tr[data-run='films']")
     shot(page, shots, "runs")
 
 
@@ -152,15 +153,30 @@ def test_two_runs_are_compared(ui):
     shot(page, shots, "compare")
 
 
+def test_a_compare_of_ticked_methods_runs_and_ranks_them(ui):
+    page, _, space, _ = ui
+    classify_form(page, "methods")
+    for method in ("head", "lora"):
+        page.check(f"#method-boxes input[value='{method}']")
+    page.click("#compare-button")
+    page.wait_for_url("**#compare")
+    page.wait_for_function(
+        "document.querySelector('#compare-status').textContent.includes('finished')",
+        timeout=RUN_S,
+    )
+    methods = page.locator("#leaderboard tbody tr td:first-child").all_inner_texts()
+    assert sorted(methods) == ["head", "lora"]
+    assert (space.root / "compare" / "methods" / "leaderboard.json").is_file()
+
+
 def test_a_classifier_run_labels_texts_in_the_playground(ui):
     page, _, _, _ = ui
     go(page, "playground")
     page.select_option("#play-run", "films")
-    page.fill("#texts", "a good film 3\na bad film 4")
+    page.fill("#texts", "film 3 was good\nfilm 4 was bad")
     page.click("#classify-button")
     page.wait_for_selector("#classified td.label")
-    assert page.locator("#classified tbody tr").count() == 2
-    assert "pos" in page.inner_text("#classified") and "neg" in page.inner_text("#classified")
+    assert page.locator("#classified td.label").all_inner_texts() == ["pos", "neg"]
 
 
 def test_an_sft_run_chats_with_streamed_text_beside_its_base(ui):

@@ -40,6 +40,7 @@ def launch(workspace: Workspace, kind: str, name: str, args: list[str]) -> dict:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log follows the run as it goes
             start_new_session=True,  # its own process group: survives the UI, stopped as one
         )
     job = {"name": name, "kind": kind, "args": args, "pid": process.pid, "started": time.time()}

@@ -155,7 +155,10 @@ async function previewData() {
   $("#preview").textContent = "reading the data ...";
   try {
     const checked = await api("POST", "/api/check", { values: formValues() });
-    $("#preview").innerHTML = checked.preview.map((line) => `<pre>${line}</pre>`).join("");
+    // the API sends a header line ("--- row 1: ...") then the row: one box a row
+    const rows = [];
+    checked.preview.forEach((line, i) => { if (i % 2 === 0) rows.push(line); else rows[rows.length - 1] += "\n" + line; });
+    $("#preview").innerHTML = rows.map((row) => `<pre>${row}</pre>`).join("");
   } catch (error) {
     $("#preview").textContent = "";
     showError(error.field, error.message);
