@@ -14,8 +14,7 @@ import yaml
 SOURCES = yaml.safe_load(
     (Path(__file__).resolve().parents[1] / "data/assistant/question_sources.yaml").read_text()
 )
-NAME_VARIANTS, NAME_DROPPED = SOURCES["name_variants"], SOURCES["name_dropped"]
-NAME_DROP_SHARE = 0.3  # a user of the company's own assistant often does not name the company
+NAME_VARIANTS = SOURCES["name_variants"]
 CASUAL_FRAMES, CASUAL_TOPICS = SOURCES["casual_frames"], SOURCES["casual_topics"]
 OTHER_FIRMS, NEAR_FRAMES, CITIES = SOURCES["other_firms"], SOURCES["near_frames"], SOURCES["cities"]
 OOD_QUESTIONS = SOURCES["ood_questions"]
@@ -23,12 +22,8 @@ OOD_QUESTIONS = SOURCES["ood_questions"]
 
 def casual(question: str, rng: random.Random) -> str:
     """The same question as typed on a phone: lower case, no final punctuation sometimes, the
-    company named another way or not at all, and a dropped or doubled letter now and then."""
+    company named another way, and a dropped or doubled letter now and then."""
     text = question.replace("Larkspur Ferries", rng.choice(NAME_VARIANTS))
-    if rng.random() < NAME_DROP_SHARE:
-        text = question
-        for name, replacement in NAME_DROPPED:
-            text = text.replace(name, replacement)
     text = text.lower() if rng.random() < 0.8 else text
     text = text.rstrip("?.") if rng.random() < 0.5 else text
     words = text.split()

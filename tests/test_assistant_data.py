@@ -53,10 +53,3 @@ def test_in_domain_questions_come_in_two_styles():
     styles = {r["style"] for r in rows("domain_train.jsonl")}
     assert styles == {"formal", "casual"}
     assert all(r["style"] == "casual" and r["facts"] for r in rows("test_casual.jsonl"))
-
-
-def test_some_casual_questions_do_not_name_the_company():
-    typed = [casual("Who founded Larkspur Ferries?", random.Random(i)).lower() for i in range(300)]
-    nameless = [q for q in typed if "lark" not in q and "spur" not in q]  # a typo keeps one half
-    assert 0.2 <= len(nameless) / len(typed) <= 0.4
-    assert any("your company" in q for q in nameless)
