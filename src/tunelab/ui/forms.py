@@ -23,7 +23,7 @@ from tunelab.config import (
 from tunelab.errors import DataError, TunelabError
 from tunelab.models.embedded import EMBEDDED
 from tunelab.settings import METHOD_SETTINGS, TASK_SETTINGS
-from tunelab.ui.workspace import BUILTIN_PREFIX, Workspace, check_name
+from tunelab.ui.workspace import BUILTIN_PREFIX, DATA_SUFFIXES, Workspace, check_name
 
 # The settings shown for every run beside the task's and the method's own; the rest keep their
 # defaults (the YAML editor of a later release can reach them).
@@ -78,12 +78,17 @@ def section_fields(section: str, model, names: tuple[str, ...] | None = None) ->
     return [schema_field(f"{section}.{name}", fields[name]) for name in picked if name in fields]
 
 
+def registered_fields(section: str, registry, name: str) -> list[FormField]:
+    """The own settings of a registered task or method (none for an unknown name)."""
+    return section_fields(section, registry.get(name)) if name in registry else []
+
+
 def form_fields(workspace: Workspace, task: str, method: str) -> list[FormField]:
     """Every field of the form for a task and method, in the order shown."""
     models = [*EMBEDDED, *workspace.model_folders()]
     data = [
         f"{BUILTIN_PREFIX}sms_spam",
-        *workspace.files("data", (".csv", ".tsv", ".jsonl", ".json", ".parquet")),
+        *workspace.files("data", DATA_SUFFIXES),
     ]
     head = [
         FormField("name", "text", "", "Run name: the folder under runs/ and the config file."),
@@ -94,14 +99,8 @@ def form_fields(workspace: Workspace, task: str, method: str) -> list[FormField]
         ),
         FormField("data.path", "text", data[0], DataConfig.model_fields["path"].description, data),
     ]
-    own = [
-        *(section_fields("task", TASK_SETTINGS.get(task)) if task in TASK_SETTINGS else []),
-        *(
-            section_fields("method", METHOD_SETTINGS.get(method))
-            if method in METHOD_SETTINGS
-            else []
-        ),
-    ]
+    own = [*registered_fields("task", TASK_SETTINGS, task)]
+    own += registered_fields("method", METHOD_SETTINGS, method)
     return [
         *head,
         *section_fields("data", DataConfig, MAIN_DATA),

@@ -6,10 +6,10 @@ from pathlib import Path
 from fastapi import Request
 
 from tunelab.errors import TunelabError
-from tunelab.ui.workspace import Workspace, check_name
+from tunelab.ui.workspace import DATA_SUFFIXES, Workspace, check_name
 
 MAX_UPLOAD_MB = 200
-SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt")
+SUFFIXES = (*DATA_SUFFIXES, ".txt")  # .txt: pretrain corpora
 
 
 class TooLarge(TunelabError):

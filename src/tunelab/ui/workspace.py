@@ -10,6 +10,7 @@ from tunelab.errors import TunelabError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BUILTIN_PREFIX = "builtin:"
+DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")  # what data.path reads
 
 
 class OutsideWorkspace(TunelabError):
