@@ -35,6 +35,8 @@ def ui(tmp_path_factory):
     shutil.copytree(STORIES, space.root / "models" / "stories")
     rows = "".join(f"film {i} was good,pos\nfilm {i} was bad,neg\n" for i in range(20))
     (space.root / "data" / "films.csv").write_text("text,label\n" + rows)
+    many = "".join(f"film {i} was good,pos\nfilm {i} was bad,neg\n" for i in range(1000))
+    (space.root / "data" / "many.csv").write_text("text,label\n" + many)
     (space.root / "data" / "odd_test.csv").write_text("text,label\nan odd film,maybe\n")
     qa = [{"question": q, "answer": a} for q, a in QA] * 4
     (space.root / "data" / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qa))
@@ -118,13 +120,17 @@ def test_a_finished_run_shows_its_report(ui):
 
 def test_a_run_is_stopped_and_resumed_to_its_end(ui):
     page, _, space, shots = ui
-    classify_form(page, "long", epochs="60")
+    fill_form(  # LoRA on 2,000 rows: epochs of seconds (head's cached features take none)
+        page,
+        **{"task.name": "classify", "method.name": "lora", "name": "long"},
+        **{"model.name": "models/stories", "data.path": "data/many.csv", "train.epochs": "6"},
+    )
     page.click("#start-button")
     page.wait_for_url("**#runs")
     page.click("tr[data-run='long']")
-    page.wait_for_function(  # live progress, past the first checkpoint
+    page.wait_for_function(  # live progress, past the first checkpoint (epoch 1's end)
         "document.querySelector('#run-progress').textContent.startsWith('epoch ') && "
-        "parseInt(document.querySelector('#run-progress').textContent.slice(6)) >= 3",
+        "parseInt(document.querySelector('#run-progress').textContent.slice(6)) >= 2",
         timeout=RUN_S,
     )
     assert page.locator("#curves polyline.train").count() == 1
@@ -137,7 +143,7 @@ def test_a_run_is_stopped_and_resumed_to_its_end(ui):
     page.click("#resume-button")
     wait_status(page, "long", "finished")
     log = (space.root / "jobs" / "train" / "long.log").read_text()  # the resumed job's own
-    first_epoch = int(re.search(r"epoch (\d+)/60", log).group(1))
+    first_epoch = int(re.search(r"epoch (\d+)/6", log).group(1))
     assert first_epoch > 1  # it went on from the checkpoint, not from the start
 
 
