@@ -29,7 +29,7 @@ LAYERS = [
     ["run_dir", "pipeline"],
     ["compare", "quantize", "inference", "assistant"],
     ["serve", "ui"],
-    ["cli", "cli_ship", "cli_inspect", "cli_ui", "launch"],
+    ["cli", "cli_ship", "cli_inspect", "cli_ui", "cli_job", "launch"],
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 
