@@ -61,6 +61,11 @@ def open_run(page, run: str) -> None:
     page.click(f"tr[data-run='{run}']")
 
 
+def tick(page, boxes: str, values: tuple[str, ...]) -> None:
+    for value in values:
+        page.check(f"{boxes} input[value='{value}']")
+
+
 def fill_form(page, **values: str) -> None:
     """A fresh form, then fields set in order; task and method first (they re-render it)."""
     go(page, "new")
@@ -150,8 +155,7 @@ def test_a_run_is_stopped_and_resumed_to_its_end(ui):
 def test_two_runs_are_compared(ui):
     page, _, _, shots = ui
     go(page, "compare")
-    for name in ("films", "long"):
-        page.check(f"#compare-runs input[value='{name}']")
+    tick(page, "#compare-runs", ("films", "long"))
     page.click("#compare-picked")
     page.wait_for_selector("#leaderboard tbody tr")
     assert page.locator("#leaderboard tbody tr").count() == 2
@@ -162,8 +166,7 @@ def test_two_runs_are_compared(ui):
 def test_a_compare_of_ticked_methods_runs_and_ranks_them(ui):
     page, _, space, _ = ui
     classify_form(page, "methods")
-    for method in ("head", "lora"):
-        page.check(f"#method-boxes input[value='{method}']")
+    tick(page, "#method-boxes", ("head", "lora"))
     page.click("#compare-button")
     page.wait_for_url("**#compare")
     page.wait_for_function(

@@ -17,9 +17,7 @@ from tunelab.ui.workspace import Workspace, check_name
 
 
 def job_file(workspace: Workspace, kind: str, name: str) -> Path:
-    folder = workspace.root / "jobs" / kind
-    folder.mkdir(exist_ok=True)
-    return folder / f"{check_name(name)}.json"
+    return workspace.root / "jobs" / kind / f"{check_name(name)}.json"
 
 
 def read_job(workspace: Workspace, kind: str, name: str) -> dict | None:
@@ -32,6 +30,7 @@ def launch(workspace: Workspace, kind: str, name: str, args: list[str]) -> dict:
     if is_running(read_job(workspace, kind, name)):
         raise TunelabError(f"{name} is already running")
     log = job_file(workspace, kind, name).with_suffix(".log")
+    log.parent.mkdir(exist_ok=True)  # once, when a job of this kind first starts
     log.unlink(missing_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
