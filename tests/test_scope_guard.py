@@ -13,6 +13,7 @@ from tests.serve_helpers import live_server
 from tunelab.assistant import load_assistant
 from tunelab.data.conversations import Example
 from tunelab.pipeline import load_config, run
+from tunelab.report.leaderboard import collect_row, write_leaderboard
 from tunelab.serve.app import ServeLimits
 from tunelab.serve.catalog import load_catalog
 from tunelab.serve.rows import Job, RowSampler
@@ -122,6 +123,15 @@ def test_held_out_sets_are_scored_apart_with_and_without_the_guard(guarded_run):
     assert test["n_off_topic"] == 3 and test["guard_alone"]["refusal_rate"] == 1.0
     assert test["with_guard"]["refusal_rate"] == 1.0
     assert "Scope" in (guarded_run / "report.md").read_text()
+
+
+def test_compare_shows_each_extra_sets_figures_with_and_without_the_guard(guarded_run, tmp_path):
+    path, table = write_leaderboard([collect_row("guarded", guarded_run)], tmp_path)
+    header = table.splitlines()[0]
+    assert "| ood refusals |" in header and "| ood refusals + guard |" in header
+    row = json.loads((tmp_path / "leaderboard.json").read_text())[0]
+    ood = json.loads((guarded_run / "eval_after.json").read_text())["sets"]["ood"]
+    assert row["set.ood.refusal_rate+guard"] == ood["with_guard"]["refusal_rate"]
 
 
 def test_an_off_topic_answer_that_states_a_domain_fact_counts_as_invented():

@@ -27,8 +27,8 @@ TAIL = (
 
 def columns_of(rows: list[dict]) -> list[Column]:
     """The common columns around those the rows' tasks add; a column shows when a row has it."""
-    tasks = dict.fromkeys(r["task"] for r in rows if r["status"] == "ok")
-    extra = [c for name in tasks for c in TASKS.get(name).columns]
+    ok = [r for r in rows if r["status"] == "ok"]
+    extra = [c for r in ok for c in TASKS.get(r["task"]).columns_for(r)]
     columns = list(dict.fromkeys([*HEAD, *extra, *TAIL]))
     return [c for c in columns if c.key == "method" or any(r.get(c.key) is not None for r in rows)]
 
@@ -55,7 +55,7 @@ def collect_row(name: str, run_dir: Path) -> dict:
         "higher_is_better": summary["higher_is_better"],
         "score": summary["score"],
         "score_before": summary["score_before"],
-        **{c.key: summary.get(c.key) for c in TASKS.get(record.task).columns},
+        **{c.key: summary.get(c.key) for c in TASKS.get(record.task).columns_for(summary)},
         "trainable_params": summary["parameters"]["trainable"],
         "trainable_pct": summary["parameters"]["trainable_pct"],
         "train_seconds": summary["train_seconds"],

@@ -119,6 +119,12 @@ class Task(ABC):
             "score": after[score.field],
         }
 
+    @classmethod
+    def columns_for(cls, summary: dict) -> tuple[Column, ...]:
+        """The leaderboard columns of one run's summary: `columns`, plus any the run's own
+        settings add (an sft run's extra held-out sets)."""
+        return cls.columns
+
     def record(self) -> dict:
         """Run-record fields this task adds (labels, template, ...): what loading back needs."""
         return {}

@@ -31,6 +31,12 @@ HEADLINES = (
     Score("perplexity", higher_is_better=False),
 )
 SCORES = ("key_fact_hit_rate", "rouge_l", "refusal_rate", "false_refusal_rate", "perplexity")
+# The figures of each extra held-out set (eval.test_sets) that compare shows, by column title.
+SET_FIGURES = {
+    "key_fact_hit_rate": "key facts",
+    "refusal_rate": "refusals",
+    "false_refusal_rate": "false refusals",
+}
 
 
 class SftSettings(PromptedTaskSettings):
@@ -52,6 +58,27 @@ class SftSettings(PromptedTaskSettings):
     )
 
 
+def set_figures(sets: dict[str, dict]) -> dict[str, float]:
+    """The extra held-out sets' figures, flat, for the summary and compare's leaderboard; the
+    `test` set's are the summary's own."""
+    flat = {}
+    for name, scores in sets.items():
+        if name == "test":
+            continue
+        for suffix, figures in (("", scores), ("+guard", scores.get("with_guard", {}))):
+            for figure in SET_FIGURES:
+                if figures.get(figure) is not None:
+                    flat[f"set.{name}.{figure}{suffix}"] = figures[figure]
+    return flat
+
+
+def set_column_title(key: str) -> str:
+    """`set.casual.false_refusal_rate+guard` -> `casual false refusals + guard`."""
+    _, name, figure = key.split(".", 2)
+    figure, guard, _ = figure.partition("+")
+    return f"{name} {SET_FIGURES[figure]}" + (" + guard" if guard else "")
+
+
 def with_shots(examples: list[Example], shots: list[dict]) -> list[Example]:
     return [replace(e, messages=[*shots, *e.messages]) for e in examples]
 
@@ -71,6 +98,12 @@ class SftTask(GenerativeTask):
         Column("general_perplexity_before", "general ppl before", "{:.2f}"),
         Column("general_perplexity", "general ppl after", "{:.2f}"),
     )
+
+    @classmethod
+    def columns_for(cls, summary: dict) -> tuple[Column, ...]:
+        """One column per figure of each extra held-out set (`set.NAME.FIGURE[+guard]` keys)."""
+        keys = [k for k in summary if k.startswith("set.")]
+        return cls.columns + tuple(Column(k, set_column_title(k), "{:.2f}") for k in keys)
 
     def prepare(self) -> dict:
         settings, seed = self.config.task, self.config.train.seed
@@ -203,7 +236,7 @@ class SftTask(GenerativeTask):
         for key in ("rouge_l", "perplexity") if "general" in after else ():
             summary[f"general_{key}_before"] = before["general"][key]
             summary[f"general_{key}"] = after["general"][key]
-        return summary
+        return summary | set_figures(after.get("sets", {}))
 
     def record(self) -> dict:
         return {**prompt_record(self.config, self.data.template), "shots": self.shots}
