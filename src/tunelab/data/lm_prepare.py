@@ -2,6 +2,7 @@
 and pretrain documents (split by document, packed into blocks)."""
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,11 +51,12 @@ def split_by_fractions(items: list, fractions: tuple[float, ...], seed: int) -> 
     return [shuffled[a:b] for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
 
 
-def sft_splits(config: DataConfig, seed: int) -> dict[str, list[Example]]:
-    """Train/val/test as for classification, without stratification; given files win."""
-    rows = read_examples(config.path, config.format)
-    test = read_examples(config.test_path, config.format) if config.test_path else None
-    val = read_examples(config.val_path, config.format) if config.val_path else None
+def split_files(config: DataConfig, seed: int, read: Callable[[str], list]) -> dict[str, list]:
+    """Train/val/test as for classification, without stratification; given files win. `read`
+    turns a file into the task's rows (sft's conversations, grpo's prompts)."""
+    rows = read(config.path)
+    test = read(config.test_path) if config.test_path else None
+    val = read(config.val_path) if config.val_path else None
     train, val, test = three_splits(rows, val, test, config.split, split_by_fractions, seed)
     if config.limit_train:
         train = train[: config.limit_train]
@@ -62,6 +64,10 @@ def sft_splits(config: DataConfig, seed: int) -> dict[str, list[Example]]:
         if not part:
             raise TunelabError(f"{config.path}: the {name} split is empty; change data.split")
     return {"train": train, "val": val, "test": test}
+
+
+def sft_splits(config: DataConfig, seed: int) -> dict[str, list[Example]]:
+    return split_files(config, seed, lambda path: read_examples(path, config.format))
 
 
 def draw(rows: list[Example], count: int, rng: random.Random) -> list[Example]:

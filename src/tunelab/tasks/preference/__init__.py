@@ -1,3 +1,3 @@
-"""The preference family: reward, dpo, kto, ppo (importing registers them)."""
+"""The preference family: reward, dpo, kto, orpo, ppo (importing registers them)."""
 
-from tunelab.tasks.preference import dpo, kto, ppo, reward  # noqa: F401 - registration
+from tunelab.tasks.preference import dpo, kto, orpo, ppo, reward  # noqa: F401 - registration

@@ -4,7 +4,6 @@ prefers the chosen answer on held-out pairs."""
 
 from typing import Literal
 
-from datasets import Dataset
 from torch import nn
 
 from tunelab.tasks.base import register_task
@@ -19,13 +18,6 @@ class DpoSettings(PolicySettings):
 class DpoTask(PolicyPairTask):
     name = "dpo"
     settings = DpoSettings
-
-    def dataset(self, name: str) -> Dataset:
-        rows = [
-            {"prompt": self.prompt(p), "chosen": p.chosen, "rejected": p.rejected}
-            for p in self.splits[name]
-        ]
-        return Dataset.from_list(rows)
 
     def trl_trainer(self, model: nn.Module, arguments: dict, callbacks: list):
         from trl import DPOConfig, DPOTrainer

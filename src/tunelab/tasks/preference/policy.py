@@ -1,10 +1,11 @@
-"""What the policy-trained preference tasks (dpo, kto) share: their beta, the causal LM policy
+"""What the policy-trained preference tasks (dpo, kto, orpo) share: their beta, the causal LM policy
 with its reference (the adapter switched off for LoRA / QLoRA, a second copy for full weights),
 and the metrics on held-out pairs: the implicit reward's accuracy and margin, answers shown.
 `PolicyPairTask` is their base; each task file adds its dataset and its TRL trainer."""
 
 from typing import ClassVar
 
+from datasets import Dataset
 from pydantic import Field
 from torch import nn
 
@@ -37,6 +38,14 @@ class PolicyPairTask(PairTask):
             else load_causal_lm(self.run.model_path, self.config.model.trust_remote_code)
         )
         return policy
+
+    def dataset(self, name: str) -> Dataset:
+        """TRL's paired rows (dpo, orpo); kto unpairs them."""
+        rows = [
+            {"prompt": self.prompt(p), "chosen": p.chosen, "rejected": p.rejected}
+            for p in self.splits[name]
+        ]
+        return Dataset.from_list(rows)
 
     def evaluate(self, model: nn.Module) -> dict:
         test, config = self.splits["test"], self.config

@@ -1,0 +1,78 @@
+"""Report of grpo / rloo runs: held-out pass@1 and rewards before and after, the per-step curves
+TRL logs (each reward's mean, KL to the reference, completion length, clipped share), and
+example completions before and after."""
+
+from pathlib import Path
+
+from tunelab.charts import plt, save
+from tunelab.markdown_cells import fmt, short
+from tunelab.train_history import read_history
+
+# TRL's per-step log keys -> panel titles (rewards/<name>/mean are added per reward)
+STEP_PANELS = (
+    ("kl", "KL to the reference"),
+    ("completions/mean_length", "completion length (tokens)"),
+    ("completions/clipped_ratio", "share cut at max_completion_length"),
+)
+
+
+def plot_steps(steps: list[dict], rewards: list[str], path: Path) -> None:
+    """Rewards (summed and each function's) and the health figures, per logged step."""
+    fig, axes = plt.subplots(1, 1 + len(STEP_PANELS), figsize=(15, 3.8))
+    xs = [s["step"] for s in steps]
+    axes[0].plot(xs, [s.get("reward") for s in steps], color="black", label="weighted sum")
+    for name in rewards:
+        axes[0].plot(xs, [s.get(f"rewards/{name}/mean") for s in steps], label=name, alpha=0.8)
+    axes[0].set(xlabel="step", title="mean reward of sampled completions")
+    axes[0].legend(fontsize=8)
+    for ax, (key, title) in zip(axes[1:], STEP_PANELS, strict=True):
+        ax.plot(xs, [s.get(key) for s in steps], color="tab:blue")
+        ax.set(xlabel="step", title=title)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def score_rows(before: dict, after: dict) -> list[str]:
+    lines = [
+        "## Held-out prompts before and after (greedy answers)",
+        "",
+        "| figure | before | after |",
+        "| --- | --- | --- |",
+    ]
+    if after.get("pass_at_1") is not None:
+        lines.append(f"| pass@1 | {fmt(before['pass_at_1'])} | {fmt(after['pass_at_1'])} |")
+    lines.append(
+        f"| mean reward (weighted sum) | {fmt(before['mean_reward'])} | "
+        f"{fmt(after['mean_reward'])} |"
+    )
+    for name, value in after["rewards"].items():
+        lines.append(f"| reward {name} | {fmt(before['rewards'].get(name))} | {fmt(value)} |")
+    return [*lines, "", f"{after['n']} held-out prompts."]
+
+
+def example_rows(before: dict, after: dict) -> list[str]:
+    base = {e["question"]: e for e in before.get("examples", [])}
+    lines = [
+        "## Example completions (held-out)",
+        "",
+        "| prompt | before (reward) | after (reward) |",
+        "| --- | --- | --- |",
+    ]
+    for e in after.get("examples", []):
+        b = base.get(e["question"], {"answer": "", "reward": float("nan")})
+        lines.append(
+            f"| {short(e['question'], 70)} | {short(b['answer'], 70)} ({b['reward']:.2f}) | "
+            f"{short(e['answer'], 70)} ({e['reward']:.2f}) |"
+        )
+    return lines
+
+
+def rl_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
+    _, steps = read_history(run_dir)
+    lines = [f"- data: {data.get('splits')}; rewards {data.get('rewards')}", ""]
+    lines += score_rows(before, after)
+    if steps:
+        plot_steps(steps, data.get("rewards", []), run_dir / "plots" / "rl.png")
+        lines += ["", "## Training steps", "", "![rl](plots/rl.png)"]
+    return [*lines, "", *example_rows(before, after)]
