@@ -102,10 +102,14 @@ def test_a_user_reward_that_raises_stops_the_run_naming_the_function_and_row(toy
     # raised inside TRL's training loop: the first training row that asks where fish live
     rows = [json.loads(line) for line in train.read_text().splitlines()]
     fish_rows = [i + 1 for i, r in enumerate(rows) if "fish" in r["question"]]
-    last = output.strip().splitlines()[-1]  # after TRL's own progress lines
-    assert code == 2 and "Traceback" not in output and last.startswith(f"error: {train}, row ")
-    assert "breaks_on_fish raised ZeroDivisionError" in last
-    assert int(last.split(", row ")[1].split(":")[0]) in fish_rows
+    # one error line among TRL's progress lines (which may share its start, after a \r)
+    errors = [
+        "error:" + line.split("error:", 1)[1] for line in output.splitlines() if "error:" in line
+    ]
+    assert code == 2 and "Traceback" not in output and len(errors) == 1, output
+    assert errors[0].startswith(f"error: {train}, row ")
+    assert "breaks_on_fish raised ZeroDivisionError" in errors[0]
+    assert int(errors[0].split(", row ")[1].split(":")[0]) in fish_rows
 
 
 @pytest.mark.parametrize(
