@@ -99,6 +99,13 @@ def ppo_sections(before: dict, after: dict, history: list[dict]) -> list[str]:
         "",
         "![ppo](plots/ppo.png)",
         "",
+    ]
+    return [*lines, *rewarded_examples(before, after)]
+
+
+def rewarded_examples(before: dict, after: dict, width: int = 90) -> list[str]:
+    """Held-out prompts with the answer before and after, each with its reward (ppo, grpo)."""
+    lines = [
         "## Example prompts (held-out)",
         "",
         "| prompt | before (reward) | after (reward) |",
@@ -108,8 +115,8 @@ def ppo_sections(before: dict, after: dict, history: list[dict]) -> list[str]:
     for e in after.get("examples", []):
         b = base.get(e["question"], {"answer": "", "reward": float("nan")})
         lines.append(
-            f"| {short(e['question'], 80)} | {short(b['answer'])} ({b['reward']:.2f}) | "
-            f"{short(e['answer'])} ({e['reward']:.2f}) |"
+            f"| {short(e['question'], 80)} | {short(b['answer'], width)} ({b['reward']:.2f}) | "
+            f"{short(e['answer'], width)} ({e['reward']:.2f}) |"
         )
     return lines
 

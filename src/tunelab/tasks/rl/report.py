@@ -5,7 +5,8 @@ example completions before and after."""
 from pathlib import Path
 
 from tunelab.charts import plt, save
-from tunelab.markdown_cells import fmt, short
+from tunelab.markdown_cells import fmt
+from tunelab.tasks.preference.report import rewarded_examples
 from tunelab.train_history import read_history
 
 # TRL's per-step log keys -> panel titles (rewards/<name>/mean are added per reward)
@@ -51,23 +52,6 @@ def score_rows(before: dict, after: dict) -> list[str]:
     return [*lines, "", f"{after['n']} held-out prompts."]
 
 
-def example_rows(before: dict, after: dict) -> list[str]:
-    base = {e["question"]: e for e in before.get("examples", [])}
-    lines = [
-        "## Example completions (held-out)",
-        "",
-        "| prompt | before (reward) | after (reward) |",
-        "| --- | --- | --- |",
-    ]
-    for e in after.get("examples", []):
-        b = base.get(e["question"], {"answer": "", "reward": float("nan")})
-        lines.append(
-            f"| {short(e['question'], 70)} | {short(b['answer'], 70)} ({b['reward']:.2f}) | "
-            f"{short(e['answer'], 70)} ({e['reward']:.2f}) |"
-        )
-    return lines
-
-
 def rl_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]:
     _, steps = read_history(run_dir)
     lines = [f"- data: {data.get('splits')}; rewards {data.get('rewards')}", ""]
@@ -75,4 +59,4 @@ def rl_report(run_dir: Path, data: dict, before: dict, after: dict) -> list[str]
     if steps:
         plot_steps(steps, data.get("rewards", []), run_dir / "plots" / "rl.png")
         lines += ["", "## Training steps", "", "![rl](plots/rl.png)"]
-    return [*lines, "", *example_rows(before, after)]
+    return [*lines, "", *rewarded_examples(before, after, 70)]

@@ -73,28 +73,22 @@ def normalized(text: str) -> str:
     return " ".join(first.casefold().split()).rstrip(".!")
 
 
-def exact_number(spec: RewardSpec) -> Callable:
-    """1 when the completion's last number equals the row's answer, else 0."""
+def same_number(completion: str, answer: str) -> bool:
+    """exact_number: the completion's last number is the answer."""
+    return last_number(completion) == last_number(answer)
+
+
+def same_text(completion: str, answer: str) -> bool:
+    """exact_text: the completion's first line is the answer (case and spacing aside)."""
+    return normalized(completion) == normalized(answer)
+
+
+def field_match(spec: RewardSpec, same: Callable[[str, str], bool]) -> Callable:
+    """1 where `same(completion, the row's field)`, else 0."""
 
     def reward(prompts, completions, **fields):
         answers = fields[spec.field]
-        return [
-            float(last_number(c) == last_number(str(a)))
-            for c, a in zip(completions, answers, strict=True)
-        ]
-
-    return reward
-
-
-def exact_text(spec: RewardSpec) -> Callable:
-    """1 when the completion's first line equals the row's answer (case and spacing aside)."""
-
-    def reward(prompts, completions, **fields):
-        answers = fields[spec.field]
-        return [
-            float(normalized(c) == normalized(str(a)))
-            for c, a in zip(completions, answers, strict=True)
-        ]
+        return [float(same(c, str(a))) for c, a in zip(completions, answers, strict=True)]
 
     return reward
 
@@ -213,10 +207,10 @@ def build_rewards(specs: list[RewardSpec], tokenizer, batch_size: int) -> list[R
             function = length_penalty(spec, tokenizer)
         elif kind == "reward_run":
             function = reward_run(spec, batch_size)
-        elif kind in BUILT_INS:
-            function = {"exact_number": exact_number, "exact_text": exact_text, "regex": regex}[
-                kind
-            ](spec)
+        elif kind == "regex":
+            function = regex(spec)
+        elif kind in CORRECTNESS:
+            function = field_match(spec, same_number if kind == "exact_number" else same_text)
         else:
             function = user_function(spec)
         name = kind.rpartition(":")[2]
