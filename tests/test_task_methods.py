@@ -25,6 +25,9 @@ TRAINED_ELSEWHERE = {
     "dpo": {"lora"},  # test_preference
     "kto": {"lora"},  # test_kto
     "ppo": {"lora", "qlora"},  # test_preference
+    "orpo": {"lora"},  # test_rl
+    "grpo": {"lora"},  # test_rl
+    "rloo": {"lora"},  # test_rl
     "toy_repeat": {"lora", "full"},  # test_task_plugin (registered there)
 }  # fmt: skip
 # (method, lr, epochs): prefix tuning starts from random key/value prefixes that raise the

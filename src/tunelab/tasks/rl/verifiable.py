@@ -19,13 +19,16 @@ from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
 from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Score, Task, prompt_record
-from tunelab.tasks.preference.pairs import TRL_METHODS
 from tunelab.tasks.rl.report import rl_report
 from tunelab.tasks.rl.rewards import Reward, RewardSpec, build_rewards, check_answer_fields
 
 
 class RlSettings(PromptedTaskSettings):
-    rewards: list[RewardSpec] = Field(min_length=1, description="Reward functions and weights.")
+    rewards: list[RewardSpec] = Field(
+        default_factory=lambda: [RewardSpec(function="exact_number")],
+        min_length=1,
+        description="Reward functions and weights (default: exact_number on `answer`).",
+    )
     num_generations: int = Field(4, ge=2, description="Completions sampled per prompt (a group).")
     max_completion_length: int = Field(32, ge=1, description="Tokens per sampled completion.")
     beta: float = Field(0.04, ge=0, description="KL penalty to the reference (0: none).")
@@ -61,7 +64,8 @@ def read_prompt_rows(source: str, fmt: str) -> list[dict]:
 class VerifiableTask(Task):
     model_kind: ClassVar = "causal_lm"
     trainer: ClassVar = "trl"
-    methods: ClassVar = TRL_METHODS
+    # TRL trains full and qlora too; claimed once a test trains them (tests/test_task_methods.py)
+    methods: ClassVar = frozenset({"lora"})
     score: ClassVar = Score("pass_at_1")
 
     def prepare(self) -> dict:
