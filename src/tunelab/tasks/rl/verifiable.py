@@ -81,10 +81,11 @@ class VerifiableTask(Task):
             config.task.rewards, self.tokenizer, config.eval.batch_size
         )
         splits = {name: {"prompts": len(rows)} for name, rows in self.splits.items()}
-        return {"template": self.template, "splits": splits, "rewards": self.reward_names()}
-
-    def reward_names(self) -> list[str]:
-        return [r.name for r in self.rewards]
+        return {
+            "template": self.template,
+            "splits": splits,
+            "rewards": [r.name for r in self.rewards],
+        }
 
     @property
     def add_special_tokens(self) -> bool:
