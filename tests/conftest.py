@@ -1,6 +1,7 @@
 """Tiny real models built in code, the real stories260K Llama, and a small separable dataset."""
 
 import csv
+import os
 import random
 import shutil
 from pathlib import Path
@@ -19,6 +20,16 @@ from transformers import (
 )
 
 ASSETS = Path(__file__).parent / "assets"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`-n 2`, one worker per core) each worker and the processes it starts
+    compute on one thread: torch's default of one thread per core would run 4 on 2 cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 POSITIVE = ["great", "wonderful", "excellent", "superb", "lovely", "brilliant", "amazing"]
 NEGATIVE = ["awful", "terrible", "horrible", "dreadful", "boring", "poor", "nasty"]
 FILLER = [

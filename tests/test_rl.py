@@ -91,6 +91,18 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_its_end(toy, tmp_path, monke
     assert summary["score_name"] == "mean_reward"
 
 
+@pytest.mark.parametrize("task,method", [(t, m) for t in ("grpo", "rloo") for m in ("full", "qlora")])  # fmt: skip
+def test_grpo_and_rloo_train_full_weights_and_a_4bit_base(toy, tmp_path, task, method):
+    lr = "train.lr=0.002" if method == "full" else "train.lr=0.02"
+    settings = rl_overrides(toy, task, tmp_path / "run", "uses_the", f"method.name={method}", lr,
+                            "train.epochs=3")  # fmt: skip
+    summary = run(load_config(None, settings))
+    assert summary["score"] > summary["score_before"], (task, method)
+    assert (tmp_path / "run" / ("model" if method == "full" else "adapter")).is_dir()
+    if method == "qlora":
+        assert_base_weights_untouched(tmp_path / "run")
+
+
 def test_a_user_reward_that_raises_stops_the_run_naming_the_function_and_row(toy, tmp_path):
     _, train, _ = toy
     calm = write_jsonl(tmp_path / "test.jsonl", [{"question": q, "answer": a} for q, a in QA

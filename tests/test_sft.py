@@ -4,6 +4,7 @@ packing, every method, errors."""
 import json
 
 import pytest
+import torch
 from tests.helpers import assert_one_line_error, run_cli
 from tests.lm_helpers import STORIES, sft_overrides, write_jsonl
 
@@ -179,3 +180,32 @@ def test_packing_keeps_every_trained_token_in_fewer_rows(tmp_path, stories_chat_
     assert len(packed.encoded["train"]) < len(plain.encoded["train"]) / 2
     assert all(len(r["input_ids"]) <= 200 for r in packed.encoded["train"])
     assert trained(packed.encoded["train"]) == trained(plain.encoded["train"])
+
+
+def test_packed_rows_train_as_if_each_example_were_alone(tmp_path, stories_chat_tokenizer):
+    """The loss of packed rows equals the loss of the same examples one per row; packed the
+    old way (one causal mask over the whole row) the examples see each other and it differs."""
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.data.lm_encode import lm_collator, pack
+    from tunelab.data.lm_prepare import prepare_sft
+    from tunelab.tasks.generative.loss import labelled_token_loss
+
+    config = load_config(None, sft_overrides(tmp_path, "lora", "data.max_length=200"))
+    alone = prepare_sft(config.data, SftFormat(), stories_chat_tokenizer, 0).encoded["train"][:8]
+    packed = pack(alone, 200)
+    leaky = [{k: v for k, v in row.items() if k != "position_ids"} for row in packed]
+    model = AutoModelForCausalLM.from_pretrained(STORIES).eval()
+    collate = lm_collator(stories_chat_tokenizer)
+    with torch.no_grad():
+        losses = [
+            labelled_token_loss(model, collate(rows)).item() for rows in (alone, packed, leaky)
+        ]
+    assert len(packed) < len(alone) / 2
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert abs(losses[2] - losses[0]) > 1e-3, losses
+
+
+def test_packing_with_virtual_tokens_is_a_one_line_error(tmp_path):
+    code, output = run_cli("train", *sft_overrides(tmp_path, "prefix_tuning", "task.packing=true"))
+    assert_one_line_error(code, output, "task.packing", "prefix_tuning", "task.packing=false")

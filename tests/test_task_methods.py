@@ -26,19 +26,21 @@ TRAINED_ELSEWHERE = {
     "kto": {"lora"},  # test_kto
     "ppo": {"lora", "qlora"},  # test_preference
     "orpo": {"lora"},  # test_rl
-    "grpo": {"lora"},  # test_rl
-    "rloo": {"lora"},  # test_rl
+    "grpo": {"lora", "full", "qlora"},  # test_rl
+    "rloo": {"lora", "full", "qlora"},  # test_rl
     "toy_repeat": {"lora", "full"},  # test_task_plugin (registered there)
 }  # fmt: skip
 # (method, lr, epochs): prefix tuning starts from random key/value prefixes that raise the
 # perplexity well above the base's (14 -> ~280 on this corpus), so it needs more epochs
 PRETRAIN = [("full", 0.005, 3), ("freeze", 0.005, 3), ("qlora", 0.01, 3), ("ia3", 0.05, 3),
             ("prompt_tuning", 0.05, 3), ("prefix_tuning", 0.1, 8), ("adapter", 0.005, 3)]  # fmt: skip
-PREFERENCE = [(task, method) for task in ("reward", "dpo", "kto") for method in ("full", "qlora")]
+PREFERENCE = [
+    (task, method) for task in ("reward", "dpo", "kto", "orpo") for method in ("full", "qlora")
+]
 HERE = {
     "sft": {"zero_shot"},
     "pretrain": {m for m, _, _ in PRETRAIN},
-    **{task: {m for t, m in PREFERENCE if t == task} for task in ("reward", "dpo", "kto")},
+    **{task: {m for t, m in PREFERENCE if t == task} for task in ("reward", "dpo", "kto", "orpo")},
 }
 
 

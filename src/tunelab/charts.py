@@ -24,6 +24,16 @@ class LazyPyplot:
 plt = LazyPyplot()
 
 
+def running_mean(values: list[float | None], window: int) -> list[float | None]:
+    """The mean of the last `window` values at each point (fewer at the start; None is skipped):
+    per-step RL rewards of a few sampled completions are too noisy to read a trend from."""
+    means: list[float | None] = []
+    for end in range(1, len(values) + 1):
+        recent = [v for v in values[max(0, end - window) : end] if v is not None]
+        means.append(sum(recent) / len(recent) if recent else None)
+    return means
+
+
 @dataclass(frozen=True)
 class Series:
     key: str  # a field of the per-epoch records in metrics.jsonl

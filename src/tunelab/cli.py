@@ -67,7 +67,14 @@ def train(
     overwrite: Annotated[
         bool, typer.Option(help="Delete what output.dir holds and train from the start.")
     ] = False,
-    nproc: Annotated[int, typer.Option(min=1, help="Data-parallel processes (torchrun).")] = 1,
+    nproc: Annotated[
+        int, typer.Option(min=1, help="Data-parallel processes on this machine (torchrun).")
+    ] = 1,
+    nnodes: Annotated[int, typer.Option(min=1, help="Machines taking part (docs/scale.md).")] = 1,
+    node_rank: Annotated[int, typer.Option(min=0, help="This machine's number, 0 first.")] = 0,
+    master: Annotated[
+        str | None, typer.Option(help="HOST:PORT of node 0, where the nodes meet.")
+    ] = None,
 ):
     """Train and evaluate a run; prints test accuracy before and after."""
     if config is not None and "=" in str(config) and not config.exists():
@@ -77,12 +84,12 @@ def train(
     from tunelab.pipeline import load_config, run
 
     settings = load_config(config, overrides or [])  # checked once, before any worker starts
-    if nproc > 1:
+    if nproc > 1 or nnodes > 1:
         flags = [*(["--resume"] if resume else []), *(["--overwrite"] if overwrite else [])]
         argv = ["train", *([str(config)] if config else []), *(overrides or []), *flags]
         from tunelab.launch import launch_workers
 
-        raise typer.Exit(launch_workers(nproc, argv))
+        raise typer.Exit(launch_workers(nproc, argv, nnodes, node_rank, master))
     try:
         summary = run(settings, resume=resume, overwrite=overwrite)
     except KeyboardInterrupt:

@@ -1,16 +1,16 @@
-"""Run configuration: YAML validated by pydantic, with dotted command-line overrides.
-
-The task and method sections are discriminated unions of the settings classes that the task
-and method files register (settings.TASK_SETTINGS / METHOD_SETTINGS); the union is built when a
-config is first validated, so a task registered later (a plugin, a test) is accepted too."""
+"""Run configuration: YAML validated by pydantic, with dotted command-line overrides. The task
+and method sections are discriminated unions of the settings classes the task and method files
+register (settings.TASK_SETTINGS / METHOD_SETTINGS); the union is built when a config is first
+validated, so a task registered later (a plugin, a test) is accepted too."""
 
 import functools
+import importlib.util
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, create_model, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from tunelab.errors import TunelabError
 from tunelab.registry import Registry
@@ -126,6 +126,18 @@ class TrainConfig(StrictModel):
         "their cached output (same result, far less compute per epoch).",
     )
     cache_max_gb: float = Field(4.0, gt=0, description="Largest hidden-state cache kept in memory.")
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list,
+        description="Trackers that get a copy of metrics.jsonl and the config (docs/scale.md).",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def trackers_installed(cls, names: list[str]) -> list[str]:
+        missing = [n for n in names if importlib.util.find_spec(n) is None]  # package = name
+        if missing:
+            raise ValueError(f"{missing[0]} is not installed (pip install {missing[0]})")
+        return names
 
 
 class EvalConfig(StrictModel):

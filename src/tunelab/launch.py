@@ -11,16 +11,40 @@ import sys
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import parse_args, run
 
+from tunelab.errors import TunelabError
 
-def launch_workers(nproc: int, argv: list[str]) -> int:
-    """Re-run this command in `nproc` data-parallel processes (torchrun; gloo on CPU, NCCL on
-    GPU)."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)))
+
+def rendezvous_flags(nnodes: int, node_rank: int, master: str | None) -> list[str]:
+    """torchrun's: one machine picks a free port itself; several meet at the master's
+    HOST:PORT, which every node is given (node 0 listens there)."""
+    if nnodes == 1:
+        return ["--standalone"]
+    if master is None or ":" not in master:
+        raise TunelabError("--nnodes above 1 needs --master HOST:PORT (node 0's address)")
+    if not 0 <= node_rank < nnodes:
+        raise TunelabError(f"--node-rank must be 0 to {nnodes - 1} with --nnodes {nnodes}")
+    host, port = master.rsplit(":", 1)
+    return [
+        f"--nnodes={nnodes}",
+        f"--node_rank={node_rank}",
+        f"--master_addr={host}",
+        f"--master_port={port}",
+    ]
+
+
+def launch_workers(
+    nproc: int, argv: list[str], nnodes: int = 1, node_rank: int = 0, master: str | None = None
+) -> int:
+    """Re-run this command in `nproc` data-parallel processes on this machine, one of `nnodes`
+    machines (torchrun; gloo on CPU, NCCL on GPU)."""
+    # the cores shared among this machine's processes, unless the user chose a thread count
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
+    env = dict(os.environ, OMP_NUM_THREADS=threads)
     command = [
         sys.executable,
         "-m",
         "tunelab.launch",  # this module's main: torchrun, less its traceback
-        "--standalone",
+        *rendezvous_flags(nnodes, node_rank, master),
         f"--nproc_per_node={nproc}",
         "-m",
         "tunelab.cli",

@@ -32,6 +32,7 @@ from tunelab.run_record import RunRecord, write_record
 from tunelab.runtime import process_state
 from tunelab.tasks import TASKS, RunContext, Task, check_method
 from tunelab.train import TRAINERS, FitState, check_settings
+from tunelab.train.tracking import tracked
 
 __all__ = ["diagnose", "load_config", "open_task", "run"]
 
@@ -70,7 +71,9 @@ def fit(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
         model.requires_grad_(False)  # a prompted model has no trainable parameter
         return model, FitState()
     model = method.apply(model, settings, describe(model))
-    return TRAINERS.get(task.trainer).fit(task, model)
+    config, run = task.config, task.run
+    with tracked(config.train.report_to, run.run_dir, config.model_dump(mode="json"), run.is_main):
+        return TRAINERS.get(task.trainer).fit(task, model)
 
 
 def record_of(task: Task) -> RunRecord:

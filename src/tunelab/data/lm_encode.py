@@ -3,6 +3,7 @@ generation stops, the max-length policy with counts, packing, and the padding co
 
 from dataclasses import dataclass
 
+import torch
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
 from tunelab.data.templates import Segment
@@ -53,17 +54,21 @@ def apply_length_policy(examples: list[dict], max_length: int, overlong: str) ->
 
 def pack(examples: list[dict], max_length: int) -> list[dict]:
     """Greedy packing in order: examples are concatenated into rows of at most max_length, so
-    fewer, fuller rows carry the same trained tokens (attention spans the packed examples)."""
-    rows, current = [], {"input_ids": [], "labels": []}
+    fewer, fuller rows carry the same trained tokens. Position ids restart at each example: from
+    them Transformers builds a block-diagonal causal mask (masking_utils'
+    find_packed_sequence_indices, used when no attention mask is passed), so an example sees
+    neither its neighbours nor their positions and trains as it would alone."""
+    rows, current = [], {"input_ids": [], "labels": [], "position_ids": []}
     for example in examples:
         if (
             current["input_ids"]
             and len(current["input_ids"]) + len(example["input_ids"]) > max_length
         ):
             rows.append(current)
-            current = {"input_ids": [], "labels": []}
+            current = {"input_ids": [], "labels": [], "position_ids": []}
         current["input_ids"] = current["input_ids"] + example["input_ids"]
         current["labels"] = current["labels"] + example["labels"]
+        current["position_ids"] = current["position_ids"] + list(range(len(example["input_ids"])))
     if current["input_ids"]:
         rows.append(current)
     return rows
@@ -80,6 +85,25 @@ def blocks_of(stream: list[int], block: int) -> list[dict]:
     return [{"input_ids": c, "labels": list(c)} for c in chunks]
 
 
-def lm_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForSeq2Seq:
-    """Pads input_ids with the pad token and labels with -100, to each batch's longest row."""
-    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding=True)
+def lm_collator(tokenizer: PreTrainedTokenizerBase):
+    """Pads input_ids with the pad token and labels with -100, to each batch's longest row.
+    Packed rows (with position_ids) get their padding as one more sequence of its own, positions
+    from 0, on the tokenizer's padding side: no real token can attend to it."""
+    pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding=True)
+
+    def collate(features: list[dict]) -> dict:
+        if "position_ids" not in features[0]:
+            return pad(features)
+        positions = [f["position_ids"] for f in features]
+        batch = pad([{k: v for k, v in f.items() if k != "position_ids"} for f in features])
+        length = batch["input_ids"].shape[1]
+        left = tokenizer.padding_side == "left"
+        batch["position_ids"] = torch.tensor(
+            [
+                list(range(length - len(p))) + p if left else p + list(range(length - len(p)))
+                for p in positions
+            ]
+        )
+        return batch
+
+    return collate

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from tunelab.train.tracking import copy_to_trackers
 from tunelab.train_history import read_metrics
 
 
@@ -15,6 +16,7 @@ class MetricsLog:
         if self.enabled:
             with self.path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
+            copy_to_trackers(record)  # train.report_to: TensorBoard, MLflow, W&B
 
     def truncate_after(self, epoch: int) -> None:
         """On resume, forget lines of epochs that never reached a checkpoint."""

@@ -45,6 +45,11 @@ def labelled_token_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     predicting = torch.zeros_like(labels, dtype=torch.bool)
     predicting[:, :-1] = targets != IGNORE
     inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if "position_ids" in inputs:
+        # packed rows: Transformers builds the block-diagonal mask from the restarting positions
+        # only without an attention mask and without a KV cache (a training step needs none)
+        inputs.pop("attention_mask", None)
+        inputs["use_cache"] = False
     with project_only(model, predicting):
         logits = model(**inputs).logits
     if not predicting.any():  # nothing to learn from in this batch: a zero that keeps the graph

@@ -12,6 +12,7 @@ from torch import nn
 
 from tunelab.data.conversations import Example, read_examples
 from tunelab.data.lm_prepare import SftFormat, encode_examples, prepare_sft
+from tunelab.errors import TunelabError
 from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Column, Score, prompt_record, register_task
 from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
@@ -44,7 +45,11 @@ class SftSettings(PromptedTaskSettings):
     train_on_prompt: bool = Field(
         False, description="Also learn the prompt tokens (default: response tokens only)."
     )
-    packing: bool = Field(False, description="Pack several examples into each row.")
+    packing: bool = Field(
+        False,
+        description="Pack several examples into each row of data.max_length; each still sees "
+        "only itself (position ids restart per example, the attention mask is block-diagonal).",
+    )
     refusal: str | None = Field(
         None,
         description="The fixed refusal sentence for off-topic questions (seed 003); test rows "
@@ -107,6 +112,11 @@ class SftTask(GenerativeTask):
 
     def prepare(self) -> dict:
         settings, seed = self.config.task, self.config.train.seed
+        if settings.packing and self.config.method.name in ("prompt_tuning", "prefix_tuning"):
+            raise TunelabError(
+                f"task.packing: {self.config.method.name} puts its virtual tokens before each "
+                "row, where packed examples would share them; set task.packing=false"
+            )
         self.format = SftFormat(
             settings.template, settings.system, settings.train_on_prompt, settings.packing
         )

@@ -20,7 +20,7 @@ class OrpoTask(PolicyPairTask):
     name = "orpo"
     settings = OrpoSettings
     score: ClassVar = Score("policy_accuracy")
-    methods: ClassVar = frozenset({"lora"})  # full and qlora: claimed once a test trains them
+    methods: ClassVar = frozenset({"lora", "qlora", "full"})
 
     def load_model(self) -> nn.Module:
         self.reference = None  # reference-free; a full run's metrics use the policy itself

@@ -4,7 +4,7 @@ example completions before and after."""
 
 from pathlib import Path
 
-from tunelab.charts import plt, save
+from tunelab.charts import plt, running_mean, save
 from tunelab.markdown_cells import fmt
 from tunelab.tasks.preference.report import rewarded_examples
 from tunelab.train_history import read_history
@@ -18,16 +18,28 @@ STEP_PANELS = (
 
 
 def plot_steps(steps: list[dict], rewards: list[str], path: Path) -> None:
-    """Rewards (summed and each function's) and the health figures, per logged step."""
+    """Rewards (summed and each function's) and the health figures, per logged step: faint per
+    step, solid as a running mean over a tenth of the run."""
     fig, axes = plt.subplots(1, 1 + len(STEP_PANELS), figsize=(15, 3.8))
-    xs = [s["step"] for s in steps]
-    axes[0].plot(xs, [s.get("reward") for s in steps], color="black", label="weighted sum")
-    for name in rewards:
-        axes[0].plot(xs, [s.get(f"rewards/{name}/mean") for s in steps], label=name, alpha=0.8)
-    axes[0].set(xlabel="step", title="mean reward of sampled completions")
+    xs, window = [s["step"] for s in steps], max(1, len(steps) // 10)
+
+    def draw(ax, key: str, label: str, color: str) -> None:
+        values = [s.get(key) for s in steps]
+        ax.plot(xs, values, color=color, alpha=0.25)
+        ax.plot(xs, running_mean(values, window), color=color, label=label)
+
+    draw(axes[0], "reward", "weighted sum", "black")
+    for name, color in zip(
+        rewards, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False
+    ):
+        draw(axes[0], f"rewards/{name}/mean", name, color)
+    axes[0].set(xlabel="step", title=f"mean reward of sampled completions (mean of {window})")
     axes[0].legend(fontsize=8)
     for ax, (key, title) in zip(axes[1:], STEP_PANELS, strict=True):
-        ax.plot(xs, [s.get(key) for s in steps], color="tab:blue")
+        if all(s.get(key) is None for s in steps):  # KL when beta is 0: TRL logs none
+            note = "beta = 0: no KL term" if key == "kl" else "not logged"
+            ax.text(0.5, 0.5, note, ha="center", transform=ax.transAxes)
+        draw(ax, key, title, "tab:blue")
         ax.set(xlabel="step", title=title)
     for ax in axes:
         ax.grid(alpha=0.3)

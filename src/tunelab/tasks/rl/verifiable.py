@@ -64,8 +64,7 @@ def read_prompt_rows(source: str, fmt: str) -> list[dict]:
 class VerifiableTask(Task):
     model_kind: ClassVar = "causal_lm"
     trainer: ClassVar = "trl"
-    # TRL trains full and qlora too; claimed once a test trains them (tests/test_task_methods.py)
-    methods: ClassVar = frozenset({"lora"})
+    methods: ClassVar = frozenset({"lora", "qlora", "full"})
     score: ClassVar = Score("pass_at_1")
 
     def prepare(self) -> dict:
