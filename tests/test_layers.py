@@ -19,7 +19,7 @@ LAYERS = [
         "train_history",
     ],
     ["resources"],  # data files (the built-in SMS set)
-    ["config"],
+    ["config", "config_errors"],
     ["data", "models", "runtime", "generation", "smoothing"],
     ["methods"],
     ["artifacts", "export", "export_gguf"],

@@ -12,9 +12,11 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
+from tunelab.config_errors import format_validation_error
 from tunelab.errors import TunelabError
 from tunelab.registry import Registry
 from tunelab.settings import (
+    DEFAULT_SECTIONS,
     METHOD_SETTINGS,
     TASK_SETTINGS,
     MethodSettings,
@@ -24,7 +26,6 @@ from tunelab.settings import (
 from tunelab.yaml_files import read_yaml
 
 BUILTIN_SPAM = "builtin:sms_spam"
-DEFAULT_SECTIONS = {"task": "classify", "method": "freeze"}  # the seed-000 recipe
 
 # Training's default budget (train.micro_batch_tokens), also the cut of forward passes without
 # gradients (evaluation, the frozen-block cache): 32 SMS x 200 tokens through SmolLM2 held
@@ -126,6 +127,9 @@ class TrainConfig(StrictModel):
         "their cached output (same result, far less compute per epoch).",
     )
     cache_max_gb: float = Field(4.0, gt=0, description="Largest hidden-state cache kept in memory.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Mixed precision (autocast); auto: bf16 on a GPU with it, else fp32."
+    )
     report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
         default_factory=list,
         description="Trackers that get a copy of metrics.jsonl and the config (docs/scale.md).",
@@ -247,31 +251,6 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = child
         node[leaf] = yaml.safe_load(value) if value else None
     return raw
-
-
-def validation_problem(error: ValidationError) -> tuple[str, str]:
-    """The first bad field (dotted, as the user writes it) and what is wrong with it."""
-    first = error.errors()[0]
-    loc = [str(p) for p in first["loc"] if not str(p).startswith("function-after")]
-    if loc[0] in DEFAULT_SECTIONS and len(loc) > 2:
-        del loc[1]  # the union's tag (task.ppo.reward_run): the user wrote task.reward_run
-    field = ".".join(loc)
-    problem = first["msg"]
-    if first["type"] == "extra_forbidden":
-        problem = "unknown key"
-    elif first["type"] == "union_tag_invalid":
-        registry = TASK_SETTINGS if first["loc"][0] == "task" else METHOD_SETTINGS
-        name = first["ctx"]["tag"]
-        problem = f"unknown {registry.kind} '{name}'; known: {', '.join(registry.names())}"
-        field += ".name"
-    return field, problem
-
-
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """Name the first bad field in one line, the way a user reads it."""
-    field, problem = validation_problem(error)
-    extra = f" ({len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
-    return f"{source}: {field}: {problem}{extra}"
 
 
 def validate(raw: dict[str, Any], source: str) -> RunConfig:

@@ -38,5 +38,6 @@ class PromptedTaskSettings(TaskSettings):
 
 # Filled by tasks/base.register_task and methods/base.register: one call registers both the
 # task or method and its settings class, which the config union picks up.
+DEFAULT_SECTIONS = {"task": "classify", "method": "freeze"}  # the seed-000 recipe
 TASK_SETTINGS: Registry[type[TaskSettings]] = Registry("task")
 METHOD_SETTINGS: Registry[type[MethodSettings]] = Registry("method")

@@ -16,6 +16,7 @@ from transformers import EarlyStoppingCallback, TrainerCallback
 
 from tunelab.config import TrainConfig
 from tunelab.errors import notice
+from tunelab.runtime import mixed_precision
 from tunelab.tasks.base import Task
 from tunelab.train.guards import check_finite
 from tunelab.train.hf_checkpoints import newest_intact_checkpoint
@@ -25,10 +26,10 @@ from tunelab.train.trainers import TrainerSpec, register_trainer
 
 
 def trl_arguments(config: TrainConfig, run_dir: Path, steps_per_epoch: int) -> dict:
-    """Arguments shared by TRL configs. bf16 is off: TRL turns it on by default and it runs
-    ~40x slower on CPUs without native bf16 (measured on the CI machines). A checkpoint per
-    epoch (the last two kept) is what --resume continues from; early stopping needs the best
-    one loaded at the end."""
+    """Arguments shared by TRL configs. Precision is train.precision's, not TRL's default of
+    bf16, which runs ~40x slower on CPUs without native bf16 (measured on the CI machines). A
+    checkpoint per epoch (the last two kept) is what --resume continues from; early stopping
+    needs the best one loaded at the end."""
     total = steps_per_epoch * config.epochs
     stopping = config.early_stopping_patience is not None
     return {
@@ -50,8 +51,8 @@ def trl_arguments(config: TrainConfig, run_dir: Path, steps_per_epoch: int) -> d
         "load_best_model_at_end": stopping,
         "metric_for_best_model": "eval_loss" if stopping else None,
         "report_to": "none",
-        "bf16": False,
-        "fp16": False,
+        "bf16": mixed_precision(config) == "bf16",
+        "fp16": mixed_precision(config) == "fp16",
         "use_cpu": not torch.cuda.is_available(),
         "disable_tqdm": False,
         "remove_unused_columns": False,

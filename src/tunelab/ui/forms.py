@@ -17,9 +17,8 @@ from tunelab.config import (
     TrainConfig,
     apply_overrides,
     config_model,
-    format_validation_error,
-    validation_problem,
 )
+from tunelab.config_errors import format_validation_error, validation_problem
 from tunelab.errors import DataError, TunelabError
 from tunelab.models.embedded import EMBEDDED
 from tunelab.settings import METHOD_SETTINGS, TASK_SETTINGS

@@ -1,0 +1,57 @@
+"""The CUDA paths, run by benchmarks/gpu_check.sh on a machine with a GPU (skipped elsewhere):
+bf16 autocast chosen by `auto`, QLoRA on bitsandbytes' CUDA kernels, and tunelab's fused LoRA
+layer against PEFT's forward and backward on the GPU."""
+
+import pytest
+import torch
+from tests.lm_helpers import STORIES, sft_overrides
+
+from tunelab.config import TrainConfig
+from tunelab.pipeline import load_config, run
+from tunelab.runtime import mixed_precision
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (gpu_check.sh)"),
+]
+
+
+def test_auto_precision_is_bf16_on_a_gpu_that_has_it():
+    expected = "bf16" if torch.cuda.is_bf16_supported() else "no"
+    assert mixed_precision(TrainConfig()) == expected
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_sft_trains_on_the_gpu(tmp_path, method):
+    extra = ["method.compute_dtype=bfloat16"] if method == "qlora" else []
+    config = load_config(None, sft_overrides(tmp_path, method, "train.lr=0.01", "train.epochs=3",
+                                             *extra))  # fmt: skip
+    summary = run(config)
+    assert summary["score"] < summary["score_before"]  # held-out perplexity falls
+    assert summary["peak_gpu_mb"] is not None and summary["peak_gpu_mb"] > 0
+
+
+def test_the_fused_lora_layer_matches_peft_on_the_gpu():
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.methods.fused_lora import fuse_lora_layers
+
+    torch.manual_seed(0)
+    ids = torch.randint(3, 500, (2, 24), device="cuda")
+    outputs = []
+    for fused in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(STORIES).cuda()
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+        torch.manual_seed(1)
+        model = get_peft_model(model, lora)
+        if fused:
+            fuse_lora_layers(model)
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        outputs.append((loss.detach(), grads))
+    (loss_a, grads_a), (loss_b, grads_b) = outputs
+    torch.testing.assert_close(loss_b, loss_a, rtol=1e-4, atol=1e-5)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-5)
