@@ -33,7 +33,7 @@ def plot_steps(steps: list[dict], rewards: list[str], path: Path) -> None:
         rewards, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False
     ):
         draw(axes[0], f"rewards/{name}/mean", name, color)
-    axes[0].set(xlabel="step", title=f"mean reward of sampled completions (mean of {window})")
+    axes[0].set(xlabel="step", title=f"sampled reward (running mean of {window} steps)")
     axes[0].legend(fontsize=8)
     for ax, (key, title) in zip(axes[1:], STEP_PANELS, strict=True):
         if all(s.get(key) is None for s in steps):  # KL when beta is 0: TRL logs none
