@@ -168,6 +168,6 @@ def test_a_bad_reward_setting_is_a_one_line_error(toy, tmp_path):
 
 def test_orpo_prefers_the_chosen_answers_without_a_reference(pairs_file, tmp_path):  # noqa: F811
     summary = run(load_config(None, overrides("orpo", pairs_file, tmp_path / "orpo")))
-    assert summary["score_name"] == "policy_accuracy"
+    assert summary["score_name"] == "policy_accuracy_per_token"
     assert summary["score"] >= 0.9 > summary["score_before"]
     assert_base_weights_untouched(tmp_path / "orpo")

@@ -43,8 +43,11 @@ def reward_model_metrics(model, tokenizer, pairs: list[tuple[str, str]], batch_s
 
 
 @torch.no_grad()
-def response_logps(model, tokenizer, prompts, responses, add_special_tokens, batch_size=8):
-    """Summed log-probability of each response given its prompt (EOS included)."""
+def response_logps(
+    model, tokenizer, prompts, responses, add_special_tokens, batch_size=8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-probability of each response given its prompt (EOS included), and its
+    token count (ORPO's odds use the mean per token)."""
     rows = []
     for prompt, response in zip(prompts, responses, strict=True):
         head = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
@@ -53,6 +56,7 @@ def response_logps(model, tokenizer, prompts, responses, add_special_tokens, bat
     model.eval()
     device = next(model.parameters()).device
     out = torch.empty(len(rows))
+    tokens = torch.tensor([float(len(tail)) for _, tail in rows])
     for chunk in batches(list(range(len(rows))), batch_size, "log-probs"):
         width = max(len(rows[i][0]) for i in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id)
@@ -71,7 +75,7 @@ def response_logps(model, tokenizer, prompts, responses, add_special_tokens, bat
         target = labels[:, 1:].to(device)
         picked = logits.log_softmax(-1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         out[chunk] = (picked * (target != IGNORE)).sum(-1).cpu()
-    return out
+    return out, tokens
 
 
 def dpo_metrics(
@@ -81,18 +85,22 @@ def dpo_metrics(
     `reference` None: the policy with its adapter disabled (LoRA / QLoRA)."""
 
     def logps(responses):
-        policy = response_logps(model, tokenizer, prompts, responses, add_special, batch_size)
+        policy, tokens = response_logps(
+            model, tokenizer, prompts, responses, add_special, batch_size
+        )
         # no reference model: the policy with its adapter off (before training: no adapter yet)
         peft = reference is None and isinstance(model, PeftModel)
         context = model.disable_adapter() if peft else nullcontext()
         with context:
-            ref = response_logps(
+            ref, _ = response_logps(
                 reference or model, tokenizer, prompts, responses, add_special, batch_size
             )
-        return policy, ref
+        return policy, ref, tokens
 
-    (pc, rc), (pr, rr) = logps(chosen), logps(rejected)
+    (pc, rc, nc), (pr, rr, nr) = logps(chosen), logps(rejected)
     result = pairwise_metrics(beta * (pc - rc), beta * (pr - rr))
-    # reference-free: does the policy itself give the chosen answer the higher log-probability?
+    # reference-free: does the policy itself give the chosen answer the higher log-probability,
+    # summed (longer answers lose) or per token (ORPO's odds are of the mean)?
     result["policy_accuracy"] = pairwise_metrics(pc, pr)["accuracy"]
+    result["policy_accuracy_per_token"] = pairwise_metrics(pc / nc, pr / nr)["accuracy"]
     return result

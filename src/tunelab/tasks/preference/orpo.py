@@ -1,7 +1,7 @@
 """orpo: odds-ratio preference optimisation on TRL's ORPOTrainer (trl.experimental in 1.16). No
 reference model: the SFT loss on the chosen answer plus a penalty on the odds ratio of chosen to
 rejected, in one stage from the base model. Scored reference-free, by how often the policy gives
-the chosen answer the higher log-probability on held-out pairs."""
+the chosen answer the higher mean log-probability per token on held-out pairs."""
 
 from typing import ClassVar, Literal
 
@@ -19,7 +19,9 @@ class OrpoSettings(PolicySettings):
 class OrpoTask(PolicyPairTask):
     name = "orpo"
     settings = OrpoSettings
-    score: ClassVar = Score("policy_accuracy")
+    # ORPO's odds ratio is of mean per-token probabilities: the summed log-probability ranks
+    # pairs mostly by length, which ORPO does not train (smollm2: 0.56 -> 0.56, docs/rl.md)
+    score: ClassVar = Score("policy_accuracy_per_token")
     methods: ClassVar = frozenset({"lora", "qlora", "full"})
 
     def load_model(self) -> nn.Module:

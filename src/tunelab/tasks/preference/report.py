@@ -11,6 +11,7 @@ ROWS = [
     ("accuracy", "pairwise accuracy (ties count half)"),
     ("margin", "mean margin (chosen - rejected)"),
     ("policy_accuracy", "policy prefers chosen by log-probability"),
+    ("policy_accuracy_per_token", "policy prefers chosen by log-probability per token"),
 ]
 
 
