@@ -11,7 +11,7 @@ from tests.helpers import assert_one_line_error, run_cli
 
 from tunelab.artifacts import load_run
 from tunelab.data.preference import read_pairs
-from tunelab.pipeline import load_config, run
+from tunelab.pipeline import load_config, open_task, run
 
 STORIES = str(ASSETS / "stories260K")
 CONTRACT = ["config.yaml", "data_summary.json", "metrics.jsonl", "eval_before.json", "eval_after.json",
@@ -220,3 +220,14 @@ def test_export_to_a_path_that_is_a_file(reward_run, tmp_path):
     target.write_text("x")
     code, output = run_cli("export", run_dir, "--out", target)
     assert_one_line_error(code, output, "--out", "exists")
+
+
+def test_a_train_setting_the_trl_trainer_ignores_is_an_error_unless_it_is_the_default(
+    pairs_file, tmp_path
+):
+    settings = overrides("dpo", pairs_file, tmp_path / "r")
+    code, output = run_cli("train", *settings, "train.micro_batch_tokens=512")
+    assert_one_line_error(code, output, "train.micro_batch_tokens", "trl trainer")
+    # a finished run's config.yaml spells out every default: reopening it must be accepted
+    config = load_config(None, [*settings, "train.cache_frozen=true", "train.group_by_length=null"])
+    open_task(config)

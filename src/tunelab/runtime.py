@@ -2,6 +2,7 @@
 
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration
 
 from tunelab.config import TrainConfig
@@ -21,6 +22,10 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     # split_batches: train.batch_size is the global batch, so N processes see the same batches
     # (split N ways) as one process does, and reach the same loss.
     # cpu=True must be explicit: without it Accelerate ignores a torchrun world on a CPU machine.
+    # AcceleratorState is a per-process singleton that refuses a second mixed precision; one
+    # process may train several runs (compare, the UI, tests), each with its own train.precision.
+    # The process group (PartialState) is kept. Transformers' TrainingArguments resets it too.
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         gradient_accumulation_steps=config.grad_accum,

@@ -33,8 +33,11 @@ def register_trainer(spec: TrainerSpec) -> TrainerSpec:
 
 
 def check_settings(spec: TrainerSpec, config: TrainConfig, task: type[Task]) -> None:
-    """Refuse a train setting the user set and this trainer would not honour."""
-    unused = sorted(config.model_fields_set & spec.ignores)
+    """Refuse a train setting the user changed and this trainer would not honour. A default
+    written out (a finished run's config.yaml holds every field) changes nothing: accepted."""
+    defaults = TrainConfig()
+    changed = {n for n in config.model_fields_set if getattr(config, n) != getattr(defaults, n)}
+    unused = sorted(changed & spec.ignores)
     if unused:
         raise TunelabError(
             f"train.{unused[0]}: task '{task.name}' trains with the {spec.name} trainer, "
