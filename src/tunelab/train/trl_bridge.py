@@ -31,6 +31,7 @@ def trl_arguments(config: TrainConfig, run_dir: Path, steps_per_epoch: int) -> d
     checkpoint per epoch (the last two kept) is what --resume continues from; early stopping
     needs the best one loaded at the end."""
     total = steps_per_epoch * config.epochs
+    precision = mixed_precision(config)
     stopping = config.early_stopping_patience is not None
     return {
         "output_dir": str(run_dir / "trl"),
@@ -51,8 +52,8 @@ def trl_arguments(config: TrainConfig, run_dir: Path, steps_per_epoch: int) -> d
         "load_best_model_at_end": stopping,
         "metric_for_best_model": "eval_loss" if stopping else None,
         "report_to": "none",
-        "bf16": mixed_precision(config) == "bf16",
-        "fp16": mixed_precision(config) == "fp16",
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
         "use_cpu": not torch.cuda.is_available(),
         "disable_tqdm": False,
         "remove_unused_columns": False,
