@@ -118,13 +118,14 @@ function formValues() {
 }
 
 async function loadForm() {
-  const kept = rawValues();
-  const task = kept["task.name"] || "classify";
-  const method = kept["method.name"] || "lora";
+  const asked = rawValues();
+  const task = asked["task.name"] || "classify";
+  const method = asked["method.name"] || "lora";
   const version = ++formVersion;
+  delete document.body.dataset.form;  // a form is on its way: what is on screen will be replaced
   const form = await api("GET", `/api/form?task=${encodeURIComponent(task)}&method=${encodeURIComponent(method)}`);
   if (version !== formVersion) return;
-  renderFields(form.fields, kept);
+  renderFields(form.fields, rawValues());  // what was typed while the form loaded is kept too
   $("[name='task.name']").value = task;
   $("[name='method.name']").value = method;
   document.body.dataset.form = `${task}/${method}`;  // which form is on screen (tests wait on it)
