@@ -84,29 +84,30 @@ def emit_side(figures: dict) -> None:
 def case_parser(epochs: int, limit_train: int) -> argparse.ArgumentParser:
     """The arguments every case takes; --side is how run_side starts one side."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--side", choices=["baseline", "tunelab"])
+    parser.add_argument("--side", choices=["baseline", "trl", "tunelab"])
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--limit-train", type=int, default=limit_train)
     parser.add_argument("--table", action="store_true", help="Print the last result again.")
     return parser
 
 
-def compare_sides(script: str, argv: list[str], model_name: str, val_key: str, flops_per_token) -> dict:  # fmt: skip
-    """Warm up, measure the matmul peak, run the baseline then tunelab, and derive the columns.
+def compare_sides(script: str, argv: list[str], model_name: str, val_key: str, flops_per_token, sides: tuple[str, ...] = ("baseline", "tunelab")) -> dict:  # fmt: skip
+    """Warm up, measure the matmul peak, run each side (the first is the reference of the
+    time-to-target column; tunelab last) and derive the columns.
     flops_per_token(side) -> model FLOPs per real training token on that side."""
     from tunelab.models.embedded import resolve_model
 
     resolve_model(model_name)  # warm-up: the conversion and file cache are not timed
     peak = matmul_peak_gflops()
-    results = {side: run_side(script, side, argv) for side in ("baseline", "tunelab")}
-    target = results["baseline"][val_key][-1]
+    results = {side: run_side(script, side, argv) for side in sides}
+    target = results[sides[0]][val_key][-1]
     for side, r in results.items():
         r["time_to_baseline_val_s"] = time_to_reach(
             r["epoch_end_s"], r[val_key], target, lower_is_better=val_key == "val_loss"
         )
         r["tokens_per_s"] = r["real_train_tokens"] / r["train_s"]
         r["mfu"] = flops_per_token(side) * r["tokens_per_s"] / (peak * 1e9)
-    return {"matmul_peak_gflops": peak, **results}
+    return {"matmul_peak_gflops": peak, "sides": list(sides), **results}
 
 
 def write_result(report: dict, name: str) -> Path:
@@ -116,6 +117,16 @@ def write_result(report: dict, name: str) -> Path:
     print_table(report)
     print(f"written: {out}")
     return out
+
+
+TIMES = ("wall_s", "train_s", "time_to_baseline_val_s")  # lower is better
+
+
+def speedup(key: str, peer: float | None, ours: float | None) -> str:
+    """tunelab against a peer: peer time / tunelab time, or tunelab rate / peer rate."""
+    if not (peer and ours) or key not in (*TIMES, "tokens_per_s"):
+        return ""
+    return f"{peer / ours:.2f}x" if key in TIMES else f"{ours / peer:.2f}x"
 
 
 def print_table(report: dict) -> None:
@@ -130,19 +141,15 @@ def print_table(report: dict) -> None:
         ("MFU (real tokens)", "mfu", "{:.1%}"),
         ("MFU (useful FLOPs only)", "mfu_useful", "{:.1%}"),
     ]
-    base, ours = report["baseline"], report["tunelab"]
+    sides = report.get("sides", ["baseline", "tunelab"])
+    peers = [side for side in sides if side != "tunelab"]
     print(f"\n{report['case']}  (fp32 matmul peak {report['matmul_peak_gflops']:.0f} GFLOP/s)")
-    print(f"{'':40} {'baseline':>12} {'tunelab':>12} {'ratio':>8}")
+    heads = [f"{side:>12}" for side in sides] + [f"{'vs ' + peer:>12}" for peer in peers]
+    print(f"{'':40} {' '.join(heads)}")
     for title, key, fmt in rows:
-        b, t = base.get(key), ours.get(key)
-        if b is None and t is None:
+        values = {side: report[side].get(key) for side in sides}
+        if all(v is None for v in values.values()):
             continue  # a column this case does not have
-        cells = [fmt.format(v) if v is not None else "-" for v in (b, t)]
-        # speed-up: baseline time / tunelab time, or tunelab rate / baseline rate
-        if b and t and key in ("wall_s", "train_s", "time_to_baseline_val_s"):
-            ratio = f"{b / t:.2f}x"
-        elif b and t and key == "tokens_per_s":
-            ratio = f"{t / b:.2f}x"
-        else:
-            ratio = ""
-        print(f"{title:40} {cells[0]:>12} {cells[1]:>12} {ratio:>8}")
+        cells = [fmt.format(v) if v is not None else "-" for v in values.values()]
+        cells += [speedup(key, values[peer], values["tunelab"]) for peer in peers]
+        print(f"{title:40} {' '.join(f'{c:>12}' for c in cells)}")

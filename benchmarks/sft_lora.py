@@ -1,23 +1,18 @@
 """Benchmark cases (c) and (d): SFT with LoRA, or QLoRA (4-bit NF4 base), on smollm2-135m and
 the instruction data (`configs/rlhf_smollm2_sft.yaml`: chat template, loss on the answers).
 
-Baseline: what the Hugging Face docs do: `Trainer` + `TrainingArguments` + PEFT, the standard
-dynamic-padding collator (`DataCollatorForSeq2Seq`, labels padded with -100), random batches and
-the model's own loss (full-vocabulary logits at every position). For QLoRA the same
-`BitsAndBytesConfig` and `prepare_model_for_kbit_training` as tunelab. Both sides train on the
-same encoded rows (tunelab's data stage), split, hyperparameters and epochs; both are scored by
-the same held-out perplexity.
+Three sides, each in its own process: the plain Trainer + PEFT script (baseline), TRL 1.16's
+SFTTrainer (trl), both in sft_peers.py, and tunelab's run of the config (tunelab). All train on
+the same rows, split, hyperparameters and epochs and are scored by the same held-out perplexity.
 
     python benchmarks/sft_lora.py                    # case (c): LoRA
     python benchmarks/sft_lora.py --method qlora     # case (d): QLoRA
-    python benchmarks/sft_lora.py --seed 7           # another seed on both sides (sft_lora_seed7.json)
+    python benchmarks/sft_lora.py --seed 7           # another seed on every side (sft_lora_seed7.json)
     python benchmarks/sft_lora.py --table            # print the last result again
 """
 
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,9 +28,11 @@ from common import (
     print_table,
     write_result,
 )
-from sides import EpochClock, run_tunelab
+from sft_peers import run_peer
+from sides import run_tunelab
 
 CONFIG = HERE.parent / "configs" / "rlhf_smollm2_sft.yaml"
+SIDES = ("baseline", "trl", "tunelab")
 
 
 def overrides(args) -> list[str]:
@@ -44,74 +41,8 @@ def overrides(args) -> list[str]:
         f"train.epochs={args.epochs}",
         f"data.limit_train={args.limit_train}",
         "eval.generate_limit=1",  # perplexity is the score here; generation is not timed work
-        *([f"train.seed={args.seed}"] if args.seed is not None else []),  # both sides' seed
+        *([f"train.seed={args.seed}"] if args.seed is not None else []),  # every side's seed
     ]
-
-
-def load_baseline_model(config, path: str):
-    import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM
-
-    from tunelab.methods.qlora import quantization_options
-
-    quantized = config.method.name == "qlora"
-    options = quantization_options(config.method) if quantized else {}
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **options)
-    if quantized:
-        from tunelab.models.loader import keep_4bit_weights_trainable
-
-        keep_4bit_weights_trainable(model)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    settings = config.method  # the config's all-linear, r, alpha and dropout, as tunelab's run
-    lora = LoraConfig(task_type="CAUSAL_LM", r=settings.r, lora_alpha=settings.alpha,
-                      lora_dropout=settings.dropout, target_modules=settings.target_modules)  # fmt: skip
-    return get_peft_model(model, lora)
-
-
-def run_baseline(args) -> dict:
-    from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
-
-    from tunelab.pipeline import load_config, open_task
-    from tunelab.tasks.generative.evaluate import perplexity
-
-    started = time.perf_counter()
-    config = load_config(CONFIG, overrides(args))
-    task = open_task(config)  # the same encoded rows, labels and split as tunelab's run
-    task.prepare()
-    path, tokenizer, data = task.run.model_path, task.tokenizer, task.data
-    set_seed(config.train.seed)  # as tunelab does before loading: LoRA starts the same
-    model = load_baseline_model(config, path)
-    val_loss = []
-
-    def validate():  # the same perplexity function as tunelab's; its time is not training
-        val_loss.append(perplexity(model, data.encoded["val"], tokenizer, 8)["loss"])
-
-    clock = EpochClock(after_epoch=validate)
-    rows = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in data.encoded["train"]]
-    train = Dataset.from_list(rows)
-    training = TrainingArguments(
-        output_dir=tempfile.mkdtemp(), num_train_epochs=config.train.epochs,
-        per_device_train_batch_size=config.train.batch_size, learning_rate=config.train.lr,
-        weight_decay=config.train.weight_decay, lr_scheduler_type=config.train.scheduler,
-        warmup_steps=config.train.warmup_ratio, save_strategy="no", report_to="none",
-        use_cpu=True, seed=config.train.seed, disable_tqdm=True, remove_unused_columns=False,
-    )  # fmt: skip
-    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
-    trainer = Trainer(model=model, args=training, train_dataset=train, data_collator=collator,
-                      callbacks=[clock.callback])  # fmt: skip
-    trainer.train()
-    test = perplexity(model, data.encoded["test"], tokenizer, 8)
-    return {
-        "wall_s": time.perf_counter() - started,
-        "train_s": clock.marks[-1],
-        "epoch_end_s": clock.marks,
-        "val_loss": val_loss,
-        "real_train_tokens": sum(len(e["input_ids"]) for e in data.encoded["train"])
-        * config.train.epochs,
-        "test_value": test["perplexity"],
-    }
 
 
 def labelled_share(args) -> float:
@@ -134,9 +65,12 @@ def useful_flops_per_token(args) -> float:
 
 
 def run_side_here(args) -> dict:
-    if args.side == "baseline":
-        return run_baseline(args)
-    return run_tunelab(CONFIG, overrides(args), lambda summary, after: after["perplexity"])
+    if args.side == "tunelab":
+        return run_tunelab(CONFIG, overrides(args), lambda summary, after: after["perplexity"])
+    from tunelab.pipeline import load_config
+
+    # the peers train on unpacked rows, whatever tunelab's packing default
+    return run_peer(args.side, load_config(CONFIG, [*overrides(args), "task.packing=false"]))
 
 
 def main() -> None:
@@ -153,9 +87,9 @@ def main() -> None:
         argv = ["--method", args.method, "--epochs", str(args.epochs), "--limit-train", str(args.limit_train)]  # fmt: skip
         argv += ["--seed", str(args.seed)] if args.seed is not None else []
         lora = 4 * parameter_count("smollm2-135m")  # forward 2N + backward to the inputs 2N
-        report = compare_sides(__file__, argv, "smollm2-135m", "val_loss", lambda side: lora)
+        report = compare_sides(__file__, argv, "smollm2-135m", "val_loss", lambda side: lora, SIDES)
         useful = useful_flops_per_token(args)
-        for side in ("baseline", "tunelab"):
+        for side in SIDES:
             report[side]["mfu_useful"] = report[side]["mfu"] * useful / lora
         case = "c: SFT LoRA" if args.method == "lora" else "d: SFT QLoRA (4-bit NF4 base)"
         report = {"case": f"{case}, smollm2-135m, instruction data", **vars(args), **report,

@@ -78,6 +78,14 @@ class DataConfig(StrictModel):
     mix: list[MixSource] = Field(
         [], description="sft: more training sources mixed in by weight (multitask, FLAN-style)."
     )
+    streaming: bool = Field(
+        False,
+        description="pretrain: tokenize once into memory-mapped Arrow files, cached for the next "
+        "run (on by itself above 1 GiB).",
+    )
+    num_proc: int | None = Field(
+        None, ge=1, description="Processes that tokenize a streamed corpus; null: one per core."
+    )
 
     @model_validator(mode="after")
     def _split_sums_to_one(self) -> "DataConfig":

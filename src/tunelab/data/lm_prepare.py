@@ -162,25 +162,34 @@ def read_documents(config: DataConfig) -> list[str]:
     return [str(record[config.text_field]) for _, record in records]
 
 
+SPLITS = ("train", "val", "test")
+
+
+def document_splits(count: int, data: DataConfig, seed: int) -> dict[str, list[int]]:
+    """The documents' indices in each split (seeded; the same in memory and streamed)."""
+    if count < 3:
+        raise TunelabError(
+            f"{data.path}: pretrain needs at least 3 documents to hold some out for perplexity"
+        )
+    parts = split_by_fractions(list(range(count)), data.split, seed)
+    for name, part in zip(SPLITS, parts, strict=True):
+        if not part:
+            raise TunelabError(f"{data.path}: no document left for the {name} split")
+    return dict(zip(SPLITS, parts, strict=True))
+
+
 def prepare_pretrain(data: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> LmData:
     """Documents are split first (held-out text is text the model never trained on), then each
     split's token stream, EOS between documents, is cut into max_length blocks."""
     documents = read_documents(data)[: data.limit_train]
-    if len(documents) < 3:
-        raise TunelabError(
-            f"{data.path}: pretrain needs at least 3 documents to hold some out for perplexity"
-        )
-    parts = split_by_fractions(documents, data.split, seed)
     result = LmData({}, summary={"documents": len(documents), "splits": {}})
-    for name, docs in zip(("train", "val", "test"), parts, strict=True):
-        if not docs:
-            raise TunelabError(f"{data.path}: no document left for the {name} split")
+    for name, indices in document_splits(len(documents), data, seed).items():
         stream = []
-        for doc in docs:
-            stream += tokenizer(doc)["input_ids"] + [tokenizer.eos_token_id]
+        for index in indices:
+            stream += tokenizer(documents[index])["input_ids"] + [tokenizer.eos_token_id]
         result.encoded[name] = blocks_of(stream, data.max_length)
         result.summary["splits"][name] = {
-            "documents": len(docs),
+            "documents": len(indices),
             "tokens": len(stream),
             "blocks": len(result.encoded[name]),
         }

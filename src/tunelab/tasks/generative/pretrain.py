@@ -5,6 +5,7 @@ from typing import Literal
 
 from torch import nn
 
+from tunelab.data.arrow_corpus import prepare_pretrain_arrow, streams
 from tunelab.data.lm_prepare import prepare_pretrain
 from tunelab.settings import TaskSettings
 from tunelab.tasks.base import Score, register_task
@@ -24,7 +25,8 @@ class PretrainTask(GenerativeTask):
     score = Score("perplexity", higher_is_better=False)
 
     def prepare(self) -> dict:
-        self.data = prepare_pretrain(self.config.data, self.tokenizer, self.config.train.seed)
+        prepare = prepare_pretrain_arrow if streams(self.config.data) else prepare_pretrain
+        self.data = prepare(self.config.data, self.tokenizer, self.config.train.seed)
         return self.data.summary
 
     def evaluate(self, model: nn.Module) -> dict:

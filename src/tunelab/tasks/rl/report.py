@@ -29,10 +29,8 @@ def plot_steps(steps: list[dict], rewards: list[str], path: Path) -> None:
         ax.plot(xs, running_mean(values, window), color=color, label=label)
 
     draw(axes[0], "reward", "weighted sum", "black")
-    for name, color in zip(
-        rewards, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False
-    ):
-        draw(axes[0], f"rewards/{name}/mean", name, color)
+    for i, name in enumerate(rewards):  # matplotlib's colour cycle: any number of rewards
+        draw(axes[0], f"rewards/{name}/mean", name, f"C{i % 10}")
     axes[0].set(xlabel="step", title=f"sampled reward (running mean of {window} steps)")
     axes[0].legend(fontsize=8)
     for ax, (key, title) in zip(axes[1:], STEP_PANELS, strict=True):

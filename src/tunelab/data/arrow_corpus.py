@@ -1,0 +1,240 @@
+"""data.streaming: pretrain corpora bigger than memory, through `datasets`' Arrow files.
+
+The documents are written once to an Arrow file (datasets' ArrowWriter, a batch at a time),
+split by the same seeded shuffle of their indices as in memory, tokenized by `Dataset.map` in
+data.num_proc processes, and cut into max_length blocks, one Arrow file per split, read
+memory-mapped while training. Blocks, split and counts equal the in-memory path's.
+
+The block files are kept under a key of the corpus files (path, size, modification time), the
+tokenizer and the settings that shape the blocks, so a second run with the same key opens them
+at once. Written by hand: only the document readers (datasets' text loader splits on lines,
+not on blank lines as tunelab's paragraphs) and the block cutting (carried across map batches
+so every token lands in exactly one block, as `blocks_of` does in memory)."""
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from datasets import Dataset, Features, Value
+from datasets import List as ArrowList
+from datasets.arrow_writer import ArrowWriter
+from datasets.fingerprint import Hasher
+from transformers import PreTrainedTokenizerBase
+
+from tunelab.config import DataConfig
+from tunelab.data.lm_prepare import TEXT_SUFFIXES, LmData, document_splits
+from tunelab.errors import DataError, TunelabError
+
+AUTO_STREAMING_BYTES = 1 << 30  # corpora above 1 GiB stream even without data.streaming
+WRITE_BATCH = 1000  # documents or blocks per Arrow record batch
+READ_CHUNK = 1 << 20  # characters of a text file read at a time
+SUMMARY = "summary.json"
+
+
+def cache_root() -> Path:
+    default = Path.home() / ".cache" / "tunelab" / "data"
+    return Path(os.environ.get("TUNELAB_DATA_CACHE", default))
+
+
+def corpus_files(config: DataConfig) -> list[Path]:
+    path = Path(config.path).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES)
+        if not files:
+            raise TunelabError(f"{path}: no .txt or .md files in the folder")
+        return files
+    if not path.is_file():
+        raise TunelabError(f"data file not found: {path}")
+    return [path]
+
+
+def corpus_bytes(config: DataConfig) -> int:
+    return sum(f.stat().st_size for f in corpus_files(config))
+
+
+def streams(config: DataConfig) -> bool:
+    """data.streaming, or a corpus too big to read into memory whole."""
+    return config.streaming or corpus_bytes(config) > AUTO_STREAMING_BYTES
+
+
+def cache_key(config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> str:
+    files = [
+        (str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in corpus_files(config)
+    ]
+    shape = (config.format, config.text_field, config.split, config.limit_train, config.max_length)
+    return Hasher.hash((files, shape, seed, Hasher.hash(tokenizer)))
+
+
+def paragraphs(path: Path) -> Iterator[str]:
+    """A text file's blank-line-separated parts, as `text.split("\\n\\n")` gives them, read a
+    chunk at a time."""
+    carry = ""
+    with path.open(encoding="utf-8") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            *parts, carry = (carry + chunk).split("\n\n")
+            yield from (part for part in parts if part.strip())
+    if carry.strip():
+        yield carry
+
+
+def jsonl_texts(path: Path, field: str) -> Iterator[str]:
+    with path.open(encoding="utf-8") as handle:
+        for row, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, f"not valid JSON ({exc.msg})", row=row) from None
+            text = record.get(field) if isinstance(record, dict) else None
+            if not str(text or "").strip():
+                raise DataError(path, "missing or empty", row=row, field=field)
+            yield str(text)
+
+
+def documents(config: DataConfig) -> Iterator[str]:
+    """The corpus a document at a time: each .txt/.md file of a folder, a text file's
+    paragraphs, or a JSONL file's data.text_field."""
+    files = corpus_files(config)
+    if Path(config.path).expanduser().is_dir():
+        yield from (f.read_text(encoding="utf-8") for f in files)
+    elif files[0].suffix.lower() in TEXT_SUFFIXES:
+        yield from paragraphs(files[0])
+    elif files[0].suffix.lower() == ".jsonl" or config.format == "jsonl":
+        yield from jsonl_texts(files[0], config.text_field)
+    else:
+        raise TunelabError(
+            f"{config.path}: data.streaming reads .txt/.md files, folders of them and .jsonl "
+            "(one document per line); convert the file or set data.streaming=false"
+        )
+
+
+def write_documents(config: DataConfig, path: Path) -> Dataset:
+    features = Features({"text": Value("string")})
+    with ArrowWriter(path=str(path), features=features, writer_batch_size=WRITE_BATCH) as writer:
+        batch = []
+        for text in documents(config):
+            batch.append(text)
+            if len(batch) == WRITE_BATCH:
+                writer.write_batch({"text": batch})
+                batch = []
+        if batch:
+            writer.write_batch({"text": batch})
+        writer.finalize()
+    return Dataset.from_file(str(path))
+
+
+def tokenize(
+    docs: Dataset, tokenizer: PreTrainedTokenizerBase, num_proc: int, path: Path
+) -> Dataset:
+    """Each document's ids and an EOS, in `num_proc` processes (datasets' map)."""
+    eos = tokenizer.eos_token_id
+
+    def encode(batch: dict) -> dict:
+        return {"input_ids": [ids + [eos] for ids in tokenizer(batch["text"])["input_ids"]]}
+
+    workers = min(num_proc, len(docs))
+    return docs.map(
+        encode,
+        batched=True,
+        num_proc=workers if workers > 1 else None,
+        remove_columns=["text"],
+        cache_file_name=str(path),
+        desc=f"tokenizing {path.stem}",
+    )
+
+
+def write_blocks(tokens: Dataset, block: int, path: Path) -> dict:
+    """The split's token stream cut into blocks of `block` (the last shorter; a lone final
+    token joins the block before it), written as they fill. Returns the split's counts."""
+    features = Features({"input_ids": ArrowList(Value("int32"))})
+    carry, held, counts = [], None, {"tokens": 0, "blocks": 0}
+    with ArrowWriter(path=str(path), features=features, writer_batch_size=WRITE_BATCH) as writer:
+
+        def put(rows: list[list[int]]) -> None:
+            if rows:
+                writer.write_batch({"input_ids": rows})
+                counts["blocks"] += len(rows)
+
+        for batch in tokens.iter(batch_size=WRITE_BATCH):
+            for ids in batch["input_ids"]:
+                carry.extend(ids)
+                counts["tokens"] += len(ids)
+            full = len(carry) // block * block
+            rows = [carry[i : i + block] for i in range(0, full, block)]
+            carry = carry[full:]
+            if rows:  # the newest full block waits: a lone final token may still join it
+                put(([held] if held else []) + rows[:-1])
+                held = rows[-1]
+        if held and len(carry) == 1:
+            held, carry = held + carry, []
+        put([row for row in (held, carry) if row])
+        writer.finalize()
+    return counts
+
+
+class ArrowBlocks(Sequence):
+    """Memory-mapped blocks as the trainers' list of {"input_ids", "labels"}: a row is read when
+    indexed, its labels are its inputs."""
+
+    def __init__(self, path: Path):
+        self.dataset = Dataset.from_file(str(path))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        ids = self.dataset[index]["input_ids"]
+        return {"input_ids": ids, "labels": list(ids)}
+
+    def __iter__(self) -> Iterator[dict]:
+        for row in self.dataset:
+            yield {"input_ids": row["input_ids"], "labels": list(row["input_ids"])}
+
+
+def build_blocks(
+    config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int, folder: Path
+) -> dict:
+    """Documents, split, tokens and blocks into `folder`; the summary, also written there."""
+    work = folder / "work"  # the documents and token files, deleted once the blocks exist
+    work.mkdir(parents=True)
+    docs = write_documents(config, work / "documents.arrow")
+    count = min(len(docs), config.limit_train or len(docs))
+    summary = {"documents": count, "splits": {}, "block_size": config.max_length}
+    num_proc = config.num_proc or os.cpu_count() or 1
+    for name, indices in document_splits(count, config, seed).items():
+        tokens = tokenize(docs.select(indices), tokenizer, num_proc, work / f"{name}_tokens.arrow")
+        counts = write_blocks(tokens, config.max_length, folder / f"{name}.arrow")
+        summary["splits"][name] = {"documents": len(indices), **counts}
+    del docs, tokens  # their memory maps close before the files go
+    shutil.rmtree(work)
+    (folder / SUMMARY).write_text(json.dumps(summary))
+    return summary
+
+
+def prepare_pretrain_arrow(
+    config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int
+) -> LmData:
+    """prepare_pretrain's blocks from Arrow files: built once per cache key, then reopened."""
+    folder = cache_root() / cache_key(config, tokenizer, seed)
+    reused = (folder / SUMMARY).is_file()
+    if not reused:
+        building = folder.with_name(f"{folder.name}.building-{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        try:
+            build_blocks(config, tokenizer, seed, building)
+            if (folder / SUMMARY).is_file():  # another run built the same meanwhile
+                shutil.rmtree(building)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)  # a build cut short
+                building.rename(folder)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    summary = json.loads((folder / SUMMARY).read_text())
+    encoded = {name: ArrowBlocks(folder / f"{name}.arrow") for name in summary["splits"]}
+    summary["streaming"] = {"cache": str(folder), "reused": reused}
+    return LmData(encoded, summary=summary)

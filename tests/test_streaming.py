@@ -1,0 +1,110 @@
+"""data.streaming: a pretrain corpus through Arrow files gives the blocks, split and counts of
+the in-memory path; the second run reopens the cached blocks; a changed file is read again;
+a bad row is a one-line error; a streamed run trains."""
+
+import json
+
+import pytest
+from tests.lm_helpers import STORIES, write_jsonl
+
+from tunelab.config import DataConfig
+from tunelab.data import arrow_corpus
+from tunelab.data.arrow_corpus import prepare_pretrain_arrow
+from tunelab.data.lm_prepare import prepare_pretrain
+from tunelab.errors import DataError
+from tunelab.pipeline import load_config, run
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNELAB_DATA_CACHE", str(tmp_path / "cache"))
+
+
+def story(i: int) -> str:
+    return f"Story {i}. The cat number {i} sat on a mat and looked at the moon. " * (1 + i % 4)
+
+
+def blocks(data) -> dict[str, list[list[int]]]:
+    return {name: [row["input_ids"] for row in rows] for name, rows in data.encoded.items()}
+
+
+@pytest.mark.parametrize("kind", ["paragraphs", "jsonl", "folder"])
+def test_streamed_blocks_equal_the_in_memory_ones(
+    tmp_path, monkeypatch, kind, stories_chat_tokenizer
+):
+    if kind == "paragraphs":  # a tiny read chunk: paragraphs cut across chunk edges
+        monkeypatch.setattr(arrow_corpus, "READ_CHUNK", 37)
+        path = tmp_path / "corpus.txt"
+        path.write_text("\n\n".join(story(i) for i in range(40)) + "\n\n\n")
+    elif kind == "jsonl":
+        path = write_jsonl(tmp_path / "corpus.jsonl", [{"text": story(i)} for i in range(40)])
+    else:
+        path = tmp_path / "corpus"
+        path.mkdir()
+        for i in range(12):
+            (path / f"doc{i:02}.md").write_text(story(i))
+    monkeypatch.setattr(arrow_corpus, "WRITE_BATCH", 7)  # blocks carried across batches
+    config = DataConfig(path=str(path), max_length=48, limit_train=36, num_proc=2)
+    memory = prepare_pretrain(config, stories_chat_tokenizer, seed=5)
+    streamed = prepare_pretrain_arrow(config, stories_chat_tokenizer, seed=5)
+    assert blocks(streamed) == blocks(memory)
+    assert streamed.summary["splits"] == memory.summary["splits"]
+    assert streamed.summary["streaming"]["reused"] is False
+
+
+def test_a_second_run_reopens_the_blocks_and_a_changed_file_is_read_again(
+    tmp_path, stories_chat_tokenizer
+):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(story(i) for i in range(20)))
+    config = DataConfig(path=str(path), max_length=32, streaming=True)
+    first = prepare_pretrain_arrow(config, stories_chat_tokenizer, seed=1)
+    again = prepare_pretrain_arrow(config, stories_chat_tokenizer, seed=1)
+    assert again.summary["streaming"] == {**first.summary["streaming"], "reused": True}
+    assert blocks(again) == blocks(first)
+    path.write_text(path.read_text() + "\n\nOne more story about a dog.")
+    changed = prepare_pretrain_arrow(config, stories_chat_tokenizer, seed=1)
+    assert changed.summary["streaming"]["reused"] is False
+    assert changed.summary["documents"] == 21
+    other_seed = prepare_pretrain_arrow(config, stories_chat_tokenizer, seed=2)
+    assert other_seed.summary["streaming"]["cache"] != changed.summary["streaming"]["cache"]
+
+
+def test_a_bad_row_in_a_streamed_corpus_names_its_file_row_and_field(
+    tmp_path, stories_chat_tokenizer
+):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": story(i)}) + "\n" for i in range(5)))
+    path.write_text(path.read_text() + json.dumps({"body": "no text here"}) + "\n")
+    with pytest.raises(DataError, match=r"corpus.jsonl, row 6, field 'text': missing or empty"):
+        prepare_pretrain_arrow(DataConfig(path=str(path)), stories_chat_tokenizer, seed=0)
+    csv = tmp_path / "corpus.csv"
+    csv.write_text("text\n" + "".join(f"{story(i)}\n" for i in range(5)))
+    with pytest.raises(Exception, match=r"corpus.csv: data.streaming reads .txt/.md files"):
+        prepare_pretrain_arrow(DataConfig(path=str(csv)), stories_chat_tokenizer, seed=0)
+    assert not list((tmp_path / "cache").glob("*building*"))  # no half-built cache left
+
+
+def test_a_streamed_pretrain_run_lowers_held_out_perplexity(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(
+        "\n\n".join(
+            f"The red robot number {i} likes to dance with the blue cat. " * 6 for i in range(12)
+        )
+    )
+    overrides = [
+        f"model.name={STORIES}",
+        "task.name=pretrain",
+        f"data.path={path}",
+        "data.streaming=true",
+        "data.max_length=64",
+        "method.name=lora",
+        "train.epochs=2",
+        "train.lr=0.01",
+        f"output.dir={tmp_path / 'run'}",
+    ]
+    summary = run(load_config(None, overrides))
+    assert summary["score"] < 0.7 * summary["score_before"]
+    data_summary = json.loads((tmp_path / "run" / "data_summary.json").read_text())
+    assert data_summary["streaming"]["reused"] is False
+    assert data_summary["splits"]["train"]["documents"] == 8
