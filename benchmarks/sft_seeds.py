@@ -63,7 +63,8 @@ def summary(rows: list[dict]) -> dict:
 
 def with_error(value: tuple[float, float | None], fmt: str) -> str:
     mean, error = value
-    return fmt.format(mean) + (f" ± {fmt.format(error)}" if error is not None else "")
+    unsigned = fmt.replace("+", "")  # the error is a spread: no sign
+    return fmt.format(mean) + (f" ± {unsigned.format(error)}" if error is not None else "")
 
 
 def print_table(report: dict) -> None:
