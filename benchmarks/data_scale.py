@@ -2,8 +2,9 @@
 in the IMDB reviews) of growing size through pretrain's data stage with data.streaming (Arrow
 files, tokenized in parallel, blocks cut as they fill), each size in a fresh process:
 
-- peak RSS of the data stage (the process and its tokenizing workers; memory-mapped pages of
-  the Arrow files count as resident when touched, so this is the strict figure),
+- peak RSS of the data stage (the largest of the process and its tokenizing workers; pages of
+  memory-mapped Arrow files count as resident once touched), and the peak of their anonymous
+  memory together (RssAnon sampled every 0.2 s: what the kernel cannot drop),
 - tokens/s of the data stage, against the plain `datasets` way at one size (load_dataset("text",
   sample_by="paragraph") then `.map` with the same tokenizer, batched, one process: the
   tokenization alone, no blocks),
@@ -106,14 +107,42 @@ def peer_stage(corpus: str) -> dict:
             "documents": len(texts)}  # fmt: skip
 
 
+def anonymous_mb(pid: int) -> float:
+    """RssAnon of a process: its resident memory less the pages of mapped files, which the
+    kernel can drop and read again at any time."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # it ended between the listing and the read
+        return 0.0
+    kb = re.search(r"RssAnon:\s+(\d+)", status)
+    return int(kb.group(1)) / 1024 if kb else 0.0
+
+
+def family(pid: int) -> list[int]:
+    """The process and its descendants (the map workers), from /proc."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in children for p in family(int(child)))]
+
+
 def run_stage(stage: str, corpus: Path, cache: Path) -> dict:
-    """One stage in a fresh process: its peak RSS is its own."""
+    """One stage in a fresh process: its peak RSS is its own. Its anonymous memory (all its
+    processes together) is sampled every 0.2 s."""
     command = [sys.executable, __file__, "--stage", stage, "--corpus", str(corpus)]
     env = {**os.environ, "TUNELAB_DATA_CACHE": str(cache)}
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode:
-        sys.exit(f"the {stage} stage failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env)
+        peak_anonymous = 0.0
+        while process.poll() is None:
+            peak_anonymous = max(peak_anonymous, sum(map(anonymous_mb, family(process.pid))))
+            time.sleep(0.2)
+        out.seek(0), err.seek(0)
+        if process.returncode:
+            sys.exit(f"the {stage} stage failed:\n{err.read()[-3000:]}")
+        figures = json.loads(out.read().strip().splitlines()[-1])
+    return {**figures, "peak_anonymous_mb": peak_anonymous}
 
 
 def measure(size_gb: float, work: Path, with_peer: bool) -> dict:
@@ -129,21 +158,26 @@ def measure(size_gb: float, work: Path, with_peer: bool) -> dict:
     return row
 
 
+def megabytes(figures: dict, key: str) -> str:
+    return f"{figures[key]:,.0f}" if key in figures else "-"  # anonymous: not in older results
+
+
 def print_table(report: dict) -> None:
     print(f"\npretrain data stage, streamed ({MODEL} tokenizer, blocks of 512, {report['cores']} cores)")  # fmt: skip
     print(f"{'corpus (GB)':>12} {'tokens':>14} {'first start (s)':>16} {'tokens/s':>12} "
-          f"{'peak RSS (MB)':>14} {'second start (s)':>17}")  # fmt: skip
+          f"{'peak RSS (MB)':>14} {'anonymous (MB)':>15} {'second start (s)':>17}")  # fmt: skip
     for row in report["rows"]:
         first, second = row["first"], row["second"]
         print(f"{row['size_gb']:>12.2f} {first['tokens']:>14,} {first['seconds']:>16.1f} "
-              f"{first['tokens_per_s']:>12,.0f} {first['peak_rss_mb']:>14,.0f} {second['seconds']:>17.2f}")  # fmt: skip
+              f"{first['tokens_per_s']:>12,.0f} {first['peak_rss_mb']:>14,.0f} "
+              f"{megabytes(first, 'peak_anonymous_mb'):>15} {second['seconds']:>17.2f}")  # fmt: skip
     for row in report["rows"]:
         if "peer" in row:
             peer, ours = row["peer"], row["first"]
             print(f"\nat {row['size_gb']:.2f} GB: plain datasets.map {peer['tokens_per_s']:,.0f} tokens/s, "
-                  f"peak RSS {peer['peak_rss_mb']:,.0f} MB, {peer['seconds']:.0f} s (tokenization only); "
-                  f"tunelab {ours['tokens_per_s']:,.0f} tokens/s ({ours['tokens_per_s'] / peer['tokens_per_s']:.2f}x, "
-                  "blocks included)")  # fmt: skip
+                  f"peak RSS {peer['peak_rss_mb']:,.0f} MB (anonymous {megabytes(peer, 'peak_anonymous_mb')}), "
+                  f"{peer['seconds']:.0f} s (tokenization only); tunelab {ours['tokens_per_s']:,.0f} tokens/s "
+                  f"({ours['tokens_per_s'] / peer['tokens_per_s']:.2f}x, blocks included)")  # fmt: skip
 
 
 def main() -> None:
@@ -152,6 +186,7 @@ def main() -> None:
     parser.add_argument("--peer-size", type=float, default=0.5, help="The size the peer runs at.")
     parser.add_argument("--work", type=Path, help="Where the corpus and caches go (a temp dir).")
     parser.add_argument("--table", action="store_true", help="Print the last result again.")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="The JSON result's path.")
     parser.add_argument("--stage", choices=["tunelab", "peer"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -160,7 +195,7 @@ def main() -> None:
         print(json.dumps({**figures, "peak_rss_mb": peak_rss_mb()}))
         return
     if args.table:
-        print_table(json.loads(RESULTS.read_text()))
+        print_table(json.loads(args.out.read_text()))
         return
     work = Path(tempfile.mkdtemp(dir=args.work))
     from tunelab.models.embedded import resolve_model
@@ -169,10 +204,10 @@ def main() -> None:
     report = {"cores": os.cpu_count(), "rows": []}
     for size in args.sizes:  # written after every size: a cut-short sweep keeps what it ran
         report["rows"].append(measure(size, work, with_peer=size == args.peer_size))
-        RESULTS.write_text(json.dumps(report, indent=2))
+        args.out.write_text(json.dumps(report, indent=2))
     shutil.rmtree(work)
     print_table(report)
-    print(f"written: {RESULTS}")
+    print(f"written: {args.out}")
 
 
 if __name__ == "__main__":

@@ -47,3 +47,21 @@ def sft_overrides(tmp_path: Path, method: str, *extra: str) -> list[str]:
         f"output.dir={tmp_path / 'run'}",
         *extra,
     ]
+
+
+ROBOT_STORY = "The red robot number {i} likes to dance with the blue cat. " * 6
+
+
+def pretrain_overrides(tmp_path: Path, corpus: Path, *extra: str) -> list[str]:
+    """LoRA pretraining on stories260K that halves the held-out perplexity of ROBOT_STORY text."""
+    return [
+        f"model.name={STORIES}",
+        "task.name=pretrain",
+        f"data.path={corpus}",
+        "data.max_length=64",
+        "method.name=lora",
+        "train.epochs=2",
+        "train.lr=0.01",
+        f"output.dir={tmp_path / 'run'}",
+        *extra,
+    ]

@@ -1,6 +1,6 @@
 """pretrain on stories260K: blocks cover every token once, held-out perplexity falls."""
 
-from tests.lm_helpers import STORIES
+from tests.lm_helpers import ROBOT_STORY, pretrain_overrides
 
 from tunelab.config import DataConfig
 from tunelab.data.lm_encode import blocks_of
@@ -30,19 +30,8 @@ def test_pretrain_lowers_held_out_perplexity(tmp_path):
     folder = tmp_path / "corpus"
     folder.mkdir()
     for i in range(12):
-        (folder / f"story{i}.txt").write_text(
-            f"The red robot number {i} likes to dance with the blue cat. " * 6
-        )
-    overrides = [
-        f"model.name={STORIES}",
-        "task.name=pretrain",
-        f"data.path={folder}",
-        "data.max_length=64",
-        "method.name=lora",
-        "train.epochs=2",
-        "train.lr=0.01",
-        f"output.dir={tmp_path / 'run'}",
-    ]
+        (folder / f"story{i}.txt").write_text(ROBOT_STORY.format(i=i))
+    overrides = pretrain_overrides(tmp_path, folder)
     summary = run(load_config(None, overrides))
     assert summary["score_name"] == "perplexity"
     assert summary["score"] < 0.7 * summary["score_before"]

@@ -182,6 +182,31 @@ def test_packing_keeps_every_trained_token_in_fewer_rows(tmp_path, stories_chat_
     assert trained(packed.encoded["train"]) == trained(plain.encoded["train"])
 
 
+def test_the_data_summary_says_how_much_of_the_batches_is_padding(tmp_path):
+    import random
+
+    from tunelab.data.encode import make_loader, padding_share
+    from tunelab.pipeline import open_task
+
+    rows = [{"input_ids": [1] * n} for n in (4, 4, 2, 2)]  # two batches of equal rows
+    assert padding_share(rows, 2, group_by_length=True, seed=0) == 0.0
+    assert padding_share(rows[:3], 3, group_by_length=False, seed=0) == pytest.approx(2 / 12)
+    rng = random.Random(0)
+    mixed = [{"input_ids": [1] * rng.randint(10, 200)} for _ in range(400)]
+    grouped, shuffled = (padding_share(mixed, 8, group, seed=0) for group in (True, False))
+    assert grouped < shuffled / 3  # length grouping is what removes most padding
+    config = load_config(None, sft_overrides(tmp_path, "lora"))
+    task = open_task(config)
+    share = task.prepare()["splits"]["train"]["padding_share"]
+    loader = make_loader(  # epoch 1's batches as the training loop forms them
+        task.data.encoded["train"], task.tokenizer, config.train.batch_size, shuffle=True,
+        group_by_length=True, seed=config.train.seed + 1, collate=task.collate,
+    )  # fmt: skip
+    masks = [batch["attention_mask"] for batch in loader]
+    real, padded = sum(int(m.sum()) for m in masks), sum(m.numel() for m in masks)
+    assert share == pytest.approx(1 - real / padded) and share > 0
+
+
 def test_packed_rows_train_as_if_each_example_were_alone(tmp_path, stories_chat_tokenizer):
     """The loss of packed rows equals the loss of the same examples one per row; packed the
     old way (one causal mask over the whole row) the examples see each other and it differs."""

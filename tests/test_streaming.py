@@ -5,7 +5,7 @@ a bad row is a one-line error; a streamed run trains."""
 import json
 
 import pytest
-from tests.lm_helpers import STORIES, write_jsonl
+from tests.lm_helpers import ROBOT_STORY, pretrain_overrides, write_jsonl
 
 from tunelab.config import DataConfig
 from tunelab.data import arrow_corpus
@@ -87,24 +87,22 @@ def test_a_bad_row_in_a_streamed_corpus_names_its_file_row_and_field(
 
 def test_a_streamed_pretrain_run_lowers_held_out_perplexity(tmp_path):
     path = tmp_path / "corpus.txt"
-    path.write_text(
-        "\n\n".join(
-            f"The red robot number {i} likes to dance with the blue cat. " * 6 for i in range(12)
-        )
-    )
-    overrides = [
-        f"model.name={STORIES}",
-        "task.name=pretrain",
-        f"data.path={path}",
-        "data.streaming=true",
-        "data.max_length=64",
-        "method.name=lora",
-        "train.epochs=2",
-        "train.lr=0.01",
-        f"output.dir={tmp_path / 'run'}",
-    ]
+    path.write_text("\n\n".join(ROBOT_STORY.format(i=i) for i in range(12)))
+    overrides = pretrain_overrides(tmp_path, path, "data.streaming=true")
     summary = run(load_config(None, overrides))
     assert summary["score"] < 0.7 * summary["score_before"]
     data_summary = json.loads((tmp_path / "run" / "data_summary.json").read_text())
     assert data_summary["streaming"]["reused"] is False
     assert data_summary["splits"]["train"]["documents"] == 8
+
+
+def test_a_corpus_over_the_threshold_streams_by_itself(tmp_path, monkeypatch):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(story(i) for i in range(5)))
+    monkeypatch.setattr(arrow_corpus, "AUTO_STREAMING_BYTES", path.stat().st_size - 1)
+    assert arrow_corpus.streams(DataConfig(path=str(path)))
+    monkeypatch.setattr(arrow_corpus, "AUTO_STREAMING_BYTES", path.stat().st_size)
+    assert not arrow_corpus.streams(DataConfig(path=str(path)))
+    # the in-memory reader names what is wrong with a missing file or reads a built-in set
+    assert not arrow_corpus.streams(DataConfig(path=str(tmp_path / "missing.txt")))
+    assert not arrow_corpus.streams(DataConfig())

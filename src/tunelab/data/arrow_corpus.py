@@ -55,8 +55,11 @@ def corpus_bytes(config: DataConfig) -> int:
 
 
 def streams(config: DataConfig) -> bool:
-    """data.streaming, or a corpus too big to read into memory whole."""
-    return config.streaming or corpus_bytes(config) > AUTO_STREAMING_BYTES
+    """data.streaming, or a corpus too big to read into memory whole (a built-in data set or
+    a missing file: the in-memory reader names it)."""
+    if config.streaming:
+        return True
+    return Path(config.path).expanduser().exists() and corpus_bytes(config) > AUTO_STREAMING_BYTES
 
 
 def cache_key(config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> str:

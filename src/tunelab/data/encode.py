@@ -45,6 +45,28 @@ def label_counts(examples: list[dict], labels: list[str]) -> dict[str, int]:
     return {label: counts.get(i, 0) for i, label in enumerate(labels)}
 
 
+def batch_order(examples, batch_size: int, shuffle: bool, group_by_length: bool, seed: int):
+    """The sampler of make_loader: rows of similar length together (less padding), shuffled, or
+    in order."""
+    generator = torch.Generator().manual_seed(seed)
+    if shuffle and group_by_length:
+        lengths = [len(example["input_ids"]) for example in examples]
+        return LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+    if shuffle:
+        return RandomSampler(examples, generator=generator)
+    return SequentialSampler(examples)
+
+
+def padding_share(examples, batch_size: int, group_by_length: bool, seed: int) -> float:
+    """Of the tokens in the batches make_loader forms (each padded to its longest row), the
+    share that is padding."""
+    lengths = [len(example["input_ids"]) for example in examples]
+    order = list(batch_order(examples, batch_size, True, group_by_length, seed))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - sum(lengths) / padded if padded else 0.0
+
+
 def make_loader(
     examples: list[dict],
     tokenizer: PreTrainedTokenizerBase,
@@ -55,13 +77,6 @@ def make_loader(
     collate=None,
 ) -> DataLoader:
     """Pad each batch to its own longest row, never to the dataset's longest (seed 000 did)."""
-    generator = torch.Generator().manual_seed(seed)
-    if shuffle and group_by_length:
-        lengths = [len(example["input_ids"]) for example in examples]
-        sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
-    elif shuffle:
-        sampler = RandomSampler(examples, generator=generator)
-    else:
-        sampler = SequentialSampler(examples)
+    sampler = batch_order(examples, batch_size, shuffle, group_by_length, seed)
     collate = collate or DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
     return DataLoader(examples, batch_size=batch_size, sampler=sampler, collate_fn=collate)

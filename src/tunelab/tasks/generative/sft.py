@@ -11,6 +11,7 @@ from pydantic import Field
 from torch import nn
 
 from tunelab.data.conversations import Example, read_examples
+from tunelab.data.encode import padding_share
 from tunelab.data.lm_prepare import SftFormat, encode_examples, prepare_sft
 from tunelab.errors import TunelabError
 from tunelab.settings import PromptedTaskSettings
@@ -121,6 +122,13 @@ class SftTask(GenerativeTask):
             settings.template, settings.system, settings.train_on_prompt, settings.packing
         )
         self.data = prepare_sft(self.config.data, self.format, self.tokenizer, seed)
+        train = self.config.train  # what packing saves: the padding of epoch 1's batches
+        self.data.summary["splits"]["train"]["padding_share"] = padding_share(
+            self.data.encoded["train"],
+            train.batch_size,
+            train.group_by_length is not False,
+            seed + 1,
+        )
         self.general = self.prepare_general()
         self.shots = self.few_shot_messages()
         self.held_out = {
