@@ -24,7 +24,7 @@ from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 from tunelab.config import DataConfig
-from tunelab.data.lm_prepare import TEXT_SUFFIXES, LmData, document_splits
+from tunelab.data.lm_prepare import TEXT_SUFFIXES, LmData, document_splits, text_files
 from tunelab.errors import DataError, TunelabError
 
 AUTO_STREAMING_BYTES = 1 << 30  # corpora above 1 GiB stream even without data.streaming
@@ -41,10 +41,7 @@ def cache_root() -> Path:
 def corpus_files(config: DataConfig) -> list[Path]:
     path = Path(config.path).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES)
-        if not files:
-            raise TunelabError(f"{path}: no .txt or .md files in the folder")
-        return files
+        return text_files(path)
     if not path.is_file():
         raise TunelabError(f"data file not found: {path}")
     return [path]

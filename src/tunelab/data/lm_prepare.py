@@ -144,15 +144,20 @@ def prepare_sft(
     return result
 
 
+def text_files(folder: Path) -> list[Path]:
+    """A folder's .txt/.md files, in name order: one document each."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES)
+    if not files:
+        raise TunelabError(f"{folder}: no .txt or .md files in the folder")
+    return files
+
+
 def read_documents(config: DataConfig) -> list[str]:
     """A folder of .txt/.md files (one document each), a single text file, or a JSONL/CSV
     field (data.text_field) with one document per row."""
     path = Path(config.path).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES)
-        if not files:
-            raise TunelabError(f"{path}: no .txt or .md files in the folder")
-        return [f.read_text(encoding="utf-8") for f in files]
+        return [f.read_text(encoding="utf-8") for f in text_files(path)]
     if path.suffix.lower() in TEXT_SUFFIXES and path.is_file():
         return [part for part in path.read_text(encoding="utf-8").split("\n\n") if part.strip()]
     source, records = read_records(config.path, config.format, config.columns, (config.text_field,))
