@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from tests.helpers import train_tiny
 from torch import nn
 
+from tunelab.models.trainable import trainable_state
 from tunelab.train import checkpoint as ckpt
 from tunelab.train import loop
 
@@ -50,7 +51,9 @@ def tiny_model(value: float) -> nn.Module:
 
 
 def save(folder: Path, value: float, step: int) -> None:
-    ckpt.save_checkpoint(folder, tiny_model(value), {"value": value}, {"epoch": step, "step": step})
+    ckpt.save_checkpoint(
+        folder, trainable_state(tiny_model(value)), {"value": value}, {"epoch": step, "step": step}
+    )
 
 
 def restored_value(folder: Path, notes: list[str]) -> float | None:
@@ -161,7 +164,7 @@ def stop_in_second_save_of_last(monkeypatch, operation: str):
     """Kill the run at `operation` inside the epoch-2 write of checkpoints/last."""
     original = ckpt.save_checkpoint
 
-    def save_then_maybe_stop(folder, model, extra=None, progress=None):
+    def save_then_maybe_stop(folder, weights, extra=None, progress=None):
         if folder.name == "last" and progress and progress["epoch"] == 2:
             with monkeypatch.context() as patch:
                 seen = filesystem_steps(patch, stop_at=-1)
@@ -174,9 +177,9 @@ def stop_in_second_save_of_last(monkeypatch, operation: str):
                     return Path.__dict__["rename"](self, target)
 
                 patch.setattr(Path, "rename", renamed)
-                original(folder, model, extra, progress)
+                original(folder, weights, extra, progress)
         else:
-            original(folder, model, extra, progress)
+            original(folder, weights, extra, progress)
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_maybe_stop)
 

@@ -1,14 +1,23 @@
-"""Two data-parallel processes (torchrun, gloo), on one machine or as two nodes, reach the same
-loss as one at the same global batch."""
+"""Two data-parallel processes (torchrun, gloo), on one machine or as two nodes, or sharded
+(train.distributed: fsdp), reach the same loss as one at the same global batch."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
+import torch
+from peft import PeftModel
 from tests.helpers import assert_one_line_error, run_cli
+from tests.lm_helpers import STORIES, sft_overrides
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+from tunelab.train.checkpoint import progress_of
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")
 
@@ -89,3 +98,92 @@ def test_an_error_in_the_workers_is_printed_once(model_dirs, toy_csv, tmp_path):
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert result.returncode == 2, lines
     assert len(lines) == 1 and "label 'zebra'" in lines[0], lines
+
+
+# train.distributed: fsdp (torch's fully_shard over gloo): the same global batch, so the same losses
+def test_fsdp_with_two_processes_matches_one_and_saves_a_plain_model(model_dirs, toy_csv, tmp_path,
+                                                                      one_process):  # fmt: skip
+    run_dir = tmp_path / "fsdp"
+    command = train_command(model_dirs, toy_csv, run_dir, "--nproc=2", "train.distributed=fsdp")
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_losses(one_process, run_dir, 2)
+    sharded = AutoModelForSequenceClassification.from_pretrained(run_dir / "model")
+    plain = AutoModelForSequenceClassification.from_pretrained(one_process / "model")
+    for (name, a), b in zip(sharded.named_parameters(), plain.parameters(), strict=True):
+        assert a.dtype == torch.float32 and a.shape == b.shape, name
+        assert (a - b).abs().max() < 1e-2, name  # the same training, to float rounding
+
+
+def wait_for_checkpoint(process: subprocess.Popen, folder, epoch: int) -> None:
+    """Until checkpoints/last of `epoch` is complete (then the caller kills the run)."""
+    manifest = folder / "checkpoints" / "last" / "manifest.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest.is_file() and progress_of(manifest.parent).get("epoch") == epoch:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no epoch-{epoch} checkpoint (exit code {process.poll()})")
+
+
+def kill_with_workers(process: subprocess.Popen) -> None:
+    """SIGKILL to the launcher and every worker (torchrun starts each in its own session)."""
+    workers = psutil.Process(process.pid).children(recursive=True)
+    for each in [process, *workers]:
+        each.send_signal(signal.SIGKILL)
+    process.wait()
+    psutil.wait_procs(workers, timeout=30)
+
+
+def test_a_killed_fsdp_run_resumes_with_another_process_count_to_the_same_end(
+    model_dirs, toy_csv, tmp_path, one_process
+):
+    """Two sharded processes are killed (SIGKILL, the whole group) right after epoch 1's
+    checkpoint; one process resumes it: the full-tensor checkpoint re-shards to any count."""
+    run_dir = tmp_path / "killed"
+    command = train_command(model_dirs, toy_csv, run_dir, "--nproc=2", "train.distributed=fsdp")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=ENV)  # fmt: skip
+    wait_for_checkpoint(process, run_dir, epoch=1)
+    kill_with_workers(process)
+    assert progress_of(run_dir / "checkpoints" / "last")["epoch"] == 1  # killed mid-run
+    assert not (run_dir / "eval_after.json").exists()
+    resumed = train_command(model_dirs, toy_csv, run_dir, "--resume", "train.distributed=fsdp")
+    result = subprocess.run(resumed, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_losses(one_process, run_dir, 1)
+
+
+def test_fsdp_lora_sft_saves_an_adapter_that_peft_loads(tmp_path):
+    overrides = sft_overrides(tmp_path, "lora", "train.lr=0.01", "train.epochs=3",
+                              "eval.generate_limit=1", "train.distributed=fsdp")  # fmt: skip
+    command = [sys.executable, "-m", "tunelab.cli", "train", *overrides, "--nproc=2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = tmp_path / "run"
+    before, after = (json.loads((run_dir / f"eval_{when}.json").read_text())
+                     for when in ("before", "after"))  # fmt: skip
+    assert after["perplexity"] < 0.8 * before["perplexity"]
+    base = AutoModelForCausalLM.from_pretrained(STORIES)
+    tuned = PeftModel.from_pretrained(base, run_dir / "adapter")
+    assert any(n.endswith("lora_B.default.weight") and p.abs().sum() > 0
+               for n, p in tuned.named_parameters())  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["method.name=qlora"], "train.distributed=fsdp cannot shard 4-bit weights"),
+        (["train.fsdp.cpu_offload=true"], "train.fsdp.cpu_offload: without a GPU"),
+    ],
+)
+def test_fsdp_settings_it_cannot_honour_are_one_line_errors(tmp_path, overrides, message):
+    args = sft_overrides(tmp_path, "lora", "train.distributed=fsdp", *overrides)
+    code, output = run_cli("train", *args)
+    assert_one_line_error(code, output, message)
+
+
+def test_a_trainer_without_sharding_refuses_fsdp(tmp_path):
+    code, output = run_cli("train", "task.name=dpo", "method.name=lora", "train.distributed=fsdp",
+                           f"output.dir={tmp_path / 'r'}")  # fmt: skip
+    assert_one_line_error(code, output, "train.distributed: task 'dpo' trains with the trl")

@@ -19,7 +19,7 @@ LAYERS = [
         "train_history",
     ],
     ["resources"],  # data files (the built-in SMS set)
-    ["config", "config_errors"],
+    ["config", "config_errors", "config_distributed"],
     ["data", "models", "runtime", "generation", "smoothing"],
     ["methods"],
     ["artifacts", "export", "export_gguf"],

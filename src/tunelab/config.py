@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
+from tunelab.config_distributed import DeepSpeedConfig, FsdpConfig
 from tunelab.config_errors import format_validation_error
 from tunelab.errors import TunelabError
 from tunelab.registry import Registry
@@ -142,6 +143,11 @@ class TrainConfig(StrictModel):
         default_factory=list,
         description="Trackers that get a copy of metrics.jsonl and the config (docs/scale.md).",
     )
+    distributed: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp", description="How --nproc processes share the work (docs/scale.md)."
+    )
+    fsdp: FsdpConfig = FsdpConfig()
+    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
 
     @field_validator("report_to")
     @classmethod

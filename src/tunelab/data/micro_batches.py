@@ -21,14 +21,23 @@ FORWARD_TOKENS = (
 )
 
 
-def micro_batches(batch: dict, max_tokens: int | None) -> list[dict]:
-    """The batch itself when it fits, else slices of whole rows, each cut to its own padding."""
+def slice_count(batch: dict, max_tokens: int | None) -> int:
+    """As few slices as the budget allows (one: the batch fits)."""
     rows, length = batch["input_ids"].shape
     if max_tokens is None or rows * length <= max_tokens:
+        return 1
+    return math.ceil(rows / max(1, max_tokens // length))
+
+
+def micro_batches(batch: dict, max_tokens: int | None, slices: int | None = None) -> list[dict]:
+    """The batch itself when it fits, else slices of whole rows, each cut to its own padding.
+    `slices` sets their count instead (sharded training: every process runs as many passes)."""
+    rows, length = batch["input_ids"].shape
+    slices = min(rows, slices or slice_count(batch, max_tokens))
+    if slices == 1:
         return [batch]
-    # as few slices as the budget allows, then rows spread evenly over them: 8 rows that fit 6
-    # to a slice run as 4 + 4, not 6 + 2 (a slice of 2 rows multiplies small matrices)
-    slices = math.ceil(rows / max(1, max_tokens // length))
+    # rows spread evenly over the slices: 8 rows that fit 6 to a slice run as 4 + 4, not 6 + 2
+    # (a slice of 2 rows multiplies small matrices)
     per_slice = math.ceil(rows / slices)
     return [
         trimmed(rows_of(batch, start, start + per_slice), length)

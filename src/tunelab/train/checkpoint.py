@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tunelab.errors import TunelabError
-from tunelab.models.trainable import load_trainable_state, trainable_state
+from tunelab.models.trainable import load_trainable_state
 
 COMPLETE = "COMPLETE"
 MANIFEST = "manifest.json"
@@ -48,11 +48,13 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-def write_staged(staging: Path, model: nn.Module, extra: dict | None, progress: dict) -> None:
+def write_staged(
+    staging: Path, weights: dict[str, torch.Tensor], extra: dict | None, progress: dict
+) -> None:
     """Every file of a checkpoint, its manifest, then COMPLETE: all inside the staging folder."""
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    save_file(trainable_state(model), staging / WEIGHTS)
+    save_file(weights, staging / WEIGHTS)
     if extra is not None:
         torch.save(extra, staging / STATE)
     files = {
@@ -65,12 +67,16 @@ def write_staged(staging: Path, model: nn.Module, extra: dict | None, progress: 
 
 
 def save_checkpoint(
-    folder: Path, model: nn.Module, extra: dict | None = None, progress: dict | None = None
+    folder: Path,
+    weights: dict[str, torch.Tensor],
+    extra: dict | None = None,
+    progress: dict | None = None,
 ) -> None:
-    """Write trainable weights (safetensors) and training state; `progress` (epoch, step) goes
-    into the manifest so the newest intact copy can be told apart from an older one."""
+    """Write trainable weights (models.trainable.trainable_state, safetensors) and training
+    state; `progress` (epoch, step) goes into the manifest so the newest intact copy can be told
+    apart from an older one."""
     staging, previous = sibling(folder, STAGING), sibling(folder, PREVIOUS)
-    write_staged(staging, model, extra, progress or {})
+    write_staged(staging, weights, extra, progress or {})
     shutil.rmtree(previous, ignore_errors=True)
     if folder.exists():
         folder.rename(previous)  # kept: the fallback if `folder` is later found damaged

@@ -1,6 +1,7 @@
 """One training loop for every task: AdamW, schedule, accumulation, clipping, per-epoch eval,
 early stopping, atomic checkpoints, resume, best model restored. Runs on Accelerate, so the same
-code runs in one process or N data-parallel ones (torchrun)."""
+code runs in one process or N data-parallel ones (torchrun), or sharded (train.distributed:
+fsdp, train/sharding.py)."""
 
 import math
 import time
@@ -15,12 +16,23 @@ from transformers import get_scheduler
 
 from tunelab.config import TrainConfig
 from tunelab.data.encode import make_loader
-from tunelab.data.micro_batches import micro_batches
+from tunelab.data.micro_batches import micro_batches, slice_count
 from tunelab.errors import TunelabError, notice
+from tunelab.models.trainable import trainable_state
+from tunelab.runtime import mixed_precision
 from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
 from tunelab.train.guards import check_finite
 from tunelab.train.metrics_log import MetricsLog
 from tunelab.train.progress import training_progress
+from tunelab.train.sharding import (
+    full_value,
+    gathered_for_eval,
+    load_optimizer_state,
+    most_over_processes,
+    optimizer_state,
+    release,
+    shard_model,
+)
 
 
 @dataclass
@@ -77,9 +89,26 @@ class Trainer:
         self.run_dir, self.validate, self.collate = run_dir, validate, task.collate
         self.checkpoints = run_dir / "checkpoints"
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=accelerator.is_main_process)
+        self.sharded = config.distributed == "fsdp"
+        if self.sharded:  # FSDP2 on torch's own: Accelerate's plugin is GPU-only (sharding.py)
+            model = shard_model(model, config, mixed_precision(config))
         self.raw_model = model
         self.optimizer = build_optimizer(model, config)
-        self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
+        if self.sharded:
+            self.model, self.optimizer = model, accelerator.prepare(self.optimizer)
+        else:
+            self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
+
+    def optimizer_state(self) -> dict:
+        if self.sharded:  # by parameter name: resumable with another process count
+            return optimizer_state(self.raw_model, self.optimizer.optimizer)
+        return self.optimizer.state_dict()
+
+    def load_optimizer(self, state: dict) -> None:
+        if self.sharded:
+            load_optimizer_state(self.raw_model, self.optimizer.optimizer, state)
+        else:
+            self.optimizer.load_state_dict(state)
 
     def make_scheduler(self, steps_per_epoch: int):
         total = steps_per_epoch * self.config.epochs
@@ -96,7 +125,7 @@ class Trainer:
             self.log.truncate_after(0)
             return FitState()
         saved = load_checkpoint(last, self.raw_model)
-        self.optimizer.load_state_dict(saved["optimizer"])
+        self.load_optimizer(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
         state = FitState(**saved["fit"])
@@ -104,17 +133,18 @@ class Trainer:
         return state
 
     def checkpoint(self, state: FitState, scheduler, improved: bool) -> None:
+        weights, optimizer = trainable_state(self.raw_model), self.optimizer_state()  # all gather
         if self.acc.is_main_process:
             progress = {"epoch": state.epoch, "step": state.step}
             if improved:
-                save_checkpoint(self.checkpoints / "best", self.raw_model, progress=progress)
+                save_checkpoint(self.checkpoints / "best", weights, progress=progress)
             extra = {
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": optimizer,
                 "scheduler": scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
                 "fit": state.__dict__,
             }
-            save_checkpoint(self.checkpoints / "last", self.raw_model, extra, progress)
+            save_checkpoint(self.checkpoints / "last", weights, extra, progress)
         self.acc.wait_for_everyone()
 
     def train_epoch(self, epoch: int, state: FitState, scheduler, progress) -> dict:
@@ -146,7 +176,13 @@ class Trainer:
                     norm = self.acc.clip_grad_norm_(
                         self.model.parameters(), self.config.max_grad_norm
                     )
-                    check_finite(float(norm), "gradient norm", where, self.config.lr, self.run_dir)
+                    check_finite(
+                        float(full_value(norm)),
+                        "gradient norm",
+                        where,
+                        self.config.lr,
+                        self.run_dir,
+                    )
                 self.optimizer.step()
                 scheduler.step()
                 self.optimizer.zero_grad()
@@ -188,7 +224,10 @@ class Trainer:
     def loss_and_backward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The batch's mean loss and its gradients, micro-batch by micro-batch when the batch is
         over train.micro_batch_tokens: each one's loss weighted by its share of the loss units."""
-        parts = micro_batches(batch, self.config.micro_batch_tokens)
+        budget, slices = self.config.micro_batch_tokens, None
+        if self.sharded:  # every process must run as many passes: each gathers with the others
+            slices = most_over_processes(slice_count(batch, budget))
+        parts = micro_batches(batch, budget, slices)
         if len(parts) == 1:
             loss, correct = self.task.compute_loss(self.model, batch)
             self.acc.backward(loss)
@@ -220,7 +259,8 @@ class Trainer:
         with training_progress(self.acc.is_main_process) as progress:
             for epoch in range(state.epoch + 1, self.config.epochs + 1):
                 record = {"epoch": epoch, **self.train_epoch(epoch, state, scheduler, progress)}
-                val_metrics = self.validate(self.model)
+                with gathered_for_eval(self.model, self.sharded):
+                    val_metrics = self.validate(self.model)
                 record.update(
                     {f"val_{k}": v for k, v in val_metrics.items() if isinstance(v, float | int)}
                 )
@@ -246,4 +286,6 @@ class Trainer:
         best = restore_newest(self.checkpoints / "best", say=notice)
         if best is not None:
             load_checkpoint(best, self.raw_model)
+        if self.sharded:
+            release(self.raw_model)  # evaluation and the artefact see a plain model
         return state

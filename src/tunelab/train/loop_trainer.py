@@ -31,7 +31,8 @@ def fit_rows(task: Task, model: nn.Module, train: list, val: list, cached: bool)
 def fit_loop(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
     train, val = task.loop_rows()
     config = task.config.train
-    if not (task.caches_frozen_blocks and config.cache_frozen and cacheable(model)):
+    sharded = config.distributed != "ddp"  # the frozen blocks are sharded too: no cache
+    if sharded or not (task.caches_frozen_blocks and config.cache_frozen and cacheable(model)):
         return model, fit_rows(task, model, train, val, cached=False)
     if estimated_bytes(train + val, model.config.hidden_size) > config.cache_max_gb * 2**30:
         print(f"the hidden-state cache would exceed train.cache_max_gb={config.cache_max_gb}")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from tunelab.errors import notice
+from tunelab.models.trainable import trainable_state
 from tunelab.tasks.base import Task
 from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
 from tunelab.train.guards import check_finite
@@ -206,7 +207,8 @@ def save_ppo(folder, learner: PpoLearner, state: FitState) -> None:
         "rng": torch.get_rng_state(),
         "fit": state.__dict__,
     }
-    save_checkpoint(folder, learner.policy, extra, {"epoch": state.epoch, "step": state.step})
+    progress = {"epoch": state.epoch, "step": state.step}
+    save_checkpoint(folder, trainable_state(learner.policy), extra, progress)
 
 
 def resume_ppo(folder, learner: PpoLearner) -> FitState:
@@ -283,6 +285,9 @@ register_trainer(
                 "warmup_ratio",
                 "early_stopping_patience",
                 "group_by_length",
+                "distributed",
+                "fsdp",
+                "deepspeed",
             }
         ),
     )

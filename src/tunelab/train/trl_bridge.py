@@ -166,6 +166,16 @@ register_trainer(
     TrainerSpec(
         "trl",
         fit_trl,
-        frozenset({"micro_batch_tokens", "cache_frozen", "cache_max_gb", "group_by_length"}),
+        frozenset(
+            {
+                "micro_batch_tokens",
+                "cache_frozen",
+                "cache_max_gb",
+                "group_by_length",
+                "distributed",
+                "fsdp",
+                "deepspeed",
+            }
+        ),
     )
 )
