@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU path, checked in one short script on a machine with a CUDA GPU (CI has none):
 #   bash benchmarks/gpu_check.sh            # after `make setup` with a CUDA build of torch
-# 1. the tests marked `gpu` (bf16 autocast chosen by train.precision=auto, QLoRA on
-#    bitsandbytes' CUDA kernels, the fused LoRA layer against PEFT on the GPU);
+# 1. the tests marked `gpu` (bf16 autocast chosen by train.precision=auto, FSDP and DeepSpeed
+#    ZeRO-2 on one GPU, QLoRA on bitsandbytes' CUDA kernels, the fused LoRA layer against PEFT);
 # 2. the SFT benchmark's LoRA and QLoRA cases (one epoch, 200 rows), each line with the device.
 # Results: benchmarks/results/gpu_check.txt and the benchmark's JSON files.
 set -euo pipefail

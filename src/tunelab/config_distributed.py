@@ -3,7 +3,7 @@ ZeRO (through Accelerate's plugin). Apart from config.py to keep each file one t
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tunelab.settings import StrictModel
 
@@ -31,3 +31,9 @@ class DeepSpeedConfig(StrictModel):
     )
     offload_optimizer: bool = Field(False, description="Optimizer state in CPU memory.")
     offload_params: bool = Field(False, description="Weights in CPU memory (stage 3 only).")
+
+    @model_validator(mode="after")
+    def _offload_params_needs_stage_3(self) -> "DeepSpeedConfig":
+        if self.offload_params and self.zero_stage != 3:
+            raise ValueError("offload_params needs zero_stage=3 (stage 2 keeps whole weights)")
+        return self

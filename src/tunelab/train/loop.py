@@ -121,6 +121,11 @@ class Trainer:
 
     def resume(self, scheduler) -> FitState:
         last = restore_newest(self.checkpoints / "last", say=notice)
+        if last is not None and self.config.distributed == "deepspeed":
+            raise TunelabError(  # its optimizer state is a file per process: not saved here
+                "--resume: resuming a train.distributed=deepspeed run is not built; "
+                "--overwrite trains it again"
+            )
         if last is None:
             self.log.truncate_after(0)
             return FitState()
@@ -177,7 +182,7 @@ class Trainer:
                         self.model.parameters(), self.config.max_grad_norm
                     )
                     check_finite(
-                        float(full_value(norm)),
+                        float(full_value(norm)) if norm is not None else 0.0,  # DeepSpeed: None
                         "gradient norm",
                         where,
                         self.config.lr,

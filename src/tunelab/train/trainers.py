@@ -11,6 +11,7 @@ from torch import nn
 from tunelab.config import TrainConfig
 from tunelab.errors import TunelabError
 from tunelab.registry import Registry
+from tunelab.runtime import check_deepspeed, deepspeed_config, process_state
 from tunelab.tasks.base import Task
 from tunelab.train.loop import FitState
 
@@ -43,6 +44,8 @@ def check_settings(spec: TrainerSpec, config: TrainConfig, task: type[Task]) -> 
             f"train.{unused[0]}: task '{task.name}' trains with the {spec.name} trainer, "
             "which does not use it"
         )
+    if config.distributed == "deepspeed" and "distributed" not in spec.ignores:
+        check_deepspeed(config, deepspeed_config(config, process_state().num_processes))
     if config.monitor not in task.monitors:
         raise TunelabError(
             f"train.monitor: task '{task.name}' can follow {', '.join(sorted(task.monitors))}, "
