@@ -70,13 +70,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_nodes_of_one_process_match_one(model_dirs, toy_csv, tmp_path, one_process):
+@pytest.mark.parametrize("engine", [[], ["train.distributed=fsdp", "train.fsdp.shard=hybrid"]],
+                         ids=["ddp", "fsdp-hybrid"])  # fmt: skip
+def test_two_nodes_of_one_process_match_one(model_dirs, toy_csv, tmp_path, one_process, engine):
     """Two "machines" on localhost: each its own `tunelab train --nnodes 2 --node-rank R`,
-    meeting at node 0's address (torchrun's static rendezvous), as on a real cluster."""
+    meeting at node 0's address (torchrun's static rendezvous), as on a real cluster. With FSDP's
+    hybrid shard the weights are replicated across the nodes and sharded within each."""
     master = f"127.0.0.1:{free_port()}"
     nodes = [
         subprocess.Popen(train_command(model_dirs, toy_csv, tmp_path / "nodes", "--nnodes=2",
-                                       f"--node-rank={rank}", f"--master={master}"),
+                                       f"--node-rank={rank}", f"--master={master}", *engine),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          env={**ENV, "OMP_NUM_THREADS": "1"})  # two "machines" on 2 cores
         for rank in (0, 1)

@@ -44,12 +44,21 @@ def test_streamed_blocks_equal_the_in_memory_ones(
         for i in range(12):
             (path / f"doc{i:02}.md").write_text(story(i))
     monkeypatch.setattr(arrow_corpus, "WRITE_BATCH", 7)  # blocks carried across batches
+    monkeypatch.setattr(arrow_corpus, "ROUND_BYTES", 12 * len(story(0)))  # ...and rounds
+    rounds, tokenize = [], arrow_corpus.tokenize
+
+    def counted(*args):
+        rounds.append(args[1])
+        return tokenize(*args)
+
+    monkeypatch.setattr(arrow_corpus, "tokenize", counted)
     config = DataConfig(path=str(path), max_length=48, limit_train=36, num_proc=2)
     memory = prepare_pretrain(config, stories_chat_tokenizer, seed=5)
     streamed = prepare_pretrain_arrow(config, stories_chat_tokenizer, seed=5)
     assert blocks(streamed) == blocks(memory)
     assert streamed.summary["splits"] == memory.summary["splits"]
     assert streamed.summary["streaming"]["reused"] is False
+    assert len(rounds) >= 4 and sum(map(len, rounds)) == streamed.summary["documents"]
 
 
 def test_a_second_run_reopens_the_blocks_and_a_changed_file_is_read_again(

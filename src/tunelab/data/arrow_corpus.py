@@ -5,6 +5,11 @@ split by the same seeded shuffle of their indices as in memory, tokenized by `Da
 data.num_proc processes, and cut into max_length blocks, one Arrow file per split, read
 memory-mapped while training. Blocks, split and counts equal the in-memory path's.
 
+Tokenization goes a round of about ROUND_BYTES of text at a time, each round on a fresh memory
+map of the documents that is closed after it: the pages of a mapped file that a process touched
+count in its resident memory until the map closes, so one map over a whole shuffled split made
+resident memory grow with the corpus (2.45 GB at 2 GB of text).
+
 The block files are kept under a key of the corpus files (path, size, modification time), the
 tokenizer and the settings that shape the blocks, so a second run with the same key opens them
 at once. Written by hand: only the document readers (datasets' text loader splits on lines,
@@ -30,6 +35,7 @@ from tunelab.errors import DataError, TunelabError
 AUTO_STREAMING_BYTES = 1 << 30  # corpora above 1 GiB stream even without data.streaming
 WRITE_BATCH = 1000  # documents or blocks per Arrow record batch
 READ_CHUNK = 1 << 20  # characters of a text file read at a time
+ROUND_BYTES = 64 << 20  # text tokenized per round (module docstring)
 SUMMARY = "summary.json"
 
 
@@ -111,68 +117,86 @@ def documents(config: DataConfig) -> Iterator[str]:
         )
 
 
-def write_documents(config: DataConfig, path: Path) -> Dataset:
+def write_documents(config: DataConfig, path: Path) -> tuple[int, int]:
+    """The corpus into one Arrow file; returns its documents and bytes of text."""
     features = Features({"text": Value("string")})
+    count, size = 0, 0
     with ArrowWriter(path=str(path), features=features, writer_batch_size=WRITE_BATCH) as writer:
         batch = []
         for text in documents(config):
             batch.append(text)
+            count, size = count + 1, size + len(text)
             if len(batch) == WRITE_BATCH:
                 writer.write_batch({"text": batch})
                 batch = []
         if batch:
             writer.write_batch({"text": batch})
         writer.finalize()
-    return Dataset.from_file(str(path))
+    return count, size
 
 
 def tokenize(
-    docs: Dataset, tokenizer: PreTrainedTokenizerBase, num_proc: int, path: Path
+    documents: Path,
+    indices: list[int],
+    tokenizer: PreTrainedTokenizerBase,
+    num_proc: int,
+    path: Path,
 ) -> Dataset:
-    """Each document's ids and an EOS, in `num_proc` processes (datasets' map)."""
+    """These documents' ids, each with an EOS, in `num_proc` processes (datasets' map)."""
     eos = tokenizer.eos_token_id
 
     def encode(batch: dict) -> dict:
         return {"input_ids": [ids + [eos] for ids in tokenizer(batch["text"])["input_ids"]]}
 
-    workers = min(num_proc, len(docs))
-    return docs.map(
-        encode,
-        batched=True,
-        num_proc=workers if workers > 1 else None,
-        remove_columns=["text"],
-        cache_file_name=str(path),
-        desc=f"tokenizing {path.stem}",
+    workers = min(num_proc, len(indices))
+    return (
+        Dataset.from_file(str(documents))
+        .select(indices)
+        .map(
+            encode,
+            batched=True,
+            num_proc=workers if workers > 1 else None,
+            remove_columns=["text"],
+            cache_file_name=str(path),
+            desc=f"tokenizing {path.stem}",
+        )
     )
 
 
-def write_blocks(tokens: Dataset, block: int, path: Path) -> dict:
-    """The split's token stream cut into blocks of `block` (the last shorter; a lone final
-    token joins the block before it), written as they fill. Returns the split's counts."""
-    features = Features({"input_ids": ArrowList(Value("int32"))})
-    carry, held, counts = [], None, {"tokens": 0, "blocks": 0}
-    with ArrowWriter(path=str(path), features=features, writer_batch_size=WRITE_BATCH) as writer:
+class BlockWriter:
+    """A split's token stream cut into blocks of `block` (the last shorter; a lone final token
+    joins the block before it), written as they fill, a round of documents at a time."""
 
-        def put(rows: list[list[int]]) -> None:
-            if rows:
-                writer.write_batch({"input_ids": rows})
-                counts["blocks"] += len(rows)
+    def __init__(self, path: Path, block: int):
+        features = Features({"input_ids": ArrowList(Value("int32"))})
+        self.writer = ArrowWriter(path=str(path), features=features, writer_batch_size=WRITE_BATCH)
+        self.block, self.carry, self.held = block, [], None
+        self.counts = {"tokens": 0, "blocks": 0}
 
+    def put(self, rows: list[list[int]]) -> None:
+        if rows:
+            self.writer.write_batch({"input_ids": rows})
+            self.counts["blocks"] += len(rows)
+
+    def add(self, tokens: Dataset) -> None:
         for batch in tokens.iter(batch_size=WRITE_BATCH):
             for ids in batch["input_ids"]:
-                carry.extend(ids)
-                counts["tokens"] += len(ids)
-            full = len(carry) // block * block
-            rows = [carry[i : i + block] for i in range(0, full, block)]
-            carry = carry[full:]
+                self.carry.extend(ids)
+                self.counts["tokens"] += len(ids)
+            full = len(self.carry) // self.block * self.block
+            rows = [self.carry[i : i + self.block] for i in range(0, full, self.block)]
+            self.carry = self.carry[full:]
             if rows:  # the newest full block waits: a lone final token may still join it
-                put(([held] if held else []) + rows[:-1])
-                held = rows[-1]
-        if held and len(carry) == 1:
-            held, carry = held + carry, []
-        put([row for row in (held, carry) if row])
-        writer.finalize()
-    return counts
+                self.put(([self.held] if self.held else []) + rows[:-1])
+                self.held = rows[-1]
+
+    def finish(self) -> dict:
+        if self.held and len(self.carry) == 1:
+            self.held, self.carry = self.held + self.carry, []
+        self.put([row for row in (self.held, self.carry) if row])
+        self.writer.finalize()
+        self.writer.close()
+        return self.counts
 
 
 class ArrowBlocks(Sequence):
@@ -196,21 +220,43 @@ class ArrowBlocks(Sequence):
             yield {"input_ids": row["input_ids"], "labels": list(row["input_ids"])}
 
 
+def write_split(
+    documents: Path,
+    indices: list[int],
+    per_round: int,
+    tokenizer: PreTrainedTokenizerBase,
+    config: DataConfig,
+    path: Path,
+) -> dict:
+    """One split's blocks, tokenized a round of documents at a time (module docstring)."""
+    blocks = BlockWriter(path, config.max_length)
+    num_proc = config.num_proc or os.cpu_count() or 1
+    for start in range(0, len(indices), per_round):
+        part = documents.with_name(f"{path.stem}_tokens_{start}.arrow")
+        tokens = tokenize(documents, indices[start : start + per_round], tokenizer, num_proc, part)
+        blocks.add(tokens)
+        files = [Path(f["filename"]) for f in tokens.cache_files]
+        del tokens  # its memory map closes here, and its pages leave this process
+        for file in files:
+            file.unlink()
+    return blocks.finish()
+
+
 def build_blocks(
     config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int, folder: Path
 ) -> dict:
     """Documents, split, tokens and blocks into `folder`; the summary, also written there."""
     work = folder / "work"  # the documents and token files, deleted once the blocks exist
     work.mkdir(parents=True)
-    docs = write_documents(config, work / "documents.arrow")
-    count = min(len(docs), config.limit_train or len(docs))
+    documents = work / "documents.arrow"
+    written, text_size = write_documents(config, documents)
+    count = min(written, config.limit_train or written)
+    per_round = max(1, written * ROUND_BYTES // max(1, text_size))
     summary = {"documents": count, "splits": {}, "block_size": config.max_length}
-    num_proc = config.num_proc or os.cpu_count() or 1
     for name, indices in document_splits(count, config, seed).items():
-        tokens = tokenize(docs.select(indices), tokenizer, num_proc, work / f"{name}_tokens.arrow")
-        counts = write_blocks(tokens, config.max_length, folder / f"{name}.arrow")
+        path = folder / f"{name}.arrow"
+        counts = write_split(documents, indices, per_round, tokenizer, config, path)
         summary["splits"][name] = {"documents": len(indices), **counts}
-    del docs, tokens  # their memory maps close before the files go
     shutil.rmtree(work)
     (folder / SUMMARY).write_text(json.dumps(summary))
     return summary
