@@ -8,7 +8,7 @@ import pytest
 from tests.lm_helpers import ROBOT_STORY, pretrain_overrides, write_jsonl
 
 from tunelab.config import DataConfig
-from tunelab.data import arrow_corpus
+from tunelab.data import arrow_corpus, arrow_files
 from tunelab.data.arrow_corpus import prepare_pretrain_arrow
 from tunelab.data.lm_prepare import prepare_pretrain
 from tunelab.errors import DataError
@@ -44,21 +44,22 @@ def test_streamed_blocks_equal_the_in_memory_ones(
         for i in range(12):
             (path / f"doc{i:02}.md").write_text(story(i))
     monkeypatch.setattr(arrow_corpus, "WRITE_BATCH", 7)  # blocks carried across batches
-    monkeypatch.setattr(arrow_corpus, "ROUND_BYTES", 12 * len(story(0)))  # ...and rounds
-    rounds, tokenize = [], arrow_corpus.tokenize
+    monkeypatch.setattr(arrow_files, "ROUND_BYTES", 12 * len(story(0)))  # ...and rounds
+    rounds, mapped_rounds = [], arrow_corpus.mapped_rounds
 
     def counted(*args):
-        rounds.append(args[1])
-        return tokenize(*args)
+        for mapped in mapped_rounds(*args):
+            rounds.append(len(mapped))
+            yield mapped
 
-    monkeypatch.setattr(arrow_corpus, "tokenize", counted)
+    monkeypatch.setattr(arrow_corpus, "mapped_rounds", counted)
     config = DataConfig(path=str(path), max_length=48, limit_train=36, num_proc=2)
     memory = prepare_pretrain(config, stories_chat_tokenizer, seed=5)
     streamed = prepare_pretrain_arrow(config, stories_chat_tokenizer, seed=5)
     assert blocks(streamed) == blocks(memory)
     assert streamed.summary["splits"] == memory.summary["splits"]
     assert streamed.summary["streaming"]["reused"] is False
-    assert len(rounds) >= 4 and sum(map(len, rounds)) == streamed.summary["documents"]
+    assert len(rounds) >= 4 and sum(rounds) == streamed.summary["documents"]
 
 
 def test_a_second_run_reopens_the_blocks_and_a_changed_file_is_read_again(

@@ -4,11 +4,7 @@ The documents are written once to an Arrow file (datasets' ArrowWriter, a batch 
 split by the same seeded shuffle of their indices as in memory, tokenized by `Dataset.map` in
 data.num_proc processes, and cut into max_length blocks, one Arrow file per split, read
 memory-mapped while training. Blocks, split and counts equal the in-memory path's.
-
-Tokenization goes a round of about ROUND_BYTES of text at a time, each round on a fresh memory
-map of the documents that is closed after it: the pages of a mapped file that a process touched
-count in its resident memory until the map closes, so one map over a whole shuffled split made
-resident memory grow with the corpus (2.45 GB at 2 GB of text).
+Tokenization goes in rounds on fresh memory maps (arrow_files.mapped_rounds says why).
 
 The block files are kept under a key of the corpus files (path, size, modification time), the
 tokenizer and the settings that shape the blocks, so a second run with the same key opens them
@@ -19,7 +15,7 @@ so every token lands in exactly one block, as `blocks_of` does in memory)."""
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from datasets import Dataset, Features, Value
@@ -29,19 +25,19 @@ from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 from tunelab.config import DataConfig
+from tunelab.data.arrow_files import (
+    SUMMARY,
+    WRITE_BATCH,
+    ArrowRows,
+    cached_build,
+    mapped_rounds,
+    rows_per_round,
+)
 from tunelab.data.lm_prepare import TEXT_SUFFIXES, LmData, document_splits, text_files
 from tunelab.errors import DataError, TunelabError
 
 AUTO_STREAMING_BYTES = 1 << 30  # corpora above 1 GiB stream even without data.streaming
-WRITE_BATCH = 1000  # documents or blocks per Arrow record batch
 READ_CHUNK = 1 << 20  # characters of a text file read at a time
-ROUND_BYTES = 64 << 20  # text tokenized per round (module docstring)
-SUMMARY = "summary.json"
-
-
-def cache_root() -> Path:
-    default = Path.home() / ".cache" / "tunelab" / "data"
-    return Path(os.environ.get("TUNELAB_DATA_CACHE", default))
 
 
 def corpus_files(config: DataConfig) -> list[Path]:
@@ -135,32 +131,14 @@ def write_documents(config: DataConfig, path: Path) -> tuple[int, int]:
     return count, size
 
 
-def tokenize(
-    documents: Path,
-    indices: list[int],
-    tokenizer: PreTrainedTokenizerBase,
-    num_proc: int,
-    path: Path,
-) -> Dataset:
-    """These documents' ids, each with an EOS, in `num_proc` processes (datasets' map)."""
+def token_ids(tokenizer: PreTrainedTokenizerBase) -> Callable[[dict], dict]:
+    """A batched map: each document's ids and an EOS."""
     eos = tokenizer.eos_token_id
 
     def encode(batch: dict) -> dict:
         return {"input_ids": [ids + [eos] for ids in tokenizer(batch["text"])["input_ids"]]}
 
-    workers = min(num_proc, len(indices))
-    return (
-        Dataset.from_file(str(documents))
-        .select(indices)
-        .map(
-            encode,
-            batched=True,
-            num_proc=workers if workers > 1 else None,
-            remove_columns=["text"],
-            cache_file_name=str(path),
-            desc=f"tokenizing {path.stem}",
-        )
-    )
+    return encode
 
 
 class BlockWriter:
@@ -199,25 +177,9 @@ class BlockWriter:
         return self.counts
 
 
-class ArrowBlocks(Sequence):
-    """Memory-mapped blocks as the trainers' list of {"input_ids", "labels"}: a row is read when
-    indexed, its labels are its inputs."""
-
-    def __init__(self, path: Path):
-        self.dataset = Dataset.from_file(str(path))
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        ids = self.dataset[index]["input_ids"]
-        return {"input_ids": ids, "labels": list(ids)}
-
-    def __iter__(self) -> Iterator[dict]:
-        for row in self.dataset:
-            yield {"input_ids": row["input_ids"], "labels": list(row["input_ids"])}
+def block_row(stored: dict) -> dict:
+    """A stored block as the trainers' row: its labels are its inputs."""
+    return {"input_ids": stored["input_ids"], "labels": list(stored["input_ids"])}
 
 
 def write_split(
@@ -231,14 +193,9 @@ def write_split(
     """One split's blocks, tokenized a round of documents at a time (module docstring)."""
     blocks = BlockWriter(path, config.max_length)
     num_proc = config.num_proc or os.cpu_count() or 1
-    for start in range(0, len(indices), per_round):
-        part = documents.with_name(f"{path.stem}_tokens_{start}.arrow")
-        tokens = tokenize(documents, indices[start : start + per_round], tokenizer, num_proc, part)
+    encode = token_ids(tokenizer)
+    for tokens in mapped_rounds(documents, indices, per_round, encode, num_proc, documents.parent):
         blocks.add(tokens)
-        files = [Path(f["filename"]) for f in tokens.cache_files]
-        del tokens  # its memory map closes here, and its pages leave this process
-        for file in files:
-            file.unlink()
     return blocks.finish()
 
 
@@ -251,7 +208,7 @@ def build_blocks(
     documents = work / "documents.arrow"
     written, text_size = write_documents(config, documents)
     count = min(written, config.limit_train or written)
-    per_round = max(1, written * ROUND_BYTES // max(1, text_size))
+    per_round = rows_per_round(written, text_size)
     summary = {"documents": count, "splits": {}, "block_size": config.max_length}
     for name, indices in document_splits(count, config, seed).items():
         path = folder / f"{name}.arrow"
@@ -266,21 +223,9 @@ def prepare_pretrain_arrow(
     config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int
 ) -> LmData:
     """prepare_pretrain's blocks from Arrow files: built once per cache key, then reopened."""
-    folder = cache_root() / cache_key(config, tokenizer, seed)
-    reused = (folder / SUMMARY).is_file()
-    if not reused:
-        building = folder.with_name(f"{folder.name}.building-{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        try:
-            build_blocks(config, tokenizer, seed, building)
-            if (folder / SUMMARY).is_file():  # another run built the same meanwhile
-                shutil.rmtree(building)
-            else:
-                shutil.rmtree(folder, ignore_errors=True)  # a build cut short
-                building.rename(folder)
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
+    key = cache_key(config, tokenizer, seed)
+    folder, reused = cached_build(key, lambda into: build_blocks(config, tokenizer, seed, into))
     summary = json.loads((folder / SUMMARY).read_text())
-    encoded = {name: ArrowBlocks(folder / f"{name}.arrow") for name in summary["splits"]}
+    encoded = {name: ArrowRows(folder / f"{name}.arrow", block_row) for name in summary["splits"]}
     summary["streaming"] = {"cache": str(folder), "reused": reused}
     return LmData(encoded, summary=summary)
