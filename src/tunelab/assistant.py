@@ -74,7 +74,7 @@ def read_questions(path: Path) -> list[str]:
     if path.suffix != ".jsonl":
         return [line for line in lines if line.strip()]
     questions = []
-    for number, record in jsonl_records(path, "\n".join(lines)):
+    for number, record in jsonl_records(path, lines):
         key = next((k for k in ("question", "prompt", "instruction") if k in record), None)
         if key is None or not str(record[key]).strip():
             raise DataError(path, "missing or empty", row=number, field="question")

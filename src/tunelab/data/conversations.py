@@ -89,15 +89,18 @@ def to_messages(record: dict, path: Path, row: int) -> list[dict]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
 
 
+def example_of(record: dict, path: Path, row: int) -> Example:
+    """One record as an Example, checked: a bad field is a one-line error naming it."""
+    facts = record.get("facts") or []
+    if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
+        raise DataError(path, "must be a list of strings", row=row, field="facts")
+    source = text_of(record, "source", path, row, required=False) or None
+    return Example(to_messages(record, path, row), row, str(path), facts, source)
+
+
 def read_examples(source: str, fmt: str = "auto") -> list[Example]:
     path, records = read_records(source, fmt)
-    examples = []
-    for row, record in records:
-        facts = record.get("facts") or []
-        if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
-            raise DataError(path, "must be a list of strings", row=row, field="facts")
-        source = text_of(record, "source", path, row, required=False) or None
-        examples.append(Example(to_messages(record, path, row), row, str(path), facts, source))
+    examples = [example_of(record, path, row) for row, record in records]
     if not examples:
         raise DataError(path, "no data rows")
     return examples

@@ -106,6 +106,13 @@ def encode_examples(
     return apply_length_policy(encoded, data.max_length, data.overlong)
 
 
+def empty_after_length_policy(split: str, data: DataConfig) -> TunelabError:
+    return TunelabError(
+        f"the {split} split is empty after the max_length policy: every row is over "
+        f"data.max_length={data.max_length} or lost its whole answer to it"
+    )
+
+
 def split_summary(result: LmEncoded, rows: int) -> dict:
     trained = sum(sum(label != IGNORE for label in e["labels"]) for e in result.examples)
     tokens = sum(len(e["input_ids"]) for e in result.examples)
@@ -130,10 +137,7 @@ def prepare_sft(
     for name, rows in splits.items():
         encoded = encode_examples(rows, tokenizer, form, template, data)
         if not encoded.examples:
-            raise TunelabError(
-                f"the {name} split is empty after the max_length policy: every row is over "
-                f"data.max_length={data.max_length} or lost its whole answer to it"
-            )
+            raise empty_after_length_policy(name, data)
         result.summary["splits"][name] = split_summary(encoded, len(rows))
         examples = encoded.examples
         if name == "train" and form.packing:

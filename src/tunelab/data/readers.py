@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -145,8 +146,9 @@ def parse_json(path: Path, text: str, row: int | None):
         raise DataError(path, f"{kind} ({exc.msg})", row=row or exc.lineno) from None
 
 
-def jsonl_records(path: Path, text: str):
-    for number, line in enumerate(text.splitlines(), start=1):
+def jsonl_records(path: Path, lines: Iterable[str]):
+    """(row number, record) of each non-blank line; `lines` may be an open file (streamed)."""
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         record = parse_json(path, line, number)
@@ -247,7 +249,7 @@ def read_records(
     if kind == "parquet":
         records = parquet_records(path)
     elif kind == "jsonl":
-        records = jsonl_records(path, decode_utf8(path))
+        records = jsonl_records(path, decode_utf8(path).splitlines())
     elif kind == "json":
         records = json_records(path, decode_utf8(path))
     else:

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
+from tunelab.data.arrow_corpus import streams
+from tunelab.data.arrow_sft import prepare_sft_arrow
 from tunelab.data.conversations import Example, read_examples
 from tunelab.data.encode import padding_share
 from tunelab.data.lm_prepare import SftFormat, encode_examples, prepare_sft
@@ -121,7 +123,8 @@ class SftTask(GenerativeTask):
         self.format = SftFormat(
             settings.template, settings.system, settings.train_on_prompt, settings.packing
         )
-        self.data = prepare_sft(self.config.data, self.format, self.tokenizer, seed)
+        prepare = prepare_sft_arrow if streams(self.config.data) else prepare_sft
+        self.data = prepare(self.config.data, self.format, self.tokenizer, seed)
         train = self.config.train  # what packing saves: the padding of epoch 1's batches
         self.data.summary["splits"]["train"]["padding_share"] = padding_share(
             self.data.encoded["train"],
