@@ -39,7 +39,7 @@ def test_streamed_sft_rows_equal_the_in_memory_ones(
     )
     monkeypatch.setattr(arrow_sft, "WRITE_BATCH", 7)  # rows carried across batches...
     monkeypatch.setattr(arrow_files, "ROUND_BYTES", 2000)  # ...and across rounds of the map
-    data = DataConfig(path=str(path), test_path=str(test) if test else None, max_length=40,
+    data = DataConfig(path=str(path), test_path=str(test) if test else None, max_length=100,
                       overlong=overlong, split=[0.7, 0.15, 0.15], limit_train=60, num_proc=2)  # fmt: skip
     form = SftFormat(template="qa")
     memory = prepare_sft(data, form, stories_chat_tokenizer, seed=3)
