@@ -4,7 +4,8 @@ files, tokenized in parallel, blocks cut as they fill), each size in a fresh pro
 
 - peak RSS of the data stage (the largest of the process and its tokenizing workers; pages of
   memory-mapped Arrow files count as resident once touched), and the peak of their anonymous
-  memory together (RssAnon sampled every 0.2 s: what the kernel cannot drop),
+  memory together (RssAnon sampled every 0.2 s; the workers are forked, so pages shared with
+  the parent count in each of them),
 - tokens/s of the data stage, against the plain `datasets` way at one size (load_dataset("text",
   sample_by="paragraph") then `.map` with the same tokenizer, batched, one process: the
   tokenization alone, no blocks),
