@@ -29,7 +29,7 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     plugin = None
     if config.distributed == "deepspeed":
         settings = deepspeed_config(config, process_state().num_processes)
-        plugin = DeepSpeedPlugin(hf_ds_config=check_deepspeed(config, settings))
+        plugin = DeepSpeedPlugin(hf_ds_config=settings)  # checked at start (check_settings)
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         gradient_accumulation_steps=config.grad_accum,

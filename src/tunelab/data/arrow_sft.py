@@ -198,7 +198,7 @@ def build_sft(
     seed: int,
     folder: Path,
 ) -> None:
-    path = check_streamable(data, form)
+    path = Path(data.path).expanduser()  # checked by prepare_sft_arrow
     work = folder / "work"  # the rounds' files, deleted once the train rows exist
     work.mkdir(parents=True)
     count, text_size = write_records(path, folder / RECORDS)

@@ -138,6 +138,9 @@ class Trainer:
         return state
 
     def checkpoint(self, state: FitState, scheduler, improved: bool) -> None:
+        if not (self.sharded or self.acc.is_main_process):
+            self.acc.wait_for_everyone()  # a data-parallel copy: the main process saves
+            return
         weights, optimizer = trainable_state(self.raw_model), self.optimizer_state()  # all gather
         if self.acc.is_main_process:
             progress = {"epoch": state.epoch, "step": state.step}
