@@ -43,8 +43,11 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.dropped_levels == 0:
             return x
-        keep = mask_bits(x.shape, x.device) >= self.threshold
-        return (x * as_multiplier(keep)).mul_(LEVELS / (LEVELS - self.dropped_levels))
+        return (x * self.keep_mask(x.shape, x.device)).mul_(LEVELS / (LEVELS - self.dropped_levels))
+
+    def keep_mask(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        """A fresh 0/1 mask (uint8) of the elements kept; the fused LoRA layer draws it too."""
+        return as_multiplier(mask_bits(shape, device) >= self.threshold)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

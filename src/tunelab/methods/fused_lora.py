@@ -16,7 +16,7 @@ import types
 import torch
 from torch import nn
 
-from tunelab.methods.fast_dropout import LEVELS, FastDropout, as_multiplier, mask_bits
+from tunelab.methods.fast_dropout import LEVELS, FastDropout
 
 
 def is_4bit(base: nn.Module) -> bool:
@@ -103,8 +103,8 @@ def dropout_mask(dropout: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor | No
         return None
     if dropout.dropped_levels == 0:
         return None, 1.0
-    keep = mask_bits(x.shape, x.device).view(-1, x.shape[-1]) >= dropout.threshold
-    return as_multiplier(keep), LEVELS / (LEVELS - dropout.dropped_levels)
+    keep = dropout.keep_mask(x.shape, x.device).view(-1, x.shape[-1])
+    return keep, LEVELS / (LEVELS - dropout.dropped_levels)
 
 
 def fused_forward(layer: nn.Module, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
