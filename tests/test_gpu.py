@@ -6,6 +6,7 @@ on one GPU."""
 import pytest
 import torch
 from tests.lm_helpers import STORIES, sft_overrides
+from tests.numerics import assert_close_to_scale
 
 from tunelab.config import TrainConfig
 from tunelab.pipeline import load_config, run
@@ -53,9 +54,9 @@ def test_the_fused_lora_layer_matches_peft_on_the_gpu():
         grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
         outputs.append((loss.detach(), grads))
     (loss_a, grads_a), (loss_b, grads_b) = outputs
-    torch.testing.assert_close(loss_b, loss_a, rtol=1e-4, atol=1e-5)
+    assert_close_to_scale(loss_b, loss_a, rel=1e-4)
     for a, b in zip(grads_a, grads_b, strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-5)
+        assert_close_to_scale(b, a, rel=1e-3)  # TF32-free fp32, but cuBLAS picks its own order
 
 
 @pytest.mark.parametrize("engine", ["fsdp", "deepspeed"])

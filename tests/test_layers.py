@@ -11,6 +11,7 @@ LAYERS = [
     [
         "errors",
         "registry",
+        "hardware",
         "settings",
         "run_record",
         "yaml_files",
@@ -20,7 +21,7 @@ LAYERS = [
     ],
     ["resources"],  # data files (the built-in SMS set)
     ["config", "config_errors", "config_distributed"],
-    ["data", "models", "runtime", "generation", "smoothing"],
+    ["data", "models", "runtime", "precision_probe", "generation", "smoothing"],
     ["methods"],
     ["artifacts", "export", "export_gguf"],
     ["tasks"],

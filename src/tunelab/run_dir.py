@@ -15,8 +15,10 @@ from torch import nn
 from tunelab.config import RunConfig
 from tunelab.errors import TunelabError
 from tunelab.export import export_run
+from tunelab.hardware import machine_record
 from tunelab.models.embedded import resolve_model
 from tunelab.run_record import is_finished, read_record
+from tunelab.runtime import resolve_precision
 from tunelab.tasks import Task
 from tunelab.train import FitState
 
@@ -118,6 +120,8 @@ def run_summary(task: Task, model: nn.Module, state: FitState, started: float) -
         else None,
         "processes": task.run.processes,
         "cache_seconds": state.cache_seconds,
+        "precision": resolve_precision(task.config.train).record(),
+        "machine": machine_record(),
     }
 
 

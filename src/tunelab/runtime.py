@@ -1,5 +1,7 @@
 """Where a run executes: the Accelerate object (devices, processes) built from the train section."""
 
+from dataclasses import dataclass
+
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
@@ -7,15 +9,64 @@ from accelerate.utils import DataLoaderConfiguration, DeepSpeedPlugin
 
 from tunelab.config import TrainConfig
 from tunelab.errors import TunelabError
+from tunelab.hardware import BF16_FLAGS, CpuInfo, this_cpu
+from tunelab.precision_probe import bf16_step_speedup
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    accelerate: str  # Accelerate's mixed_precision name: "no" (fp32), "bf16" or "fp16"
+    reason: str
+
+    def record(self) -> dict:
+        used = {"no": "fp32"}.get(self.accelerate, self.accelerate)
+        return {"used": used, "reason": self.reason}
+
+
+# bf16 must beat fp32 by this much on the probe to be chosen: the probe is a part of the step, and
+# a few percent on it is within the 2-core VMs' noise (docs/performance.md).
+BF16_MIN_SPEEDUP = 1.15
+
+
+def auto_precision(
+    cpu: CpuInfo, cuda_bf16: bool, measured_speedup: float | None
+) -> PrecisionChoice:
+    """train.precision=auto: bf16 on a GPU that has it; on a CPU only where bf16 is native
+    (AVX512-BF16 or AMX-BF16) *and* a bf16 training step measured faster than fp32 here.
+    Emulated bf16 (AVX2 only) runs far slower than fp32 (~40x on the AVX2 EPYC machines)."""
+    if cuda_bf16:
+        return PrecisionChoice("bf16", "auto: bf16 on a GPU that supports it")
+    if not cpu.native_bf16:
+        return PrecisionChoice(
+            "no", f"auto: fp32, the CPU ({cpu.model}) has no native bf16 (avx512_bf16, amx_bf16)"
+        )
+    native = "+".join(flag for flag in BF16_FLAGS if flag in cpu.flags)
+    if measured_speedup is None:
+        return PrecisionChoice("no", f"auto: fp32, native bf16 ({native}) but not measured")
+    verdict = "bf16" if measured_speedup >= BF16_MIN_SPEEDUP else "no"
+    name = "bf16" if verdict == "bf16" else "fp32"
+    return PrecisionChoice(
+        verdict,
+        f"auto: {name}, native bf16 ({native}); a bf16 LoRA step ran {measured_speedup:.2f}x "
+        f"fp32 here (bf16 needs {BF16_MIN_SPEEDUP:.2f}x)",
+    )
+
+
+def resolve_precision(config: TrainConfig) -> PrecisionChoice:
+    """train.precision as Accelerate runs it, and why."""
+    if config.precision != "auto":
+        name = {"fp32": "no"}.get(config.precision, config.precision)
+        return PrecisionChoice(name, f"train.precision={config.precision}")
+    if torch.cuda.is_available():
+        return auto_precision(this_cpu(), torch.cuda.is_bf16_supported(), None)
+    cpu = this_cpu()
+    speedup = bf16_step_speedup() if cpu.native_bf16 else None
+    return auto_precision(cpu, False, speedup)
 
 
 def mixed_precision(config: TrainConfig) -> str:
-    """Accelerate's name for train.precision. auto is bf16 only on a CUDA GPU that has it:
-    CPUs without native bf16 run it ~40x slower than fp32 (measured on the CI machines)."""
-    if config.precision == "auto":
-        gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return "bf16" if gpu_bf16 else "no"
-    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[config.precision]
+    """Accelerate's name for train.precision (auto resolved by resolve_precision)."""
+    return resolve_precision(config).accelerate
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:

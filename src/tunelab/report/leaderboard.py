@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from tunelab.charts import plt, save
+from tunelab.hardware import describe_machine
 from tunelab.run_record import is_finished, read_record
 from tunelab.tasks import TASKS
 from tunelab.tasks.base import Column
@@ -64,6 +65,8 @@ def collect_row(name: str, run_dir: Path) -> dict:
         "peak_gpu_mb": summary.get("peak_gpu_mb"),
         "tokens_per_s": summary["tokens_per_s"],
         "artifact_mb": folder_mb(artifact) - tokenizer_mb,
+        "precision": (summary.get("precision") or {}).get("used"),
+        "machine": summary.get("machine"),
     }
 
 
@@ -107,6 +110,12 @@ def bar_chart(rows: list[dict], path: Path) -> None:
     save(fig, path)
 
 
+def measured_on(rows: list[dict]) -> list[str]:
+    """Where the times were measured: they move with the CPU (AVX2, AVX-512, AMX) and threads."""
+    machines = dict.fromkeys(describe_machine(r["machine"]) for r in rows if r.get("machine"))
+    return [f"Measured on: {'; '.join(machines)}.", ""] if machines else []
+
+
 def write_leaderboard(rows: list[dict], out: Path) -> tuple[Path, str]:
     """leaderboard.{md,json} and plots; returns the markdown file and its table."""
     ok = [r for r in rows if r["status"] == "ok"]
@@ -133,6 +142,7 @@ def write_leaderboard(rows: list[dict], out: Path) -> tuple[Path, str]:
             "Same data, split, seed and evaluation for every variant; "
             f"sorted by {score_title(ok)}.",
             "",
+            *measured_on(ok),
             table,
             "",
             "![accuracy](plots/accuracy.png)",

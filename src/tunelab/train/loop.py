@@ -20,6 +20,7 @@ from tunelab.data.micro_batches import micro_batches, slice_count
 from tunelab.errors import TunelabError, notice
 from tunelab.models.trainable import trainable_state
 from tunelab.runtime import mixed_precision
+from tunelab.train.bf16_weights import bf16_copies_wanted, frozen_linears_in_bf16
 from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
 from tunelab.train.guards import check_finite
 from tunelab.train.metrics_log import MetricsLog
@@ -90,6 +91,9 @@ class Trainer:
         self.checkpoints = run_dir / "checkpoints"
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=accelerator.is_main_process)
         self.sharded = config.distributed == "fsdp"
+        self.bf16_copies = bf16_copies_wanted(
+            accelerator.mixed_precision, self.sharded or config.distributed == "deepspeed"
+        )
         if self.sharded:  # FSDP2 on torch's own: Accelerate's plugin is GPU-only (sharding.py)
             model = shard_model(model, config, mixed_precision(config))
         self.raw_model = model
@@ -266,7 +270,9 @@ class Trainer:
         state = self.resume(scheduler) if resume else FitState()
         with training_progress(self.acc.is_main_process) as progress:
             for epoch in range(state.epoch + 1, self.config.epochs + 1):
-                record = {"epoch": epoch, **self.train_epoch(epoch, state, scheduler, progress)}
+                with frozen_linears_in_bf16(self.raw_model, self.bf16_copies):
+                    trained = self.train_epoch(epoch, state, scheduler, progress)
+                record = {"epoch": epoch, **trained}
                 with gathered_for_eval(self.model, self.sharded):
                     val_metrics = self.validate(self.model)
                 record.update(
