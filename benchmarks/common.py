@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from tunelab.hardware import describe_machine, write_measurement  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -112,8 +114,7 @@ def compare_sides(script: str, argv: list[str], model_name: str, val_key: str, f
 
 def write_result(report: dict, name: str) -> Path:
     out = RESULTS / f"{name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_measurement(out, report)
     print_table(report)
     print(f"written: {out}")
     return out
@@ -144,6 +145,8 @@ def print_table(report: dict) -> None:
     sides = report.get("sides", ["baseline", "tunelab"])
     peers = [side for side in sides if side != "tunelab"]
     print(f"\n{report['case']}  (fp32 matmul peak {report['matmul_peak_gflops']:.0f} GFLOP/s)")
+    if "machine" in report:
+        print(f"on {describe_machine(report['machine'])}")
     heads = [f"{side:>12}" for side in sides] + [f"{'vs ' + peer:>12}" for peer in peers]
     print(f"{'':40} {' '.join(heads)}")
     for title, key, fmt in rows:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tunelab.hardware import write_measurement  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "data_scale.json"
 MODEL = "smollm2-135m"
@@ -205,7 +207,7 @@ def main() -> None:
     report = {"cores": os.cpu_count(), "rows": []}
     for size in args.sizes:  # written after every size: a cut-short sweep keeps what it ran
         report["rows"].append(measure(size, work, with_peer=size == args.peer_size))
-        args.out.write_text(json.dumps(report, indent=2))
+        write_measurement(args.out, report)
     shutil.rmtree(work)
     print_table(report)
     print(f"written: {args.out}")

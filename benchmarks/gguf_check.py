@@ -21,6 +21,7 @@ from tunelab.data.templates import generation_prompt
 from tunelab.export import export_run
 from tunelab.export_gguf import export_gguf
 from tunelab.generation import generate
+from tunelab.hardware import write_measurement  # noqa: E402
 from tunelab.models.loader import load_tokenizer
 from tunelab.run_record import read_record
 from tunelab.tasks.generative.evaluate import fact_hits, is_refusal, mean
@@ -115,7 +116,7 @@ def main() -> None:
             )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "gguf_check.json"
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    write_measurement(out, report, ensure_ascii=False)
     print(f"written: {out}")
 
 

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tunelab.hardware import write_measurement  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 STORIES = ROOT / "tests" / "assets" / "stories260K"
 RESULTS = ROOT / "benchmarks" / "results" / "kill_resume.json"
@@ -113,7 +115,7 @@ def main() -> None:
                       f"{expected:.4f}) {'same' if row['same_score'] else 'DIFFERENT'}",
                       flush=True)  # fmt: skip
             results[case] = {"uninterrupted_score": expected, "seconds": seconds, "kills": rows}
-    RESULTS.write_text(json.dumps(results, indent=2))
+    write_measurement(RESULTS, results)
     print(f"\n{'trainer':8} {'kills':>5} {'mid-run':>7} {'completed':>9} {'same score':>10}")
     for case, result in results.items():
         kills = result["kills"]

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from tunelab.hardware import write_measurement  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,7 +187,7 @@ def main() -> None:
     report = throughput(args) if args.mode == "throughput" else load(args)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"serve_{args.mode}.json"
-    out.write_text(json.dumps(report, indent=2))
+    write_measurement(out, report)
     print(f"written: {out}")
 
 

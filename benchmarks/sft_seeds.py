@@ -21,6 +21,8 @@ sys.path.insert(0, str(HERE))
 from common import RESULTS, run_side
 from sft_lora import SIDES
 
+from tunelab.hardware import write_measurement  # noqa: E402
+
 SCRIPT = str(HERE / "sft_lora.py")
 PEERS = [side for side in SIDES if side != "tunelab"]
 
@@ -107,7 +109,7 @@ def main() -> None:
             "rows": rows,
             "summary": summary(rows),
         }
-        out.write_text(json.dumps(report, indent=2))
+        write_measurement(out, report)
     print_table(report)
     print(f"written: {out}")
 

@@ -12,7 +12,6 @@ variant: on the 2-core VM the same code moved between 140 and 192 tokens/s in on
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import RESULTS, matmul_peak_gflops  # noqa: E402
+
+from tunelab.hardware import write_measurement  # noqa: E402
 
 CONFIG = HERE.parent / "configs" / "rlhf_smollm2_sft.yaml"
 PROFILED_STEPS = 12
@@ -88,8 +89,7 @@ def main() -> None:
         "tokens_per_s": rate,
         "matmul_peak_gflops": peak,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "step_rate.json").write_text(json.dumps(report, indent=2))
+    write_measurement(RESULTS / "step_rate.json", report)
 
 
 if __name__ == "__main__":

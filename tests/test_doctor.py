@@ -11,6 +11,7 @@ from transformers import DataCollatorForLanguageModeling
 from typer.testing import CliRunner
 
 from tunelab.cli import app
+from tunelab.hardware import this_cpu
 from tunelab.pipeline import diagnose, load_config
 
 
@@ -32,7 +33,8 @@ def test_a_clean_sft_config_is_all_ok(sft):
     found = findings_of(sft)
     assert {check: severity for check, (severity, _) in found.items()} == {
         "leakage": "ok", "over max_length": "ok", "rows with nothing to learn": "ok",
-        "stop token": "ok", "doubled BOS": "ok", "inference template": "ok", "memory": "ok"}  # fmt: skip
+        "stop token": "ok", "doubled BOS": "ok", "inference template": "ok", "memory": "ok",
+        "machine": "ok"}  # fmt: skip
 
 
 def test_leakage_between_train_and_test(tmp_path):
@@ -121,6 +123,15 @@ def test_memory_beyond_this_machine(model_dirs, toy_csv):
                          "train.micro_batch_tokens=null", "train.batch_size=100000",
                          "data.max_length=4096", "method.name=full"])  # fmt: skip
     assert found["memory"][0] == "warn" and "GiB" in found["memory"][1]
+
+
+def test_the_machine_and_the_precision_it_would_train_in(sft):
+    severity, message = findings_of(sft)["machine"]
+    cpu = this_cpu()
+    assert severity == "ok" and cpu.model in message and "torch 2.13.0" in message
+    assert ("no native bf16" in message) != cpu.native_bf16  # auto's reason
+    severity, message = findings_of([*sft, "train.precision=bf16"])["machine"]
+    assert (severity == "warn") != cpu.native_bf16  # bf16 emulated without avx512_bf16 / amx
 
 
 def test_train_stops_on_a_fatal_finding_before_training(sft, tmp_path):

@@ -8,6 +8,7 @@ from tests.serve_helpers import live_server
 
 from tunelab.assistant import load_assistant
 from tunelab.export_gguf import export_gguf
+from tunelab.hardware import this_cpu
 from tunelab.pipeline import load_config, run
 from tunelab.serve.app import ServeLimits
 from tunelab.serve.catalog import load_llama_catalog
@@ -32,6 +33,17 @@ def llama_answer(gguf, prompt_ids: list[int], max_tokens: int) -> list[int]:
             break
         tokens.append(token)
     return tokens
+
+
+def test_the_engine_is_built_for_this_cpu_without_amx_kernels():
+    """`make llama` names the CPU's instruction sets (AVX2, AVX-512, VNNI, BF16 where present) and
+    leaves out ggml's AMX backend, which segfaults on AMX Xeons (llama.cpp #20824)."""
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "AMX" not in info
+    flags = this_cpu().flags
+    assert ("AVX2 = 1" in info) == ("avx2" in flags)
+    assert ("AVX512 = 1" in info) == ("avx512f" in flags)
+    assert ("AVX512_VNNI = 1" in info) == ("avx512_vnni" in flags)
 
 
 def test_the_f32_export_answers_in_llama_cpp_as_the_run_does(sft_run, tmp_path):

@@ -119,3 +119,12 @@ def describe_machine(record: dict | None = None) -> str:
         f"{cpu['model']}, {record['usable_cores']} cores, {flags}, "
         f"torch {record['torch']} ({record['torch_cpu_capability']}){gpu}"
     )
+
+
+def write_measurement(path: Path, report: dict, **dump_options) -> Path:
+    """A measurement's JSON with the machine it ran on ("machine"), for benchmarks and quantize."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**report, "machine": machine_record()}, indent=2, **dump_options))
+    return path

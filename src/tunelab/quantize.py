@@ -4,7 +4,6 @@ task, as training prepared it)."""
 
 import copy
 import io
-import json
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torch import nn
 from tunelab.artifacts import load_run
 from tunelab.errors import TunelabError
 from tunelab.export import merged_if_possible
+from tunelab.hardware import write_measurement
 from tunelab.models.loader import load_classifier
 from tunelab.pipeline import load_config, open_task
 from tunelab.run_record import RunRecord, read_record
@@ -160,5 +160,5 @@ def quantize_run(run_dir: str | Path, int8: bool = True, nf4: bool = False) -> d
         row["speedup"] = row["rows_per_s"] / base["rows_per_s"]
         row["score_delta"] = row["score"] - base["score"]
     result = {"test_rows": base["rows"], "variants": rows}
-    (run_dir / "quantize.json").write_text(json.dumps(result, indent=2))
+    write_measurement(run_dir / "quantize.json", result)
     return result

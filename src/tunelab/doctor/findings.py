@@ -16,12 +16,13 @@ class Finding:
 def run_checks(task, summary: dict) -> list[Finding]:
     from tunelab.doctor.data_checks import DATA_CHECKS
     from tunelab.doctor.lm_checks import LM_CHECKS
+    from tunelab.doctor.machine import machine_check
     from tunelab.doctor.memory import memory_check
 
     findings: list[Finding] = []
     for check in (*DATA_CHECKS, *LM_CHECKS):
         findings.extend(check(task, summary))
-    findings.append(memory_check(task))
+    findings += [memory_check(task), machine_check(task)]
     return findings
 
 

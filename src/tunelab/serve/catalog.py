@@ -176,9 +176,17 @@ def load_llama_catalog(arguments: list[str], quant: str) -> Catalog:
     """Each generative run as its GGUF export in llama.cpp (exported once, into
     RUN_DIR/gguf/<quant>/, and reused on the next start)."""
     try:
+        import llama_cpp
         from llama_cpp import Llama
     except ImportError:
         raise TunelabError(f"--engine llama.cpp needs llama-cpp-python: {SETUP_HINT}") from None
+    if "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode():
+        # ggml's AMX kernels segfault on the first multi-token prompt (llama.cpp #20824): a crash
+        # of the whole server, so refused here; `make llama` builds the engine without them.
+        raise TunelabError(
+            "--engine llama.cpp: this llama-cpp-python was built with AMX kernels, which crash "
+            f"on a chat prompt; rebuild it without them: {SETUP_HINT}"
+        )
     catalog = Catalog()
     for name, run_dir in named_run_dirs(arguments):
         record = read_record(run_dir)
