@@ -9,6 +9,8 @@ the same rows, split, hyperparameters and epochs and are scored by the same held
     python benchmarks/sft_lora.py --method qlora     # case (d): QLoRA
     python benchmarks/sft_lora.py --seed 7           # another seed on every side (sft_lora_seed7.json)
     python benchmarks/sft_lora.py --table            # print the last result again
+    python benchmarks/sft_lora.py --precision bf16   # every side in bf16 (sft_lora_bf16.json)
+    python benchmarks/sft_lora.py --precision auto   # tunelab's choice for this CPU, peers alike
 """
 
 import json
@@ -42,6 +44,7 @@ def overrides(args) -> list[str]:
         f"data.limit_train={args.limit_train}",
         "eval.generate_limit=1",  # perplexity is the score here; generation is not timed work
         *([f"train.seed={args.seed}"] if args.seed is not None else []),  # every side's seed
+        f"train.precision={args.precision}",  # the peers' bf16 follows it (sft_peers.py)
     ]
 
 
@@ -77,8 +80,11 @@ def main() -> None:
     parser = case_parser(epochs=2, limit_train=160)
     parser.add_argument("--method", choices=["lora", "qlora"], default="lora")
     parser.add_argument("--seed", type=int, help="Another seed than the config's, on both sides.")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                        help="Every side's precision (auto: tunelab's choice on this CPU).")  # fmt: skip
     args = parser.parse_args()
     name = f"sft_{args.method}" + (f"_seed{args.seed}" if args.seed is not None else "")
+    name += "" if args.precision == "fp32" else f"_{args.precision}"
     if args.table:
         print_table(json.loads((RESULTS / f"{name}.json").read_text()))
     elif args.side:
@@ -86,6 +92,7 @@ def main() -> None:
     else:
         argv = ["--method", args.method, "--epochs", str(args.epochs), "--limit-train", str(args.limit_train)]  # fmt: skip
         argv += ["--seed", str(args.seed)] if args.seed is not None else []
+        argv += ["--precision", args.precision]
         lora = 4 * parameter_count("smollm2-135m")  # forward 2N + backward to the inputs 2N
         report = compare_sides(__file__, argv, "smollm2-135m", "val_loss", lambda side: lora, SIDES)
         useful = useful_flops_per_token(args)

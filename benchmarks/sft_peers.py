@@ -8,7 +8,9 @@
   applies the chat template and tokenizes them itself), the completion-only loss it picks for
   such rows, its default chunked loss (the output layer only where a label is) and a
   `peft_config`. Two defaults are changed, each to what a CPU user must do or to the other sides'
-  setting: `bf16=False` (these CPUs emulate bf16, ~40x slower) and
+  setting: `bf16` as tunelab's train.precision resolves here (True only where the CPU has native
+  bf16 and the run asks for bf16, or for auto where auto picked it; AVX2 CPUs emulate bf16 ~40x
+  slower), and
   `gradient_checkpointing=False` (neither other side recomputes activations). For QLoRA, TRL
   casts the adapter weights to bf16 (QLoRA paper); they are put back in fp32 for the same
   reason.
@@ -21,6 +23,8 @@ import tempfile
 import time
 
 from sides import EpochClock
+
+from tunelab.runtime import resolve_precision  # noqa: E402
 
 
 def lora_settings(config):
@@ -50,7 +54,8 @@ def base_model(config, path: str):
 def trainer_settings(config) -> dict:
     """The hyperparameters both peers pass to their TrainingArguments (or SFTConfig)."""
     t = config.train
-    return dict(
+    bf16 = resolve_precision(t).accelerate == "bf16"  # what tunelab runs at this train.precision
+    return dict(bf16=bf16,
         output_dir=tempfile.mkdtemp(), num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size, learning_rate=t.lr,
         weight_decay=t.weight_decay, lr_scheduler_type=t.scheduler, warmup_steps=t.warmup_ratio,
@@ -94,7 +99,7 @@ def trl_trainer(config, task, model, callbacks):
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(**trainer_settings(config), max_length=config.data.max_length,
-                     bf16=False, gradient_checkpointing=False)  # fmt: skip
+                     gradient_checkpointing=False)  # fmt: skip
     rows = Dataset.from_list(conversational_rows(config, task))
     trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=task.tokenizer,
                          peft_config=lora_settings(config), callbacks=callbacks)  # fmt: skip
@@ -138,4 +143,5 @@ def run_peer(name: str, config) -> dict:
         "val_loss": val_loss,
         "real_train_tokens": train_tokens * config.train.epochs,
         "test_value": test["perplexity"],
+        "precision": {"used": "bf16" if trainer.args.bf16 else "fp32"},
     }

@@ -32,6 +32,7 @@ def run_tunelab(config_path: Path, overrides: list[str], test_metric: Callable[[
         "val_loss": [e["val_loss"] for e in epochs],
         "real_train_tokens": sum(e["train_tokens"] for e in epochs),
         "test_value": test_metric(summary, json.loads((out / "eval_after.json").read_text())),
+        "precision": summary["precision"],
     }
 
 

@@ -125,7 +125,8 @@ def test_memory_beyond_this_machine(model_dirs, toy_csv):
     assert found["memory"][0] == "warn" and "GiB" in found["memory"][1]
 
 
-def test_the_machine_and_the_precision_it_would_train_in(sft):
+def test_the_machine_and_the_precision_it_would_train_in(sft, monkeypatch):
+    monkeypatch.delenv("TUNELAB_AUTO_PRECISION")  # conftest's pin for the suite
     severity, message = findings_of(sft)["machine"]
     cpu = this_cpu()
     assert severity == "ok" and cpu.model in message and "torch 2.13.0" in message

@@ -18,10 +18,12 @@ from tunelab.runtime import auto_precision, resolve_precision
 from tunelab.train.bf16_weights import frozen_linears_in_bf16
 
 
-def test_auto_precision_follows_this_cpu_and_says_why():
+def test_auto_precision_follows_this_cpu_and_says_why(monkeypatch):
+    assert resolve_precision(TrainConfig()).reason == "auto: fp32 (TUNELAB_AUTO_PRECISION)"
+    monkeypatch.delenv("TUNELAB_AUTO_PRECISION")  # conftest's pin for the suite
     cpu = this_cpu()
     choice = resolve_precision(TrainConfig())
-    speedup = bf16_step_speedup() if cpu.native_bf16 else None
+    speedup = bf16_step_speedup(bf16_weights=True) if cpu.native_bf16 else None
     assert choice == auto_precision(cpu, False, speedup)
     assert ("no native bf16" in choice.reason) != cpu.native_bf16
     assert resolve_precision(TrainConfig(precision="bf16")).accelerate == "bf16"

@@ -6,8 +6,9 @@ the same step ran 1.8-2x fp32. So the choice is measured, once per CPU, torch bu
 count, and cached (about a second).
 
 The probe is one LoRA projection of a small decoder's width (576 -> 1536, rank 16, 1,024 tokens),
-forward and backward, as the loop runs it: fp32, or under bf16 autocast with the frozen weight
-held in bf16 (what `train/bf16_weights.py` does during a bf16 fit).
+forward and backward, as the trainer runs it: fp32, or under bf16 autocast, with the frozen weight
+held in bf16 (tunelab's loop: `train/bf16_weights.py`) or cast at every call (TRL's trainers and
+PPO, which keep it fp32).
 
 Written here because neither torch nor Accelerate chooses a precision by speed.
 """
@@ -31,18 +32,19 @@ def cache_file() -> Path:
     return root / "precision_probe.json"
 
 
-def probe_key() -> str:
+def probe_key(bf16_weights: bool) -> str:
     cpu = this_cpu()
-    return "|".join(
-        [cpu.model, *sorted(cpu.flags), torch.__version__, str(torch.get_num_threads())]
-    )
+    path = "bf16 weights" if bf16_weights else "fp32 weights"
+    threads = str(torch.get_num_threads())
+    return "|".join([cpu.model, *sorted(cpu.flags), torch.__version__, threads, path])
 
 
-def step_seconds(bf16: bool) -> float:
-    """The best time of a LoRA projection's forward and backward, fp32 or bf16."""
+def step_seconds(bf16: bool, bf16_weights: bool = True) -> float:
+    """The best time of a LoRA projection's forward and backward, fp32 or bf16 (its frozen
+    weight stored in bf16, or in fp32 and cast by autocast at each call)."""
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(OUT, WIDTH, generator=generator) / WIDTH**0.5
-    if bf16:
+    if bf16 and bf16_weights:
         weight = weight.to(torch.bfloat16)
     lora_a = (torch.randn(RANK, WIDTH, generator=generator) / WIDTH**0.5).requires_grad_()
     lora_b = (torch.randn(OUT, RANK, generator=generator) / RANK**0.5).requires_grad_()
@@ -60,12 +62,12 @@ def step_seconds(bf16: bool) -> float:
     return best
 
 
-def bf16_step_speedup() -> float:
+def bf16_step_speedup(bf16_weights: bool) -> float:
     """fp32 time / bf16 time of the probe on this machine, measured once and cached."""
-    path, key = cache_file(), probe_key()
+    path, key = cache_file(), probe_key(bf16_weights)
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if key not in cached:
-        cached[key] = step_seconds(bf16=False) / step_seconds(bf16=True)
+        cached[key] = step_seconds(bf16=False) / step_seconds(True, bf16_weights)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(cached, indent=2))

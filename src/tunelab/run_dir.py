@@ -18,9 +18,8 @@ from tunelab.export import export_run
 from tunelab.hardware import machine_record
 from tunelab.models.embedded import resolve_model
 from tunelab.run_record import is_finished, read_record
-from tunelab.runtime import resolve_precision
 from tunelab.tasks import Task
-from tunelab.train import FitState
+from tunelab.train import TRAINERS, FitState
 
 # Settings a resume may change: how long to train, not what is trained.
 RESUMABLE_CHANGES = {"train.epochs", "train.max_minutes", "train.early_stopping_patience"}
@@ -120,7 +119,7 @@ def run_summary(task: Task, model: nn.Module, state: FitState, started: float) -
         else None,
         "processes": task.run.processes,
         "cache_seconds": state.cache_seconds,
-        "precision": resolve_precision(task.config.train).record(),
+        "precision": TRAINERS.get(task.trainer).precision(task.config.train).record(),
         "machine": machine_record(),
     }
 

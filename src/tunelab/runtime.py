@@ -1,5 +1,6 @@
 """Where a run executes: the Accelerate object (devices, processes) built from the train section."""
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,8 @@ class PrecisionChoice:
         used = {"no": "fp32"}.get(self.accelerate, self.accelerate)
         return {"used": used, "reason": self.reason}
 
+
+PIN_AUTO = "TUNELAB_AUTO_PRECISION"  # fp32 or bf16: what auto means on a CPU, without the probe
 
 # bf16 must beat fp32 by this much on the probe to be chosen: the probe is a part of the step, and
 # a few percent on it is within the 2-core VMs' noise (docs/performance.md).
@@ -52,24 +55,29 @@ def auto_precision(
     )
 
 
-def resolve_precision(config: TrainConfig) -> PrecisionChoice:
-    """train.precision as Accelerate runs it, and why."""
+def resolve_precision(config: TrainConfig, bf16_weights: bool = True) -> PrecisionChoice:
+    """train.precision as Accelerate runs it, and why. bf16_weights: the trainer holds frozen
+    weights in bf16 during a bf16 epoch (tunelab's loop does; TRL's trainers and PPO do not),
+    which is what the probe then measures."""
     if config.precision != "auto":
         name = {"fp32": "no"}.get(config.precision, config.precision)
         return PrecisionChoice(name, f"train.precision={config.precision}")
     if torch.cuda.is_available():
         return auto_precision(this_cpu(), torch.cuda.is_bf16_supported(), None)
+    pinned = os.environ.get(PIN_AUTO)
+    if pinned in ("fp32", "bf16"):  # the test suite pins fp32: its figures must not hang on the CPU
+        return PrecisionChoice({"fp32": "no"}.get(pinned, pinned), f"auto: {pinned} ({PIN_AUTO})")
     cpu = this_cpu()
-    speedup = bf16_step_speedup() if cpu.native_bf16 else None
+    speedup = bf16_step_speedup(bf16_weights) if cpu.native_bf16 else None
     return auto_precision(cpu, False, speedup)
 
 
-def mixed_precision(config: TrainConfig) -> str:
+def mixed_precision(config: TrainConfig, bf16_weights: bool = True) -> str:
     """Accelerate's name for train.precision (auto resolved by resolve_precision)."""
-    return resolve_precision(config).accelerate
+    return resolve_precision(config, bf16_weights).accelerate
 
 
-def make_accelerator(config: TrainConfig) -> Accelerator:
+def make_accelerator(config: TrainConfig, bf16_weights: bool = True) -> Accelerator:
     # split_batches: train.batch_size is the global batch, so N processes see the same batches
     # (split N ways) as one process does, and reach the same loss.
     # cpu=True must be explicit: without it Accelerate ignores a torchrun world on a CPU machine.
@@ -84,7 +92,7 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         gradient_accumulation_steps=config.grad_accum,
-        mixed_precision=mixed_precision(config),
+        mixed_precision=mixed_precision(config, bf16_weights),
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         deepspeed_plugin=plugin,
     )

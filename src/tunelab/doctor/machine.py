@@ -5,11 +5,11 @@ import torch
 
 from tunelab.doctor.findings import Finding
 from tunelab.hardware import describe_machine, this_cpu
-from tunelab.runtime import resolve_precision
+from tunelab.train import TRAINERS
 
 
 def machine_check(task) -> Finding:
-    choice = resolve_precision(task.config.train)
+    choice = TRAINERS.get(task.trainer).precision(task.config.train)
     message = f"{describe_machine()}; {choice.reason}"
     emulated = choice.accelerate == "bf16" and not torch.cuda.is_available()
     if emulated and not this_cpu().native_bf16:

@@ -50,4 +50,4 @@ def fit_loop(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
     return model, state
 
 
-register_trainer(TrainerSpec("loop", fit_loop))
+register_trainer(TrainerSpec("loop", fit_loop, bf16_weights=True))

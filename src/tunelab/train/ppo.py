@@ -280,6 +280,7 @@ register_trainer(
                 "micro_batch_tokens",
                 "cache_frozen",
                 "cache_max_gb",
+                "precision",  # rollouts and updates in fp32
                 "grad_accum",
                 "scheduler",
                 "warmup_ratio",

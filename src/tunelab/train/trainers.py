@@ -11,7 +11,13 @@ from torch import nn
 from tunelab.config import TrainConfig
 from tunelab.errors import TunelabError
 from tunelab.registry import Registry
-from tunelab.runtime import check_deepspeed, deepspeed_config, process_state
+from tunelab.runtime import (
+    PrecisionChoice,
+    check_deepspeed,
+    deepspeed_config,
+    process_state,
+    resolve_precision,
+)
 from tunelab.tasks.base import Task
 from tunelab.train.loop import FitState
 
@@ -24,6 +30,13 @@ class TrainerSpec:
     name: str
     fit: FitFn
     ignores: frozenset[str] = frozenset()  # train fields it cannot honour
+    bf16_weights: bool = False  # holds frozen weights in bf16 during a bf16 CPU epoch (the loop)
+
+    def precision(self, config: TrainConfig) -> PrecisionChoice:
+        """The precision this trainer runs train.precision in, and why."""
+        if "precision" in self.ignores:
+            return PrecisionChoice("no", f"fp32: the {self.name} trainer computes in fp32")
+        return resolve_precision(config, self.bf16_weights)
 
 
 TRAINERS: Registry[TrainerSpec] = Registry("trainer")

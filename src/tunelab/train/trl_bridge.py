@@ -31,7 +31,7 @@ def trl_arguments(config: TrainConfig, run_dir: Path, steps_per_epoch: int) -> d
     checkpoint per epoch (the last two kept) is what --resume continues from; early stopping
     needs the best one loaded at the end."""
     total = steps_per_epoch * config.epochs
-    precision = mixed_precision(config)
+    precision = mixed_precision(config, bf16_weights=False)  # TRL casts fp32 weights per call
     stopping = config.early_stopping_patience is not None
     return {
         "output_dir": str(run_dir / "trl"),
