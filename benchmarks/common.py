@@ -115,7 +115,7 @@ def compare_sides(script: str, argv: list[str], model_name: str, val_key: str, f
 def write_result(report: dict, name: str) -> Path:
     out = RESULTS / f"{name}.json"
     write_measurement(out, report)
-    print_table(report)
+    print_table(json.loads(out.read_text()))  # with the machine it ran on
     print(f"written: {out}")
     return out
 

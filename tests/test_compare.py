@@ -8,6 +8,7 @@ from tests.helpers import FAST_TRAIN, assert_one_line_error, run_cli, train_tiny
 from typer.testing import CliRunner
 
 from tunelab.cli import app
+from tunelab.hardware import this_cpu
 from tunelab.inference import classify_texts
 
 
@@ -57,7 +58,11 @@ def test_compare_writes_the_leaderboard_and_skips_finished_variants(model_dirs, 
         "plots/accuracy_vs_time.png",
     ):
         assert (out / name).is_file(), name
-    assert "| lora |" in (out / "leaderboard.md").read_text()
+    board = (out / "leaderboard.md").read_text()
+    assert "| lora |" in board
+    cpu = this_cpu()  # times are the CPU's: every row and the page name it
+    assert all(r["machine"]["cpu"]["model"] == cpu.model for r in rows)
+    assert f"Measured on: {cpu.model}, " in board and lora["precision"] == "fp32"
 
     again = CliRunner().invoke(app, ["compare", str(experiment)])
     assert again.output.count("skipped") == 3
