@@ -6,6 +6,7 @@ with the standard error over seeds. Run it on an idle machine: the speeds are ti
 
     python benchmarks/sft_seeds.py --seeds 1 2 3                 # case (c)
     python benchmarks/sft_seeds.py --method qlora --seeds 1 2 3  # case (d)
+    python benchmarks/sft_seeds.py --precision bf16              # every side in bf16
     python benchmarks/sft_seeds.py --table                       # print the last result again
 """
 
@@ -27,8 +28,8 @@ SCRIPT = str(HERE / "sft_lora.py")
 PEERS = [side for side in SIDES if side != "tunelab"]
 
 
-def run_seed(method: str, seed: int) -> dict:
-    argv = ["--method", method, "--seed", str(seed)]
+def run_seed(method: str, seed: int, precision: str) -> dict:
+    argv = ["--method", method, "--seed", str(seed), "--precision", precision]
     row = {"seed": seed}
     for side in SIDES:
         figures = run_side(SCRIPT, side, argv)
@@ -94,17 +95,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--method", choices=["lora", "qlora"], default="lora")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                        help="Every side's precision (sft_lora.py --precision).")  # fmt: skip
     parser.add_argument("--table", action="store_true", help="Print the last result again.")
     args = parser.parse_args()
-    out = RESULTS / f"sft_{args.method}_seeds.json"
+    suffix = "" if args.precision == "fp32" else f"_{args.precision}"
+    out = RESULTS / f"sft_{args.method}_seeds{suffix}.json"
     if args.table:
         print_table(json.loads(out.read_text()))
         return
     rows = []
     for seed in args.seeds:  # written after every seed: a cut-short sweep keeps what it ran
-        rows.append(run_seed(args.method, seed))
+        rows.append(run_seed(args.method, seed, args.precision))
         report = {
             "method": args.method,
+            "precision": args.precision,
             "sides": list(SIDES),
             "rows": rows,
             "summary": summary(rows),
