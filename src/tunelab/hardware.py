@@ -7,6 +7,7 @@ Written here because neither torch nor the standard library names the CPU's feat
 `torch.backends.cpu.get_cpu_capability()` gives only the widest vector ISA torch dispatches to.
 """
 
+import json
 import os
 import platform
 from dataclasses import dataclass
@@ -123,8 +124,6 @@ def describe_machine(record: dict | None = None) -> str:
 
 def write_measurement(path: Path, report: dict, **dump_options) -> Path:
     """A measurement's JSON with the machine it ran on ("machine"), for benchmarks and quantize."""
-    import json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**report, "machine": machine_record()}, indent=2, **dump_options))
     return path

@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 
 from tunelab.hardware import this_cpu
+from tunelab.models.embedded import cache_root
 
 TOKENS, WIDTH, OUT, RANK = 1024, 576, 1536, 16
 REPEATS, WARMUP = 7, 2
 
 
 def cache_file() -> Path:
-    root = Path(os.environ.get("TUNELAB_CACHE", Path.home() / ".cache" / "tunelab"))
-    return root / "precision_probe.json"
+    return cache_root() / "precision_probe.json"
 
 
 def probe_key(bf16_weights: bool) -> str:
@@ -62,9 +62,19 @@ def step_seconds(bf16: bool, bf16_weights: bool = True) -> float:
     return best
 
 
+KNOWN: dict[str, float] = {}  # this process's answers: a run asks several times (loop, record)
+
+
 def bf16_step_speedup(bf16_weights: bool) -> float:
     """fp32 time / bf16 time of the probe on this machine, measured once and cached."""
-    path, key = cache_file(), probe_key(bf16_weights)
+    key = probe_key(bf16_weights)
+    if key not in KNOWN:
+        KNOWN[key] = cached_or_measured(key, bf16_weights)
+    return KNOWN[key]
+
+
+def cached_or_measured(key: str, bf16_weights: bool) -> float:
+    path = cache_file()
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if key not in cached:
         cached[key] = step_seconds(bf16=False) / step_seconds(True, bf16_weights)

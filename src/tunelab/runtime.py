@@ -13,15 +13,21 @@ from tunelab.errors import TunelabError
 from tunelab.hardware import BF16_FLAGS, CpuInfo, this_cpu
 from tunelab.precision_probe import bf16_step_speedup
 
+ACCELERATE_NAMES = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # train.precision -> Accelerate
+
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    accelerate: str  # Accelerate's mixed_precision name: "no" (fp32), "bf16" or "fp16"
+    used: str  # "fp32", "bf16" or "fp16"
     reason: str
 
+    @property
+    def accelerate(self) -> str:
+        """Accelerate's mixed_precision name ("no" for fp32)."""
+        return ACCELERATE_NAMES[self.used]
+
     def record(self) -> dict:
-        used = {"no": "fp32"}.get(self.accelerate, self.accelerate)
-        return {"used": used, "reason": self.reason}
+        return {"used": self.used, "reason": self.reason}
 
 
 PIN_AUTO = "TUNELAB_AUTO_PRECISION"  # fp32 or bf16: what auto means on a CPU, without the probe
@@ -41,15 +47,14 @@ def auto_precision(
         return PrecisionChoice("bf16", "auto: bf16 on a GPU that supports it")
     if not cpu.native_bf16:
         return PrecisionChoice(
-            "no", f"auto: fp32, the CPU ({cpu.model}) has no native bf16 (avx512_bf16, amx_bf16)"
+            "fp32", f"auto: fp32, the CPU ({cpu.model}) has no native bf16 (avx512_bf16, amx_bf16)"
         )
     native = "+".join(flag for flag in BF16_FLAGS if flag in cpu.flags)
     if measured_speedup is None:
-        return PrecisionChoice("no", f"auto: fp32, native bf16 ({native}) but not measured")
-    verdict = "bf16" if measured_speedup >= BF16_MIN_SPEEDUP else "no"
-    name = "bf16" if verdict == "bf16" else "fp32"
+        return PrecisionChoice("fp32", f"auto: fp32, native bf16 ({native}) but not measured")
+    name = "bf16" if measured_speedup >= BF16_MIN_SPEEDUP else "fp32"
     return PrecisionChoice(
-        verdict,
+        name,
         f"auto: {name}, native bf16 ({native}); a bf16 LoRA step ran {measured_speedup:.2f}x "
         f"fp32 here (bf16 needs {BF16_MIN_SPEEDUP:.2f}x)",
     )
@@ -60,13 +65,12 @@ def resolve_precision(config: TrainConfig, bf16_weights: bool = True) -> Precisi
     weights in bf16 during a bf16 epoch (tunelab's loop does; TRL's trainers and PPO do not),
     which is what the probe then measures."""
     if config.precision != "auto":
-        name = {"fp32": "no"}.get(config.precision, config.precision)
-        return PrecisionChoice(name, f"train.precision={config.precision}")
+        return PrecisionChoice(config.precision, f"train.precision={config.precision}")
     if torch.cuda.is_available():
         return auto_precision(this_cpu(), torch.cuda.is_bf16_supported(), None)
     pinned = os.environ.get(PIN_AUTO)
     if pinned in ("fp32", "bf16"):  # the test suite pins fp32: its figures must not hang on the CPU
-        return PrecisionChoice({"fp32": "no"}.get(pinned, pinned), f"auto: {pinned} ({PIN_AUTO})")
+        return PrecisionChoice(pinned, f"auto: {pinned} ({PIN_AUTO})")
     cpu = this_cpu()
     speedup = bf16_step_speedup(bf16_weights) if cpu.native_bf16 else None
     return auto_precision(cpu, False, speedup)

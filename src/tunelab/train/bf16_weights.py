@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 
-def bf16_copies_wanted(mixed_precision: str, sharded: bool) -> bool:
+def bf16_copies_wanted(mixed_precision: str, distributed: str) -> bool:
     """bf16 autocast on a CPU in one process or data-parallel ones; FSDP and DeepSpeed hold the
     weights in their own precision policy."""
-    return mixed_precision == "bf16" and not torch.cuda.is_available() and not sharded
+    on_cpu = not torch.cuda.is_available()
+    return mixed_precision == "bf16" and on_cpu and distributed not in ("fsdp", "deepspeed")
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from tunelab.train.bf16_weights import bf16_copies_wanted, frozen_linears_in_bf1
 from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
 from tunelab.train.guards import check_finite
 from tunelab.train.metrics_log import MetricsLog
+from tunelab.train.optimizer import build_optimizer
 from tunelab.train.progress import training_progress
 from tunelab.train.sharding import (
     full_value,
@@ -49,18 +50,6 @@ class FitState:
     seconds: float = 0.0
     tokens: int = 0
     cache_seconds: float = 0.0  # head/freeze: the one pass through the frozen blocks
-
-
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and norm weights (1-D), as is usual for transformers."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise TunelabError("the method leaves no parameter trainable")
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=config.lr)
 
 
 def is_better(value: float, best: float | None, monitor: str) -> bool:
@@ -91,9 +80,7 @@ class Trainer:
         self.checkpoints = run_dir / "checkpoints"
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=accelerator.is_main_process)
         self.sharded = config.distributed == "fsdp"
-        self.bf16_copies = bf16_copies_wanted(
-            accelerator.mixed_precision, self.sharded or config.distributed == "deepspeed"
-        )
+        self.bf16_copies = bf16_copies_wanted(accelerator.mixed_precision, config.distributed)
         if self.sharded:  # FSDP2 on torch's own: Accelerate's plugin is GPU-only (sharding.py)
             model = shard_model(model, config, mixed_precision(config))
         self.raw_model = model

@@ -35,7 +35,7 @@ class TrainerSpec:
     def precision(self, config: TrainConfig) -> PrecisionChoice:
         """The precision this trainer runs train.precision in, and why."""
         if "precision" in self.ignores:
-            return PrecisionChoice("no", f"fp32: the {self.name} trainer computes in fp32")
+            return PrecisionChoice("fp32", f"fp32: the {self.name} trainer computes in fp32")
         return resolve_precision(config, self.bf16_weights)
 
 
