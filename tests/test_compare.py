@@ -43,7 +43,8 @@ def test_compare_writes_the_leaderboard_and_skips_finished_variants(model_dirs, 
     result = CliRunner().invoke(app, ["compare", str(experiment), "--epochs", "2"])
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "leaderboard.json").read_text())
-    assert {r["method"] for r in rows} == {"zero_shot", "head", "lora"}
+    # the untrained start is a row of its own: what tuning gained is on the board
+    assert {r["method"] for r in rows} == {"zero_shot", "head", "lora", "before"}
     assert all(r["status"] == "ok" for r in rows)
     assert rows == sorted(rows, key=lambda r: -r["score"])
     assert all(r["score_name"] == "test_accuracy" for r in rows)
@@ -51,17 +52,22 @@ def test_compare_writes_the_leaderboard_and_skips_finished_variants(model_dirs, 
     lora = next(r for r in rows if r["method"] == "lora")
     assert zero["trainable_params"] == 0 and 0 < lora["trainable_pct"] < 100
     assert lora["score"] > zero["score"]
+    # one seed: no interval, but every row is judged against the leader on the same examples
+    assert rows[0]["verdict"] == "best" and rows[0]["score_ci"] is None
+    assert all(r["verdict"].startswith(("tied (p=", "worse (p=")) for r in rows[1:])
     for name in (
         "leaderboard.md",
         "plots/accuracy.png",
         "plots/accuracy_vs_params.png",
-        "plots/accuracy_vs_time.png",
+        "plots/pareto_time.png",
+        "plots/pareto_memory.png",
     ):
         assert (out / name).is_file(), name
     board = (out / "leaderboard.md").read_text()
     assert "| lora |" in board
     cpu = this_cpu()  # times are the CPU's: every row and the page name it
-    assert all(r["machine"]["cpu"]["model"] == cpu.model for r in rows)
+    measured = [r for r in rows if r["method"] != "before"]  # the start row takes no time
+    assert all(r["machine"]["cpu"]["model"] == cpu.model for r in measured)
     assert f"Measured on: {cpu.model}, " in board and lora["precision"] == "fp32"
 
     again = CliRunner().invoke(app, ["compare", str(experiment)])

@@ -153,6 +153,18 @@ def read_stdin_lines() -> list[str]:
         raise TunelabError(f"stdin: not UTF-8 text (byte {exc.start} of a line)") from None
 
 
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise TunelabError(
+            f"--seeds: give whole numbers separated by commas, not '{text}'"
+        ) from None
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise TunelabError(f"--seeds: give distinct seeds, e.g. 1,2,3 (got '{text}')")
+    return seeds
+
+
 @app.command("compare")
 @one_line_errors
 def compare_command(
@@ -162,13 +174,22 @@ def compare_command(
     max_minutes: Annotated[
         float | None, typer.Option(help="Training time cap per variant.")
     ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Trained-token budget per run (every variant the same).")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Seeds, e.g. 1,2,3: every variant once per seed.")
+    ] = None,
 ):
     """Run method variants on the same data and rank them (leaderboard.md/json + plots)."""
     from tunelab.compare import budget_overrides, compare
 
-    budget = budget_overrides(limit_train, epochs, max_minutes)
+    budget = budget_overrides(limit_train, epochs, max_minutes, max_tokens)
     path, table, failed = compare(
-        experiment, budget, echo=lambda line: out.print(line, markup=False)
+        experiment,
+        budget,
+        echo=lambda line: out.print(line, markup=False),
+        seeds=seed_list(seeds) if seeds else None,
     )
     out.print(table, markup=False)
     out.print(f"leaderboard: {path}")

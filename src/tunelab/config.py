@@ -76,6 +76,11 @@ class DataConfig(StrictModel):
     )
     truncation_side: Literal["right", "left"] = "right"
     limit_train: int | None = Field(None, gt=0, description="Use at most this many training rows.")
+    split_seed: int | None = Field(
+        None,
+        description="Seed of the data's choices (balancing, split, sampled rows); null: "
+        "train.seed. compare's seeds fix it, so only initialisation, order and dropout vary.",
+    )
     mix: list[MixSource] = Field(
         [], description="sft: more training sources mixed in by weight (multitask, FLAN-style)."
     )
@@ -122,6 +127,12 @@ class TrainConfig(StrictModel):
     )
     max_minutes: float | None = Field(
         None, gt=0, description="Stop training after this long (then evaluate and save)."
+    )
+    max_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="Stop training once this many real (non-padding) tokens were trained on "
+        "(then evaluate and save): compare's equal budget.",
     )
     group_by_length: bool | None = Field(
         None,
@@ -173,6 +184,11 @@ class EvalConfig(StrictModel):
         "what tuning cost (forgetting).",
     )
     general_limit: int = Field(100, ge=1, description="Rows of eval.general used.")
+    split: Literal["test", "val"] = Field(
+        "test",
+        description="The split the after-score is measured on. val: the test split is never "
+        "read (compare's search tunes on validation only).",
+    )
     test_sets: dict[str, str] = Field(
         {},
         description="sft: more held-out question files, by name, each scored on its own like the "
@@ -293,3 +309,9 @@ def save_config(config: RunConfig, path: Path) -> None:
 
 def json_schema() -> str:
     return json.dumps(config_model().model_json_schema(), indent=2)
+
+
+def split_seed(config: RunConfig) -> int:
+    """The seed of the data's choices: data.split_seed, else train.seed."""
+    seed = config.data.split_seed
+    return config.train.seed if seed is None else seed

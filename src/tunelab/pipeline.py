@@ -42,6 +42,8 @@ def open_task(config: RunConfig, resume: bool = False) -> Task:
     task_class, method = TASKS.get(config.task.name), METHODS.get(config.method.name)
     check_method(task_class, method)
     check_settings(TRAINERS.get(task_class.trainer), config.train, task_class)
+    if config.eval.split == "val" and not task_class.scores_on_val:
+        raise TunelabError(f"eval.split: task '{task_class.name}' scores its test split only")
     set_seed(config.train.seed)
     state = process_state()
     with state.main_process_first():  # the main process converts an embedded model once

@@ -22,7 +22,12 @@ from tunelab.tasks import Task
 from tunelab.train import TRAINERS, FitState
 
 # Settings a resume may change: how long to train, not what is trained.
-RESUMABLE_CHANGES = {"train.epochs", "train.max_minutes", "train.early_stopping_patience"}
+RESUMABLE_CHANGES = {
+    "train.epochs",
+    "train.max_minutes",
+    "train.max_tokens",
+    "train.early_stopping_patience",
+}
 
 
 def flat(section: dict, prefix: str = "") -> dict:
@@ -112,6 +117,7 @@ def run_summary(task: Task, model: nn.Module, state: FitState, started: float) -
         "best_epoch": state.best_epoch,
         "train_seconds": state.seconds,
         "wall_seconds": time.perf_counter() - started,
+        "trained_tokens": state.tokens,
         "tokens_per_s": state.tokens / state.seconds if state.seconds else None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20

@@ -80,20 +80,27 @@ def read_split_file(path: str, config: DataConfig) -> list[Row]:
     return read_rows(path, config.format, config.columns, config.text_field, config.label_field)
 
 
-def prepare_splits(config: DataConfig, seed: int) -> Splits:
-    """Read the data and produce the three splits the run trains, selects and tests on."""
+def prepare_splits(config: DataConfig, seed: int, read_test: bool = True) -> Splits:
+    """Read the data and produce the three splits the run trains, selects and tests on.
+    read_test=False (a search trial, scored on validation): the test file is never opened, and
+    test rows carved from `path` are dropped unread, so train and val are the final run's."""
     rows = read_split_file(config.path, config)
     notes = {"source_rows": len(rows), "source_labels": dict(Counter(r.label for r in rows))}
     if config.balance == "undersample":
         before = len(rows)
         rows = undersample(rows, seed)
         notes["removed_by_balancing"] = before - len(rows)
-    test = read_split_file(config.test_path, config) if config.test_path else None
+    test = None
+    if config.test_path:  # unread, it stands as given (empty): train and val come out the same
+        test = read_split_file(config.test_path, config) if read_test else []
     val = read_split_file(config.val_path, config) if config.val_path else None
     train, val, test = three_splits(rows, val, test, config.split, stratified_split, seed)
+    if not read_test:
+        test = []
     if config.limit_train:
         train = train[: config.limit_train]
-    for name, part in (("train", train), ("val", val), ("test", test)):
+    named = (("train", train), ("val", val), ("test", test))
+    for name, part in named if read_test else named[:2]:
         if not part:
             raise TunelabError(
                 f"{config.path}: the {name} split is empty ({len(rows)} rows, data.split="

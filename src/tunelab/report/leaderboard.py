@@ -1,34 +1,46 @@
-"""The comparison table and its plots, read from each variant's run directory. Which score
-ranks, which way, and which extra columns show is the task's to say."""
+"""The comparison table, read from each variant's run directories (one per seed). Which score
+ranks, which way, and which extra columns show is the task's to say.
+
+Each figure is a mean over the variant's seeds with its 95 % interval; each variant is judged
+against the leader by a paired bootstrap over the test examples (report/intervals.py), on its
+per-example outcomes averaged over seeds. The untrained start ("before") is a row of its own."""
 
 import json
 from pathlib import Path
 
-from tunelab.charts import plt, save
+import numpy as np
+
 from tunelab.hardware import describe_machine
+from tunelab.report.intervals import TIED_P, mean_interval, paired_bootstrap
+from tunelab.report.leaderboard_plots import draw_plots, plot_links
 from tunelab.run_record import is_finished, read_record
 from tunelab.tasks import TASKS
 from tunelab.tasks.base import Column
 
+BEFORE = "before"  # the row of the model as it started (its untrained head, its base weights)
 HEAD = (
     Column("method", "method", "{}"),
     Column("score", "score"),
     Column("score_before", "before"),
+    Column("verdict", "vs best", "{}"),
+    Column("seeds", "seeds", "{}"),
 )
 TAIL = (
-    Column("trainable_params", "trainable", "{:,}"),
+    Column("trainable_params", "trainable", "{:,.0f}"),
     Column("trainable_pct", "trainable %", "{:.3f}"),
     Column("train_seconds", "train s", "{:.1f}"),
+    Column("trained_tokens", "trained tokens", "{:,.0f}"),
     Column("peak_rss_mb", "peak RSS MB", "{:,.0f}"),
     Column("peak_gpu_mb", "peak GPU MB", "{:,.0f}"),
     Column("tokens_per_s", "tokens/s", "{:,.0f}"),
     Column("artifact_mb", "saved MB", "{:.2f}"),
 )
+AVERAGED = tuple(c.key for c in TAIL) + ("score_before", "wall_seconds")
 
 
 def columns_of(rows: list[dict]) -> list[Column]:
     """The common columns around those the rows' tasks add; a column shows when a row has it."""
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r["status"] == "ok" and r.get("task")]
     extra = [c for r in ok for c in TASKS.get(r["task"]).columns_for(r)]
     columns = list(dict.fromkeys([*HEAD, *extra, *TAIL]))
     return [c for c in columns if c.key == "method" or any(r.get(c.key) is not None for r in rows)]
@@ -39,7 +51,7 @@ def folder_mb(folder: Path) -> float:
 
 
 def collect_row(name: str, run_dir: Path) -> dict:
-    """One leaderboard row; a variant that did not finish is listed as failed."""
+    """One run's row; a run that did not finish is listed as failed."""
     if not is_finished(run_dir):
         return {"method": name, "status": "failed", "run_dir": str(run_dir)}
     record = read_record(run_dir)
@@ -60,6 +72,7 @@ def collect_row(name: str, run_dir: Path) -> dict:
         "trainable_params": summary["parameters"]["trainable"],
         "trainable_pct": summary["parameters"]["trainable_pct"],
         "train_seconds": summary["train_seconds"],
+        "trained_tokens": summary.get("trained_tokens"),
         "wall_seconds": summary["wall_seconds"],
         "peak_rss_mb": summary["peak_rss_mb"],
         "peak_gpu_mb": summary.get("peak_gpu_mb"),
@@ -70,9 +83,115 @@ def collect_row(name: str, run_dir: Path) -> dict:
     }
 
 
+def outcomes_of(run_dir: Path, when: str) -> np.ndarray | None:
+    """The run's per-example outcomes of its score (eval_{before,after}.json), in test order;
+    None where its task does not keep them."""
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    figures = json.loads((run_dir / f"eval_{when}.json").read_text())
+    values = (figures.get("per_example") or {}).get(summary.get("score_field"))
+    return None if values is None else np.asarray(values, dtype=float)
+
+
+def seed_mean(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+    """Each example's outcome averaged over seeds (the same examples in every seed's run)."""
+    if not arrays or any(a is None for a in arrays) or len({len(a) for a in arrays}) > 1:
+        return None
+    return np.mean(arrays, axis=0)
+
+
+def averaged(runs: list[dict]) -> dict:
+    """One row from a variant's seed runs: each figure's mean, the score's interval."""
+    row = {k: v for k, v in runs[0].items() if k not in AVERAGED}
+    for key in AVERAGED:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        row[key] = float(np.mean(values)) if values else None
+    extra = {c.key for r in runs for c in TASKS.get(r["task"]).columns_for(r)}
+    for key in extra:
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+        row[key] = float(np.mean(values)) if values else row.get(key)
+    row["score"], row["score_ci"] = mean_interval([r["score"] for r in runs])
+    row["seed_scores"] = [r["score"] for r in runs]
+    row["seeds"] = len(runs)
+    row["run_dirs"] = [r["run_dir"] for r in runs]
+    return row
+
+
+def variant_row(name: str, run_dirs: list[Path]) -> tuple[dict, np.ndarray | None]:
+    runs = [collect_row(name, run_dir) for run_dir in run_dirs]
+    failed = [r["run_dir"] for r in runs if r["status"] != "ok"]
+    if failed:
+        return {"method": name, "status": "failed", "run_dir": failed[0]}, None
+    return averaged(runs), seed_mean([outcomes_of(Path(d), "after") for d in run_dirs])
+
+
+def before_row(run_dirs: list[Path]) -> tuple[dict, np.ndarray | None]:
+    """The model as a variant's runs started, scored on the same test examples."""
+    runs = [collect_row(BEFORE, run_dir) for run_dir in run_dirs]
+    first = runs[0]
+    row = {
+        "method": BEFORE,
+        "status": "ok",
+        "task": first["task"],
+        "score_name": first["score_name"],
+        "higher_is_better": first["higher_is_better"],
+        "seeds": len(runs),
+    }
+    row["score"], row["score_ci"] = mean_interval([r["score_before"] for r in runs])
+    return row, seed_mean([outcomes_of(Path(d), "before") for d in run_dirs])
+
+
+def judge(rows: list[dict], outcomes: list[np.ndarray | None]) -> None:
+    """The verdict column: the leader is best; each other row is tied with it when the paired
+    bootstrap's p-value is at least TIED_P, else worse."""
+    ok = [i for i, r in enumerate(rows) if r["status"] == "ok"]
+    if not ok:
+        return
+    sign = 1 if rows[ok[0]]["higher_is_better"] else -1
+    leader = max(ok, key=lambda i: sign * rows[i]["score"])
+    rows[leader]["verdict"] = "best"
+    for i in ok:
+        a, b = outcomes[leader], outcomes[i]
+        if i == leader or a is None or b is None or len(a) != len(b):
+            continue
+        difference = paired_bootstrap(a, b)
+        rows[i]["p_value"] = difference.p_value
+        rows[i]["difference"] = {
+            "mean": difference.mean,
+            "low": difference.low,
+            "high": difference.high,
+        }
+        tied = difference.p_value >= TIED_P
+        rows[i]["verdict"] = f"{'tied' if tied else 'worse'} (p={difference.p_value:.3f})"
+
+
+def board_rows(variants: list[tuple[str, list[Path]]]) -> list[dict]:
+    """Every variant's row (its seed runs averaged), the before row, the verdicts."""
+    pairs = [variant_row(name, run_dirs) for name, run_dirs in variants]
+    trained = [
+        dirs
+        for (row, _), (_, dirs) in zip(pairs, variants, strict=True)
+        if row["status"] == "ok" and row["trainable_params"] > 0
+    ]
+    if trained:
+        pairs.append(before_row(trained[0]))
+    rows, outcomes = [p[0] for p in pairs], [p[1] for p in pairs]
+    judge(rows, outcomes)
+    return rows
+
+
 def score_title(rows: list[dict]) -> str:
     names = {r["score_name"] for r in rows if r["status"] == "ok"}
     return names.pop().replace("_", " ") if len(names) == 1 else "score"
+
+
+def cell(row: dict, column: Column) -> str:
+    value = row.get(column.key)
+    if value is None:
+        return "–"
+    text = column.fmt.format(value)
+    if column.key == "score" and row.get("score_ci") is not None:
+        text += f" ± {row['score_ci']:.4f}"
+    return text
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -80,34 +199,11 @@ def markdown_table(rows: list[dict]) -> str:
     titles = [score_title(rows) if c.key == "score" else c.title for c in columns]
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(columns)]
     for row in rows:
-        cells = [c.fmt.format(row[c.key]) if row.get(c.key) is not None else "–" for c in columns]
+        cells = [cell(row, c) for c in columns]
         if row["status"] != "ok":
             cells = [row["method"], "failed"] + ["–"] * (len(columns) - 2)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def scatter(rows: list[dict], x: str, xlabel: str, path: Path, log: bool) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
-        value = max(row[x], 1e-4) if log else row[x]
-        ax.scatter(value, row["score"])
-        ax.annotate(row["method"], (value, row["score"]), textcoords="offset points", xytext=(4, 4))
-    if log:
-        ax.set_xscale("log")
-    title = score_title(rows)
-    ax.set(xlabel=xlabel, ylabel=title, title=f"{title} vs {xlabel}")
-    ax.grid(alpha=0.3)
-    save(fig, path)
-
-
-def bar_chart(rows: list[dict], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4.5))
-    ax.bar([r["method"] for r in rows], [r["score"] for r in rows], color="tab:blue")
-    ax.set(ylabel=score_title(rows), title=f"{score_title(rows)} per method")
-    ax.tick_params(axis="x", rotation=45)
-    ax.grid(alpha=0.3, axis="y")
-    save(fig, path)
 
 
 def measured_on(rows: list[dict]) -> list[str]:
@@ -116,41 +212,38 @@ def measured_on(rows: list[dict]) -> list[str]:
     return [f"Measured on: {'; '.join(machines)}.", ""] if machines else []
 
 
-def write_leaderboard(rows: list[dict], out: Path) -> tuple[Path, str]:
+def how_to_read(rows: list[dict]) -> list[str]:
+    seeds = max((r.get("seeds") or 1 for r in rows if r["status"] == "ok"), default=1)
+    spread = (
+        f"mean ± 95 % interval (Student t) over {seeds} seeds; "
+        if seeds > 1
+        else "one seed each (no interval: `seeds: [1, 2, 3]` gives one); "
+    )
+    return [
+        f"Sorted by {score_title(rows)}: {spread}`vs best`: a paired bootstrap over the test "
+        f"examples against the leader (10,000 resamples), tied when p ≥ {TIED_P}.",
+        "",
+    ]
+
+
+def write_leaderboard(rows: list[dict], out: Path, notes: list[str] = ()) -> tuple[Path, str]:
     """leaderboard.{md,json} and plots; returns the markdown file and its table."""
     ok = [r for r in rows if r["status"] == "ok"]
     ok.sort(key=lambda r: -r["score"] if r["higher_is_better"] else r["score"])
     ranked = ok + [r for r in rows if r["status"] != "ok"]
     (out / "leaderboard.json").write_text(json.dumps(ranked, indent=2))
-    plots = out / "plots"
-    plots.mkdir(exist_ok=True)
-    if ok:
-        bar_chart(ok, plots / "accuracy.png")
-        scatter(
-            ok,
-            "trainable_pct",
-            "trainable parameters (%)",
-            plots / "accuracy_vs_params.png",
-            log=True,
-        )
-        scatter(ok, "train_seconds", "training time (s)", plots / "accuracy_vs_time.png", log=False)
+    plots = draw_plots(ok, out / "plots", score_title(ok)) if ok else []
     table = markdown_table(ranked)
     text = "\n".join(
         [
             f"# Leaderboard: {out.name}",
             "",
-            "Same data, split, seed and evaluation for every variant; "
-            f"sorted by {score_title(ok)}.",
-            "",
+            *how_to_read(ranked),
             *measured_on(ok),
+            *notes,
             table,
             "",
-            "![accuracy](plots/accuracy.png)",
-            "",
-            "![params](plots/accuracy_vs_params.png)",
-            "",
-            "![time](plots/accuracy_vs_time.png)",
-            "",
+            *plot_links(plots),
         ]
     )
     path = out / "leaderboard.md"

@@ -91,6 +91,7 @@ class Task(ABC):
     labels_texts: ClassVar[bool] = False  # `predict` and `eval` take its runs (classes of texts)
     monitors: ClassVar[frozenset[str]] = frozenset({"val_loss"})  # train.monitor choices
     caches_frozen_blocks: ClassVar[bool] = False  # loop trainer: head/freeze run them once
+    scores_on_val: ClassVar[bool] = False  # eval.split=val: compare's search may tune it
 
     def __init__(self, run: RunContext):
         self.run = run
@@ -117,6 +118,8 @@ class Task(ABC):
             "higher_is_better": score.higher_is_better,
             "score_before": before[score.field],
             "score": after[score.field],
+            "score_field": score.field,  # its per-example values: eval_after.json per_example
+            "scored_on": self.config.eval.split,
         }
 
     @classmethod

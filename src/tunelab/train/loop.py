@@ -21,6 +21,7 @@ from tunelab.errors import TunelabError, notice
 from tunelab.models.trainable import trainable_state
 from tunelab.runtime import mixed_precision
 from tunelab.train.bf16_weights import bf16_copies_wanted, frozen_linears_in_bf16
+from tunelab.train.budget import Budget
 from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
 from tunelab.train.guards import check_finite
 from tunelab.train.metrics_log import MetricsLog
@@ -165,7 +166,7 @@ class Trainer:
         start = time.perf_counter()
         self.model.train()
         for batch in loader:
-            if self.out_of_time():
+            if self.budget.out_of_time() or self.budget.over_tokens(state.tokens, totals[3], batch):
                 break
             with self.acc.accumulate(self.model):
                 loss, correct = self.loss_and_backward(batch)
@@ -246,12 +247,8 @@ class Trainer:
         correct = None if corrects[0] is None else torch.stack(corrects).sum()
         return torch.stack(losses).sum(), correct
 
-    def out_of_time(self) -> bool:
-        limit = self.config.max_minutes
-        return limit is not None and time.perf_counter() - self.started > 60 * limit
-
     def fit(self, train: list[dict], resume: bool) -> FitState:
-        self.examples, self.started = train, time.perf_counter()
+        self.examples, self.budget = train, Budget(self.config, self.acc, self.run_dir)
         batches = math.ceil(len(train) / self.config.batch_size)
         scheduler = self.make_scheduler(math.ceil(batches / self.config.grad_accum))
         state = self.resume(scheduler) if resume else FitState()
@@ -282,7 +279,8 @@ class Trainer:
                 self.log.write({"event": "eval", "split": "val", **record})
                 self.checkpoint(state, scheduler, improved)
                 patience = self.config.early_stopping_patience
-                if (patience and state.bad_epochs >= patience) or self.out_of_time():
+                patience_out = patience and state.bad_epochs >= patience
+                if patience_out or self.budget.stop_after_epoch(record, epoch):
                     break
         best = restore_newest(self.checkpoints / "best", say=notice)
         if best is not None:

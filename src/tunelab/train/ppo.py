@@ -278,6 +278,7 @@ register_trainer(
         frozenset(
             {
                 "micro_batch_tokens",
+                "max_tokens",  # compare's token budget counts the loop's batches
                 "cache_frozen",
                 "cache_max_gb",
                 "precision",  # rollouts and updates in fp32

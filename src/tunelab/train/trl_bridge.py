@@ -169,6 +169,7 @@ register_trainer(
         frozenset(
             {
                 "micro_batch_tokens",
+                "max_tokens",  # compare's token budget counts the loop's batches
                 "cache_frozen",
                 "cache_max_gb",
                 "group_by_length",

@@ -9,6 +9,7 @@ from pydantic import Field
 from rich.text import Text
 from torch import nn
 
+from tunelab.config import split_seed
 from tunelab.data.encode import encode_rows, label_counts
 from tunelab.data.prepare import Splits, prepare_splits
 from tunelab.errors import TunelabError
@@ -67,6 +68,7 @@ class ClassifyTask(Task):
     labels_texts = True
     monitors = frozenset({"val_loss", "val_accuracy", "val_macro_f1"})
     caches_frozen_blocks = True
+    scores_on_val = True
     collate: ClassVar = None  # pad to the longest row
 
     def prepare(self) -> dict:
@@ -74,10 +76,13 @@ class ClassifyTask(Task):
         data = self.config.data
         if self.run.method.left_padding:
             self.tokenizer.padding_side = "left"  # harmless for encoders, needed for decoders
-        self.splits: Splits = prepare_splits(data, self.config.train.seed)
+        scored = self.config.eval.split
+        self.splits: Splits = prepare_splits(data, split_seed(self.config), scored == "test")
         label_ids = {label: i for i, label in enumerate(self.splits.labels)}
         self.encoded, splits = {}, {}
         for name, rows in self.splits.items():
+            if not rows and name == "test" and scored == "val":
+                continue  # a search trial: the test split is not read
             result = encode_rows(
                 rows,
                 self.tokenizer,
@@ -95,7 +100,7 @@ class ClassifyTask(Task):
                 "truncated_overlong": result.truncated,
                 "dropped_overlong": result.dropped,
             }
-        self.picked = pick_examples(self.splits.test, self.config.eval.examples)
+        self.picked = pick_examples(self.scored_rows, self.config.eval.examples)
         return {
             "labels": self.splits.labels,
             **self.splits.notes,
@@ -139,8 +144,13 @@ class ClassifyTask(Task):
         check_pooling(self.config.task.pooling, describe(model).is_encoder)
         return model
 
+    @property
+    def scored_rows(self) -> list:
+        """The rows of the split the after-score is measured on (eval.split)."""
+        return getattr(self.splits, self.config.eval.split)
+
     def evaluate(self, model: nn.Module) -> dict:
-        test, labels = self.encoded["test"], self.splits.labels
+        test, labels = self.encoded[self.config.eval.split], self.splits.labels
         batch = self.config.eval.batch_size
         result = evaluate(model, test, labels, self.tokenizer, batch, self.run.accelerator)
         result["examples"] = self.example_predictions(model)
@@ -153,8 +163,8 @@ class ClassifyTask(Task):
         return predict(model, rows, self.tokenizer, self.config.eval.batch_size)[0]
 
     def example_predictions(self, model: nn.Module) -> list[dict]:
-        rows, labels = self.splits.test, self.splits.labels
-        examples = [self.encoded["test"][i] for i in self.picked]
+        rows, labels = self.scored_rows, self.splits.labels
+        examples = [self.encoded[self.config.eval.split][i] for i in self.picked]
         probs, _ = predict(model, examples, self.tokenizer, batch_size=len(examples) or 1)
         return [
             {

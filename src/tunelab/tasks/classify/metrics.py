@@ -41,6 +41,8 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, names: list[st
         },
         "confusion_matrix": confusion_matrix(labels, predicted, labels=ids).tolist(),
         "labels": names,
+        # every row right (1) or wrong (0), in the split's order: compare's paired bootstrap
+        "per_example": {"accuracy": (predicted == labels).astype(int).tolist()},
     }
 
 

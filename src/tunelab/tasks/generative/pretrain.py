@@ -5,6 +5,7 @@ from typing import Literal
 
 from torch import nn
 
+from tunelab.config import split_seed
 from tunelab.data.arrow_corpus import prepare_pretrain_arrow, streams
 from tunelab.data.lm_prepare import prepare_pretrain
 from tunelab.settings import TaskSettings
@@ -26,7 +27,7 @@ class PretrainTask(GenerativeTask):
 
     def prepare(self) -> dict:
         prepare = prepare_pretrain_arrow if streams(self.config.data) else prepare_pretrain
-        self.data = prepare(self.config.data, self.tokenizer, self.config.train.seed)
+        self.data = prepare(self.config.data, self.tokenizer, split_seed(self.config))
         return self.data.summary
 
     def evaluate(self, model: nn.Module) -> dict:

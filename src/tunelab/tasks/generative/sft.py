@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
+from tunelab.config import split_seed
 from tunelab.data.arrow_corpus import streams
 from tunelab.data.arrow_sft import prepare_sft_arrow
 from tunelab.data.conversations import Example, read_examples
@@ -114,7 +115,7 @@ class SftTask(GenerativeTask):
         return cls.columns + tuple(Column(k, set_column_title(k), "{:.2f}") for k in keys)
 
     def prepare(self) -> dict:
-        settings, seed = self.config.task, self.config.train.seed
+        settings, seed = self.config.task, split_seed(self.config)
         if settings.packing and self.config.method.name in ("prompt_tuning", "prefix_tuning"):
             raise TunelabError(
                 f"task.packing: {self.config.method.name} puts its virtual tokens before each "
@@ -154,7 +155,7 @@ class SftTask(GenerativeTask):
         if not config.general:
             return None
         rows = read_examples(config.general)
-        rows = random.Random(self.config.train.seed).sample(
+        rows = random.Random(split_seed(self.config)).sample(
             rows, min(len(rows), config.general_limit)
         )
         encoded = encode_examples(
@@ -168,7 +169,7 @@ class SftTask(GenerativeTask):
             return []
         train = self.data.examples["train"]
         shots = min(self.config.method.shots, len(train))
-        picked = random.Random(self.config.train.seed).sample(train, shots)
+        picked = random.Random(split_seed(self.config)).sample(train, shots)
         return [message for example in picked for message in example.messages]
 
     def answer_scores(

@@ -8,6 +8,7 @@ from typing import ClassVar
 from torch import nn
 
 from tunelab.charts import Panel
+from tunelab.config import split_seed
 from tunelab.data.lm_prepare import split_by_fractions
 from tunelab.data.preference import Pair, read_pairs, rendered_prompt
 from tunelab.data.templates import resolve_template
@@ -21,7 +22,7 @@ TRL_METHODS = frozenset({"full", "lora", "qlora"})
 
 def split_pairs(config) -> dict[str, list[Pair]]:
     """Split by source row, so the pairs expanded from one ranking stay in one split."""
-    data, seed = config.data, config.train.seed
+    data, seed = config.data, split_seed(config)
     pairs = read_pairs(data.path, data.format)
     rows = sorted({(p.file, p.row) for p in pairs})
     test = read_pairs(data.test_path, data.format) if data.test_path else None

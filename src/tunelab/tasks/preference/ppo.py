@@ -11,6 +11,7 @@ from pydantic import Field
 from torch import nn
 
 from tunelab.artifacts import load_run
+from tunelab.config import split_seed
 from tunelab.data.lm_prepare import split_by_fractions
 from tunelab.data.preference import read_prompts
 from tunelab.data.templates import generation_prompt, resolve_template
@@ -65,7 +66,7 @@ class PpoTask(Task):
         config = self.config
         self.template = resolve_template(config.task.template, self.tokenizer)
         prompts = read_prompts(config.data.path, config.data.format)
-        parts = split_by_fractions(prompts, config.data.split, config.train.seed)
+        parts = split_by_fractions(prompts, config.data.split, split_seed(config))
         self.splits = dict(zip(("train", "val", "test"), parts, strict=True))
         self.splits["train"] = self.splits["train"][: config.data.limit_train]
         self.reward = reward_scorer(config.task.reward_run, config.eval.batch_size)

@@ -11,6 +11,7 @@ from datasets import Dataset
 from pydantic import Field
 from torch import nn
 
+from tunelab.config import split_seed
 from tunelab.data.lm_prepare import split_files
 from tunelab.data.preference import prompt_of
 from tunelab.data.readers import read_records
@@ -72,7 +73,7 @@ class VerifiableTask(Task):
         check_group_batch(config.task, config.train.batch_size)
         self.template = resolve_template(config.task.template, self.tokenizer)
         self.splits = split_files(
-            config.data, config.train.seed, lambda path: read_prompt_rows(path, config.data.format)
+            config.data, split_seed(config), lambda path: read_prompt_rows(path, config.data.format)
         )
         for rows in self.splits.values():
             check_answer_fields(config.task.rewards, rows)
@@ -165,6 +166,11 @@ class VerifiableTask(Task):
             "mean_reward": sum(total) / len(rows),
             "rewards": {name: sum(values) / len(rows) for name, values in scores.items()},
             "examples": examples[: config.eval.examples],
+            # every prompt's outcome, in the split's order: compare's paired bootstrap
+            "per_example": {
+                "mean_reward": total,
+                **({"pass_at_1": [float(p) for p in passed]} if correct else {}),
+            },
         }
 
     def scores(self, before: dict, after: dict) -> dict:
@@ -175,6 +181,7 @@ class VerifiableTask(Task):
             "higher_is_better": True,
             "score_before": before[key],
             "score": after[key],
+            "score_field": key,
             "mean_reward_before": before["mean_reward"],
             "mean_reward": after["mean_reward"],
         }

@@ -1,0 +1,222 @@
+"""tunelab compare: one base config, several method variants, same data/split/evaluation, one
+leaderboard (PEFT's method_comparison harness, for any task). Variants run in order and may name
+their own config, so an experiment can also be a pipeline of steps (SFT -> reward -> PPO).
+
+With `search:` each variant's settings are first chosen on validation (compare/search.py); with
+`seeds:` the chosen variant then runs once per seed, and the leaderboard shows intervals and
+verdicts (report/leaderboard.py). `budget:` gives every trial and final run the same budget."""
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tunelab import methods, tasks  # noqa: F401 - registers the names configs are checked against
+from tunelab.compare.experiment import Experiment, Search, Variant, load_experiment
+from tunelab.compare.search import SearchJob, run_search, storage_url
+from tunelab.config import RunConfig, load_config, split_seed
+from tunelab.errors import TunelabError
+from tunelab.methods import METHODS
+from tunelab.report.leaderboard import board_rows, write_leaderboard
+from tunelab.run_record import is_finished
+from tunelab.tasks import TASKS
+
+__all__ = ["budget_overrides", "compare", "load_experiment"]
+
+
+def budget_overrides(
+    limit_train: int | None,
+    epochs: int | None,
+    max_minutes: float | None,
+    max_tokens: int | None = None,
+) -> list[str]:
+    pairs = [
+        ("data.limit_train", limit_train),
+        ("train.epochs", epochs),
+        ("train.max_minutes", max_minutes),
+        ("train.max_tokens", max_tokens),
+    ]
+    return [f"{key}={value}" for key, value in pairs if value is not None]
+
+
+def run_variant(
+    base: Path, run_dir: Path, overrides: list[str], env: dict | None = None, overwrite=False
+) -> int:
+    """One run in its own process: its peak memory is its own, and a crash stays contained."""
+    resume = ["--overwrite"] if overwrite else ["--resume"] if run_dir.exists() else []
+    command = [
+        sys.executable,
+        "-m",
+        "tunelab.cli",
+        "train",
+        str(base),
+        *overrides,
+        f"output.dir={run_dir}",
+        *resume,
+    ]
+    return subprocess.call(command, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+@dataclass
+class Plan:
+    """One variant, resolved before anything runs (a bad override fails in the first second)."""
+
+    variant: Variant
+    config_path: Path
+    overrides: list[str]  # experiment's, variant's, budget
+    config: RunConfig
+    search: Search | None
+
+    @property
+    def trains(self) -> bool:
+        return METHODS.get(self.config.method.name).trains
+
+
+def has_setting(config: RunConfig, dotted: str) -> bool:
+    node = config.model_dump()
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def searched(experiment: Experiment, variant: Variant, config: RunConfig) -> Search | None:
+    """The variant's search, less the shared settings its method does not have (method.r means
+    nothing to IA3); a setting the variant names itself must exist."""
+    search = experiment.search_of(variant)
+    if search is None or search.trials == 0 or not METHODS.get(config.method.name).trains:
+        return None
+    own = set((variant.search or {}).keys())
+    for name in own & set(search.space):
+        if not has_setting(config, name):
+            raise TunelabError(f"variants.{variant.name}.search: {name} is not a setting here")
+    space = {k: v for k, v in search.space.items() if has_setting(config, k)}
+    return search.model_copy(update={"space": space}) if space else None
+
+
+def plan(path: Path, experiment: Experiment, budget: list[str]) -> list[Plan]:
+    plans = []
+    for variant in experiment.variants:
+        config_path = (path.parent / (variant.base or experiment.base)).resolve()
+        overrides = [*experiment.overrides, *variant.overrides, *budget]
+        config = load_config(config_path, overrides)
+        search = searched(experiment, variant, config)
+        if search and not TASKS.get(config.task.name).scores_on_val:
+            raise TunelabError(
+                f"{path}: search: task '{config.task.name}' scores only its test split; "
+                "a search would tune on the test"
+            )
+        plans.append(Plan(variant, config_path, overrides, config, search))
+    return plans
+
+
+def setting_of(run_dir: Path, dotted: str):
+    node = yaml.safe_load((run_dir / "config.yaml").read_text())
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def chose_otherwise(run_dir: Path, chosen: list[str]) -> bool:
+    """A finished run trained with other settings than the search chooses now (more trials
+    found a better one)."""
+    pairs = [item.partition("=") for item in chosen]
+    return any(setting_of(run_dir, key) != yaml.safe_load(value) for key, _, value in pairs)
+
+
+def run_final(item: Plan, run_dir: Path, extra: list[str], chosen: list[str], label: str, echo):
+    """One final run (a seed of the chosen settings), unless it finished with them before;
+    False when it failed."""
+    again = is_finished(run_dir) and chose_otherwise(run_dir, chosen)
+    if is_finished(run_dir) and not again:
+        echo(f"[{label}] finished before; skipped")
+        return True
+    echo(f"[{label}] {'the search chose anew: trained again' if again else 'running'}")
+    code = run_variant(item.config_path, run_dir, [*item.overrides, *extra], overwrite=again)
+    if code != 0:
+        echo(f"[{label}] failed with exit code {code}")
+    return code == 0
+
+
+def run_dirs(out: Path, item: Plan, seeds: list[int] | None) -> list[tuple[Path, list[str]]]:
+    """The variant's final runs and their seed overrides; the split's seed stays the config's.
+    Prompting trains nothing a seed could change: it runs once."""
+    folder = out / item.variant.name
+    if seeds is None and item.search is None:
+        return [(folder, [])]  # one run, in the variant's folder
+    seeds = seeds or [item.config.train.seed]  # beside the search's trials
+    fixed = f"data.split_seed={split_seed(item.config)}"
+    chosen = seeds if item.trains else seeds[:1]
+    return [(folder / f"seed-{s}", [f"train.seed={s}", fixed]) for s in chosen]
+
+
+def choose(out: Path, item: Plan, seeds: list[int] | None, echo) -> tuple[list[str], str]:
+    """The variant's search on validation: the chosen overrides and a line for the notes."""
+    if item.search is None:
+        return [], ""
+    task = TASKS.get(item.config.task.name)
+    seed = seeds[0] if seeds else item.config.train.seed
+    job = SearchJob(
+        name=item.variant.name,
+        folder=out / item.variant.name,
+        storage=storage_url(out),
+        overrides=[
+            *item.overrides,
+            f"train.seed={seed}",
+            f"data.split_seed={split_seed(item.config)}",
+            "eval.split=val",
+        ],
+        higher_is_better=task.score.higher_is_better,
+        metric=f"val_{task.score.field}",
+        seed=seed,
+        run=lambda run_dir, overrides, env: run_variant(item.config_path, run_dir, overrides, env),
+    )
+    record = run_search(job, item.search, echo)
+    chosen = [f"{k}={v}" for k, v in record["chosen"].items()]
+    states = [t["state"] for t in record["trials"]]
+    seconds = sum(t["seconds"] or 0 for t in record["trials"])
+    line = (
+        f"- {item.variant.name}: {states.count('complete')} trials finished, "
+        f"{states.count('pruned')} pruned, {states.count('fail')} failed in {seconds:.0f} s; "
+        f"chose {', '.join(chosen)} (validation {record['best_value']:.4f})"
+    )
+    return chosen, line
+
+
+def compare(
+    path: Path, budget: list[str], echo=print, seeds: list[int] | None = None
+) -> tuple[Path, str, list[str]]:
+    """Search, then run every unfinished variant and seed, then write leaderboard.{md,json} and
+    plots; returns the markdown file, its table and the names of the variants that failed."""
+    started = time.perf_counter()
+    experiment = load_experiment(path)
+    seeds = seeds or experiment.seeds
+    budget = [*experiment.budget.overrides(), *budget]
+    plans = plan(path, experiment, budget)
+    out = Path(experiment.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # what ran, beside the results (the experiment file itself may live in this folder: the UI)
+    ran = {**experiment.model_dump(exclude_none=True), "seeds": seeds, "budget_overrides": budget}
+    (out / "experiment_ran.yaml").write_text(yaml.safe_dump(ran, sort_keys=False))
+    variants, failed, notes = [], [], []
+    for item in plans:
+        name = item.variant.name
+        chosen, note = choose(out, item, seeds, echo)
+        notes += [note] if note else []
+        runs = run_dirs(out, item, seeds)
+        for run_dir, seed_overrides in runs:
+            label = f"{name}/{run_dir.name}" if run_dir.name != name else name
+            if not run_final(item, run_dir, [*chosen, *seed_overrides], chosen, label, echo):
+                failed.append(label)
+        variants.append((name, [run_dir for run_dir, _ in runs]))
+    wall = time.perf_counter() - started
+    echo(f"compare: {wall:.0f} s of wall time this call")
+    if notes:
+        notes = ["Settings chosen on validation (the test split unread):", "", *notes, ""]
+    rows = board_rows(variants)
+    return (*write_leaderboard(rows, out, notes), failed)

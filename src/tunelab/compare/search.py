@@ -1,0 +1,179 @@
+"""A variant's search on validation: Optuna's seeded TPE proposes settings, each trial is a
+`tunelab train` run with eval.split=val (the test split is never read), its pruner stops curves
+that fall behind. The study lives in <output_dir>/search.db (SQLite): an interrupted sweep resumes
+and a finished trial is never run again."""
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunelab.compare.experiment import Search
+from tunelab.errors import TunelabError
+from tunelab.run_record import is_finished, read_record
+from tunelab.train.trial import PRUNED_FILE, trial_env
+
+STUDY_FILE = "search.db"
+
+
+class TrialFailed(Exception):
+    """A trial's run exited with an error: the trial is failed, the sweep goes on."""
+
+
+@dataclass
+class SearchJob:
+    """What one variant's sweep needs from compare."""
+
+    name: str
+    folder: Path  # <output_dir>/<variant>
+    storage: str  # sqlite URL of the experiment's study file
+    overrides: list[str]  # the variant's own, the budget, the trial seed, eval.split=val
+    higher_is_better: bool
+    metric: str  # the per-epoch validation figure the pruner follows (val_accuracy)
+    seed: int  # the sampler's seed: the same proposals on a re-run from scratch
+    run: Callable[[Path, list[str], dict], int]  # (run_dir, overrides, env) -> exit code
+
+
+def storage_url(out: Path) -> str:
+    return f"sqlite:///{(out / STUDY_FILE).resolve()}"
+
+
+def open_study(job: SearchJob, search: Search):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        if search.prune
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        study_name=job.name,
+        storage=job.storage,
+        load_if_exists=True,
+        direction="maximize" if job.higher_is_better else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=min(4, search.trials)),
+        pruner=pruner,
+    )
+    space = json.dumps({k: v.model_dump() for k, v in sorted(search.space.items())})
+    saved = study.user_attrs.get("space")
+    if saved is None:
+        study.set_user_attr("space", space)
+    elif saved != space:
+        raise TunelabError(
+            f"{job.name}: search: the searched settings changed since the study in "
+            f"{job.storage.removeprefix('sqlite:///')} began; use another output_dir"
+        )
+    return study
+
+
+def trial_dir(job: SearchJob, number: int) -> Path:
+    return job.folder / "search" / f"trial-{number}"
+
+
+def trial_value(run_dir: Path) -> float:
+    """The finished trial's validation score; TrialPruned when its pruner stopped it."""
+    import optuna
+
+    if (run_dir / PRUNED_FILE).is_file():
+        raise optuna.TrialPruned()
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    if summary.get("scored_on") != "val":
+        raise TunelabError(f"{run_dir}: a search trial must be scored on validation")
+    return summary["score"]
+
+
+def drop_weights(run_dir: Path) -> None:
+    """A trial keeps its figures, not its weights: a sweep of full fine-tunes would fill a disk."""
+    if is_finished(run_dir):
+        shutil.rmtree(run_dir / read_record(run_dir).artifact, ignore_errors=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
+def settle_interrupted(study, job: SearchJob, echo) -> None:
+    """Trials left running by a killed sweep: one whose run finished is told its value (never
+    run again); the others are marked failed and their settings queued to run first."""
+    import optuna
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run_dir = trial_dir(job, trial.number)
+        if is_finished(run_dir):
+            try:
+                study.tell(trial.number, trial_value(run_dir))
+            except optuna.TrialPruned:
+                study.tell(trial.number, state=TrialState.PRUNED)
+            echo(f"[{job.name}] trial {trial.number} had finished; its score kept")
+        else:
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params)
+            echo(f"[{job.name}] trial {trial.number} was interrupted; its settings run again")
+
+
+def objective(job: SearchJob, search: Search, echo) -> Callable:
+    def run_trial(trial) -> float:
+        values = {name: param.suggest(trial, name) for name, param in search.space.items()}
+        run_dir = trial_dir(job, trial.number)
+        shown = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+        )
+        echo(f"[{job.name}] trial {trial.number}: {shown}")
+        env = trial_env(job.storage, job.name, trial._trial_id, job.metric)
+        code = job.run(run_dir, [*job.overrides, *(f"{k}={v}" for k, v in values.items())], env)
+        if code != 0:
+            raise TrialFailed(f"trial {trial.number} exited with code {code}")
+        try:
+            return trial_value(run_dir)
+        finally:
+            drop_weights(run_dir)
+
+    return run_trial
+
+
+def finished(study) -> list:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def run_search(job: SearchJob, search: Search, echo=print) -> dict:
+    """Run the variant's missing trials; returns the chosen settings and the sweep's record
+    (written to <variant>/search.json)."""
+    study = open_study(job, search)
+    settle_interrupted(study, job, echo)
+    done = len(finished(study))
+    started = time.perf_counter()
+    if done:
+        echo(f"[{job.name}] {done} of {search.trials} trials finished before; not run again")
+    missing = max(0, search.trials - done)
+    if missing:
+        study.optimize(objective(job, search, echo), n_trials=missing, catch=(TrialFailed,))
+    complete = [t for t in finished(study) if t.value is not None and t.state.name == "COMPLETE"]
+    if not complete:
+        raise TunelabError(f"{job.name}: no search trial finished (see {job.folder / 'search'})")
+    best = study.best_trial
+    record = {
+        "variant": job.name,
+        "metric": f"validation {job.metric.removeprefix('val_')}",
+        "chosen": best.params,
+        "best_trial": best.number,
+        "best_value": best.value,
+        "seconds_this_call": time.perf_counter() - started,
+        "trials": [
+            {
+                "number": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value,
+                "params": t.params,
+                "last_epoch_reported": max(t.intermediate_values, default=None),
+                "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+                if t.datetime_complete and t.datetime_start
+                else None,
+            }
+            for t in study.get_trials(deepcopy=False)
+        ],
+    }
+    (job.folder / "search.json").write_text(json.dumps(record, indent=2))
+    return record
