@@ -2,18 +2,13 @@
 split, an interrupted sweep that resumes without re-running a finished trial, equal budgets."""
 
 import json
-import os
 
-import optuna
 import pytest
 import yaml
-from tests.conftest import write_csv
-from tests.helpers import FAST_TRAIN, assert_one_line_error, run_cli, train_tiny
+from tests.helpers import FAST_TRAIN, train_tiny
 from typer.testing import CliRunner
 
 from tunelab.cli import app
-from tunelab.compare.search import storage_url
-from tunelab.errors import DataError
 
 LR_RANGE = {"log": [1.0e-3, 5.0e-2]}
 
@@ -43,14 +38,14 @@ def summary_of(run_dir):
 
 @pytest.fixture(scope="module")
 def seeded(model_dirs, toy_csv, tmp_path_factory):
-    """Two trained variants and zero-shot, two seeds, the learning rate searched (lora also its
-    rank), one token budget for all."""
+    """Two trained variants and zero-shot, two seeds, head's learning rate searched (lora turns
+    the shared search off), one token budget for all."""
     tmp_path = tmp_path_factory.mktemp("seeded")
     write_base(tmp_path, model_dirs["stories260K"], toy_csv)
     variants = [
         {"name": "zero_shot", "overrides": ["method.name=zero_shot", "method.description=Good?"]},
         {"name": "head", "overrides": ["method.name=head"]},
-        {"name": "lora", "overrides": ["method.name=lora"], "search": {"method.r": [2, 4]}},
+        {"name": "lora", "overrides": ["method.name=lora"], "search": {"trials": 0}},
     ]
     experiment = write_experiment(
         tmp_path,
@@ -66,7 +61,8 @@ def seeded(model_dirs, toy_csv, tmp_path_factory):
 
 def test_every_trial_is_scored_on_validation_and_the_choice_is_what_the_seeds_train(seeded):
     out, _ = seeded
-    for name, searched in (("head", {"train.lr"}), ("lora", {"train.lr", "method.r"})):
+    assert not (out / "lora" / "search.json").exists()  # `trials: 0`: no search for lora
+    for name, searched in (("head", {"train.lr"}),):
         record = json.loads((out / name / "search.json").read_text())
         assert len(record["trials"]) == 2 and set(record["chosen"]) == searched
         val_rows = None
@@ -117,7 +113,7 @@ def test_the_budget_holds_for_every_run(seeded):
     out, _ = seeded
     runs = [d for d in out.glob("*/seed-*")] + [d for d in out.glob("*/search/trial-*")]
     trained = [summary_of(d) for d in runs if summary_of(d)["parameters"]["trainable"] > 0]
-    assert len(trained) == 8
+    assert len(trained) == 6  # 2 trials + 2 seeds of head, 2 seeds of lora
     assert all(0 < s["trained_tokens"] <= 1500 for s in trained)
 
 
@@ -128,70 +124,3 @@ def test_a_token_budget_stops_training_before_it_is_passed(model_dirs, toy_csv, 
     )
     assert free["trained_tokens"] > 2000
     assert 500 < capped["trained_tokens"] <= 700  # one batch short of the budget at most
-
-
-def poisoned_test_file(tmp_path):
-    """A test file whose reading fails the run (a label training never saw)."""
-    return write_csv(tmp_path / "test.csv", [("a good film", "pos"), ("odd row", "unseen")])
-
-
-def test_a_run_scored_on_validation_never_opens_the_test_file(model_dirs, toy_csv, tmp_path):
-    test = poisoned_test_file(tmp_path)
-    extra = [f"data.test_path={test}", "eval.split=val", "train.epochs=1"]
-    summary = train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / "val", "head", extra)
-    assert summary["scored_on"] == "val"
-    with pytest.raises(DataError, match="unseen"):  # read, it would have stopped the run
-        train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / "test", "head", extra[:1])
-
-
-def test_the_search_never_reads_the_test_split(model_dirs, toy_csv, tmp_path):
-    """The test file is poisoned: every trial finishes, and only the final run trips on it."""
-    write_base(
-        tmp_path, model_dirs["stories260K"], toy_csv, test_path=str(poisoned_test_file(tmp_path))
-    )
-    experiment = write_experiment(
-        tmp_path,
-        [{"name": "head", "overrides": ["method.name=head", "train.epochs=1"]}],
-        search={"trials": 2, "prune": False, "train.lr": LR_RANGE},
-    )
-    code, output = run_cli("compare", experiment)
-    assert_one_line_error(code, output.splitlines()[-1], "1 variant(s) failed: head")
-    record = json.loads((tmp_path / "cmp" / "head" / "search.json").read_text())
-    assert [t["state"] for t in record["trials"]] == ["complete", "complete"]
-
-
-def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(
-    model_dirs, toy_csv, tmp_path
-):
-    write_base(tmp_path, model_dirs["stories260K"], toy_csv)
-    variants = [{"name": "head", "overrides": ["method.name=head", "train.epochs=1"]}]
-    search = {"trials": 2, "prune": False, "train.lr": LR_RANGE}
-    experiment = write_experiment(tmp_path, variants, search=search)
-    assert CliRunner().invoke(app, ["compare", str(experiment)]).exit_code == 0
-    out = tmp_path / "cmp"
-    first = out / "head" / "search" / "trial-0" / "train_summary.json"
-    stamp = os.stat(first).st_mtime_ns
-    # a sweep killed in its third trial: Optuna's record says running, its run never finished
-    study = optuna.load_study(study_name="head", storage=storage_url(out))
-    killed = study.ask({"train.lr": optuna.distributions.FloatDistribution(1e-3, 5e-2, log=True)})
-    experiment = write_experiment(tmp_path, variants, search={**search, "trials": 3})
-    result = CliRunner().invoke(app, ["compare", str(experiment)])
-    assert result.exit_code == 0, result.output
-    assert "2 of 3 trials finished before; not run again" in result.output
-    assert f"trial {killed.number} was interrupted; its settings run again" in result.output
-    assert os.stat(first).st_mtime_ns == stamp
-    record = json.loads((out / "head" / "search.json").read_text())
-    states = {t["number"]: t["state"] for t in record["trials"]}
-    assert states == {0: "complete", 1: "complete", 2: "fail", 3: "complete"}
-    rerun = next(t for t in record["trials"] if t["number"] == 3)
-    assert rerun["params"] == killed.params
-
-
-def test_a_bad_search_is_one_line_naming_the_field(tmp_path, model_dirs, toy_csv):
-    write_base(tmp_path, model_dirs["stories260K"], toy_csv)
-    variants = [{"name": "head", "overrides": ["method.name=head"]}]
-    experiment = write_experiment(tmp_path, variants, search={"train.lr": {"log": [0, 1]}})
-    code, output = run_cli("compare", experiment)
-    assert_one_line_error(code, output, "search.space.train.lr", "above 0")
-    code, output = run_cli("compare", experiment, "--seeds", "1,1")
-    assert_one_line_error(code, output, "--seeds", "distinct")

@@ -57,3 +57,24 @@ def test_the_frozen_blocks_run_once_instead_of_every_epoch(
     evaluation = 2 * (32 + 4)
     assert seen[True] == (112 + 16) + evaluation  # the frozen block saw each row once
     assert seen[False] == 4 * (112 + 16) + evaluation  # ... against once per epoch
+
+
+def test_compare_runs_share_the_states_and_train_the_same(
+    model_dirs, toy_csv, tmp_path, monkeypatch
+):
+    """compare's trials and seeds of head/freeze read the states the first run stored: the same
+    training as computing them, and a changed weight or row is another entry."""
+    from tunelab.train.frozen_cache import STATES_FOLDER_VARIABLE
+
+    shared = tmp_path / "states"
+    monkeypatch.setenv(STATES_FOLDER_VARIABLE, str(shared))
+    extra = ["method.k=1", "train.group_by_length=false"]
+    runs = []
+    for name in ("first", "second"):
+        train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / name, "freeze", extra)
+        runs.append(history(tmp_path / name))
+        assert len(list(shared.glob("*.safetensors"))) == 1  # stored once, then read
+    assert runs[0] == runs[1]
+    train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / "fewer", "freeze",
+               [*extra, "data.limit_train=50"])  # fmt: skip
+    assert len(list(shared.glob("*.safetensors"))) == 2

@@ -123,10 +123,13 @@ def test_compare_shows_what_mixing_costs_on_the_general_set(tmp_path):
     code, output = run_cli("compare", experiment)
     assert code == 0, output
     rows = json.loads((tmp_path / "cmp" / "leaderboard.json").read_text())
-    assert {r["method"] for r in rows} == {"domain_only", "mixed"}
+    by_name = {r["method"]: r for r in rows}
+    assert set(by_name) == {"domain_only", "mixed", "before"}
+    trained = [by_name["domain_only"], by_name["mixed"]]
     assert all(
-        r["general_rouge_l"] is not None and r["score_name"] == "key_fact_hit_rate" for r in rows
+        r["general_rouge_l"] is not None and r["score_name"] == "key_fact_hit_rate" for r in trained
     )
+    assert by_name["before"]["score"] == by_name["domain_only"]["score_before"]
     summary = json.loads((tmp_path / "cmp" / "mixed" / "data_summary.json").read_text())
     assert summary["mix"][str(general)] == 22  # weight 1.0: as many rows as the 22 training rows
     assert "general ROUGE-L after" in (tmp_path / "cmp" / "leaderboard.md").read_text()

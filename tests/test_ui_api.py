@@ -139,3 +139,22 @@ def test_a_run_outlives_the_ui_that_started_it(workspace):
         time.sleep(0.5)
     assert view["status"] == "finished" and view["summary"]["score"] is not None
     assert (workspace.root / "configs" / "toy.yaml").is_file() and view["report"]
+
+
+@pytest.mark.parametrize("seeds,words", [("1,x", "whole numbers"), ("2,2", "distinct")])
+def test_bad_compare_seeds_are_one_line_next_to_their_field(client, workspace, seeds, words):
+    body = {**form(name="seeded"), "methods": ["head", "lora"], "seeds": seeds}
+    response = client.post("/api/compare", json=body)
+    assert response.status_code == 422
+    answer = response.json()
+    assert answer["field"] == "seeds" and words in answer["error"]
+    assert not (workspace.root / "compare" / "seeded").exists()  # nothing started
+
+
+def test_a_bad_number_in_the_compare_form_is_one_line_by_its_field(client):
+    body = {**form(name="trials"), "methods": ["head", "lora"], "trials": -1}
+    response = client.post("/api/compare", json=body)
+    assert response.status_code == 422
+    answer = response.json()
+    assert answer["field"] == "trials" and answer["error"].startswith("trials: ")
+    assert "\n" not in answer["error"]

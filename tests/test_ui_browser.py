@@ -158,7 +158,7 @@ def test_two_runs_are_compared(ui):
     tick(page, "#compare-runs", ("films", "long"))
     page.click("#compare-picked")
     page.wait_for_selector("#leaderboard tbody tr")
-    assert page.locator("#leaderboard tbody tr").count() == 2
+    assert page.locator("#leaderboard tbody tr").count() == 3  # and the start, "before"
     page.wait_for_selector("#compare-plots img")
     shot(page, shots, "compare")
 
@@ -167,6 +167,7 @@ def test_a_compare_of_ticked_methods_runs_and_ranks_them(ui):
     page, _, space, _ = ui
     classify_form(page, "methods")
     tick(page, "#method-boxes", ("head", "lora"))
+    page.fill("#compare-seeds", "1,2")
     page.click("#compare-button")
     page.wait_for_url("**#compare")
     page.wait_for_function(
@@ -174,7 +175,9 @@ def test_a_compare_of_ticked_methods_runs_and_ranks_them(ui):
         timeout=RUN_S,
     )
     methods = page.locator("#leaderboard tbody tr td:first-child").all_inner_texts()
-    assert sorted(methods) == ["head", "lora"]
+    assert sorted(methods) == ["before", "head", "lora"]
+    table = page.locator("#leaderboard").inner_text()
+    assert " ± " in table and "best" in table  # two seeds: intervals and a verdict
     assert (space.root / "compare" / "methods" / "leaderboard.json").is_file()
 
 

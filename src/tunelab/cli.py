@@ -180,6 +180,9 @@ def compare_command(
     seeds: Annotated[
         str | None, typer.Option(help="Seeds, e.g. 1,2,3: every variant once per seed.")
     ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Run and rank only these variants, e.g. head,lora.")
+    ] = None,
 ):
     """Run method variants on the same data and rank them (leaderboard.md/json + plots)."""
     from tunelab.compare import budget_overrides, compare
@@ -190,6 +193,7 @@ def compare_command(
         budget,
         echo=lambda line: out.print(line, markup=False),
         seeds=seed_list(seeds) if seeds else None,
+        only=[name.strip() for name in only.split(",") if name.strip()] if only else None,
     )
     out.print(table, markup=False)
     out.print(f"leaderboard: {path}")

@@ -24,6 +24,7 @@ from tunelab.methods import METHODS
 from tunelab.report.leaderboard import board_rows, write_leaderboard
 from tunelab.run_record import is_finished
 from tunelab.tasks import TASKS
+from tunelab.train.frozen_cache import STATES_FOLDER_VARIABLE
 
 __all__ = ["budget_overrides", "compare", "load_experiment"]
 
@@ -70,6 +71,11 @@ class Plan:
     overrides: list[str]  # experiment's, variant's, budget
     config: RunConfig
     search: Search | None
+    env: dict[str, str]  # what every run of the experiment shares (the frozen-block states)
+
+    def run(self, run_dir: Path, extra: list[str], env: dict | None = None, overwrite=False):
+        overrides, shared = [*self.overrides, *extra], {**self.env, **(env or {})}
+        return run_variant(self.config_path, run_dir, overrides, shared, overwrite)
 
     @property
     def trains(self) -> bool:
@@ -111,7 +117,8 @@ def plan(path: Path, experiment: Experiment, budget: list[str]) -> list[Plan]:
                 f"{path}: search: task '{config.task.name}' scores only its test split; "
                 "a search would tune on the test"
             )
-        plans.append(Plan(variant, config_path, overrides, config, search))
+        shared = {STATES_FOLDER_VARIABLE: str(Path(experiment.output_dir) / "frozen_states")}
+        plans.append(Plan(variant, config_path, overrides, config, search, shared))
     return plans
 
 
@@ -137,7 +144,7 @@ def run_final(item: Plan, run_dir: Path, extra: list[str], chosen: list[str], la
         echo(f"[{label}] finished before; skipped")
         return True
     echo(f"[{label}] {'the search chose anew: trained again' if again else 'running'}")
-    code = run_variant(item.config_path, run_dir, [*item.overrides, *extra], overwrite=again)
+    code = item.run(run_dir, extra, overwrite=again)
     if code != 0:
         echo(f"[{label}] failed with exit code {code}")
     return code == 0
@@ -166,7 +173,6 @@ def choose(out: Path, item: Plan, seeds: list[int] | None, echo) -> tuple[list[s
         folder=out / item.variant.name,
         storage=storage_url(out),
         overrides=[
-            *item.overrides,
             f"train.seed={seed}",
             f"data.split_seed={split_seed(item.config)}",
             "eval.split=val",
@@ -174,7 +180,7 @@ def choose(out: Path, item: Plan, seeds: list[int] | None, echo) -> tuple[list[s
         higher_is_better=task.score.higher_is_better,
         metric=f"val_{task.score.field}",
         seed=seed,
-        run=lambda run_dir, overrides, env: run_variant(item.config_path, run_dir, overrides, env),
+        run=item.run,
     )
     record = run_search(job, item.search, echo)
     chosen = [f"{k}={v}" for k, v in record["chosen"].items()]
@@ -188,13 +194,29 @@ def choose(out: Path, item: Plan, seeds: list[int] | None, echo) -> tuple[list[s
     return chosen, line
 
 
+def pick_variants(experiment: Experiment, only: list[str] | None, path: Path) -> Experiment:
+    """`--only head,lora`: those variants of the experiment, in its order."""
+    if not only:
+        return experiment
+    names = [v.name for v in experiment.variants]
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        raise TunelabError(f"--only: {path} has no variant '{unknown[0]}' ({', '.join(names)})")
+    kept = [v for v in experiment.variants if v.name in only]
+    return experiment.model_copy(update={"variants": kept})
+
+
 def compare(
-    path: Path, budget: list[str], echo=print, seeds: list[int] | None = None
+    path: Path,
+    budget: list[str],
+    echo=print,
+    seeds: list[int] | None = None,
+    only: list[str] | None = None,
 ) -> tuple[Path, str, list[str]]:
     """Search, then run every unfinished variant and seed, then write leaderboard.{md,json} and
     plots; returns the markdown file, its table and the names of the variants that failed."""
     started = time.perf_counter()
-    experiment = load_experiment(path)
+    experiment = pick_variants(load_experiment(path), only, path)
     seeds = seeds or experiment.seeds
     budget = [*experiment.budget.overrides(), *budget]
     plans = plan(path, experiment, budget)

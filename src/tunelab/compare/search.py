@@ -29,7 +29,7 @@ class SearchJob:
     name: str
     folder: Path  # <output_dir>/<variant>
     storage: str  # sqlite URL of the experiment's study file
-    overrides: list[str]  # the variant's own, the budget, the trial seed, eval.split=val
+    overrides: list[str]  # beside the variant's own: the trial seed, the split, eval.split=val
     higher_is_better: bool
     metric: str  # the per-epoch validation figure the pruner follows (val_accuracy)
     seed: int  # the sampler's seed: the same proposals on a re-run from scratch

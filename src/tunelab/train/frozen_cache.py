@@ -12,10 +12,14 @@ step), hence written here.
 The cache is computed in eval mode: dropout inside the frozen blocks is off (SmolLM2 and
 Llama have none, so training is then exactly the same computation)."""
 
+import hashlib
 import itertools
+import os
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
@@ -117,6 +121,47 @@ def boundary_states(model, examples: list[dict], boundary: int, collate, batch_s
     return states
 
 
+# compare sets it for its runs: the states of one model, boundary and rows are computed once and
+# read back by every trial and seed of head or freeze (the split is fixed, so the rows are too)
+STATES_FOLDER_VARIABLE = "TUNELAB_STATES_CACHE"
+
+
+def states_key(model, examples: list[dict], boundary: int) -> str:
+    """What the boundary states depend on: the frozen weights, the boundary and the rows."""
+    backbone = model.base_model
+    _, blocks = find_blocks(backbone)
+    digest = hashlib.sha256(f"{boundary}|{torch.__version__}".encode())
+    frozen = [backbone.get_input_embeddings(), *list(blocks)[:boundary]]
+    with torch.no_grad():
+        for module in frozen:
+            for weight in module.parameters():
+                digest.update(f"{weight.dtype}{tuple(weight.shape)}".encode())
+                digest.update(weight.double().sum().cpu().numpy().tobytes())
+    for example in examples:
+        digest.update(torch.as_tensor(example["input_ids"], dtype=torch.int64).numpy().tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()[:32]
+
+
+def shared_states(model, examples: list[dict], boundary: int, collate, batch_size: int):
+    """boundary_states, read from and written to $TUNELAB_STATES_CACHE when it is set."""
+    folder = os.environ.get(STATES_FOLDER_VARIABLE)
+    if not folder:
+        return boundary_states(model, examples, boundary, collate, batch_size)
+    path = Path(folder) / f"{states_key(model, examples, boundary)}.safetensors"
+    if path.is_file():
+        saved = load_file(path)
+        store, offsets = saved["states"], saved["offsets"].tolist()
+        return [store[offsets[i] : offsets[i + 1]] for i in range(len(examples))]
+    states = boundary_states(model, examples, boundary, collate, batch_size)
+    lengths = torch.tensor([0, *itertools.accumulate(len(s) for s in states)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.part")  # never a half-written file under the name
+    save_file({"states": torch.cat(states), "offsets": lengths}, partial)
+    partial.replace(path)
+    return states
+
+
 def estimated_bytes(examples: list[dict], hidden: int) -> int:
     return sum(len(e["input_ids"]) for e in examples) * hidden * 4
 
@@ -134,7 +179,7 @@ def frozen_prefix_cached(model, examples: list[dict], collate, batch_size: int):
     boundary = first_trainable_block(model)
     backbone = model.base_model
     path, blocks = find_blocks(backbone)
-    states = boundary_states(model, examples, boundary, collate, batch_size)
+    states = shared_states(model, examples, boundary, collate, batch_size)
     cached = CachedStates()
 
     def use_cache(module, args, kwargs):

@@ -7,6 +7,7 @@ configs, runs `tunelab` commands, and reads run folders."""
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 from tunelab.errors import TunelabError
 from tunelab.ui import jobs
 from tunelab.ui.auth import AuthMiddleware
-from tunelab.ui.compare_page import compare_runs, compare_view, start_compare
+from tunelab.ui.compare_page import ComparePlan, compare_runs, compare_view, start_compare
 from tunelab.ui.export_page import EXPORTS, export_view, start_export
 from tunelab.ui.forms import FieldError, form_fields
 from tunelab.ui.new_run import check_run, describe, resume_run, start_run
@@ -32,6 +33,9 @@ class FormValues(BaseModel):
 
 class CompareStart(FormValues):
     methods: list[str] = Field(min_length=2)
+    seeds: str = ""  # "1,2,3": every method once per seed, with intervals and verdicts
+    trials: int = Field(0, ge=0, le=50)  # learning-rate trials per method, on validation
+    tokens: int | None = Field(None, gt=0)  # the same trained-token budget for every run
 
 
 class ChatAsk(BaseModel):
@@ -104,7 +108,8 @@ def api_router(workspace: Workspace, playground: Playground) -> APIRouter:
 
     @api.post("/compare", status_code=201)
     def compare_start(body: CompareStart):
-        return start_compare(workspace, body.values, body.methods)
+        plan = ComparePlan(body.methods, body.seeds, body.trials, body.tokens)
+        return start_compare(workspace, body.values, plan)
 
     @api.get("/compare/{name}")
     def compare_status(name: str):
@@ -136,6 +141,15 @@ def api_router(workspace: Workspace, playground: Playground) -> APIRouter:
     return api
 
 
+def invalid_body(exc: RequestValidationError) -> JSONResponse:
+    """A request body FastAPI cannot validate: one line naming the field (the form shows it by
+    the field of that name), not FastAPI's list of error objects."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"][1:]) or None
+    message = f"{field}: {first['msg']}" if field else first["msg"]
+    return JSONResponse({"error": message, "field": field}, status_code=422)
+
+
 def prepend(first: str, rest):
     yield first
     yield from rest
@@ -144,6 +158,7 @@ def prepend(first: str, rest):
 def build_app(workspace: Workspace, auth: str | None = None) -> FastAPI:
     app = FastAPI(title="tunelab ui", docs_url=None, redoc_url=None)
     app.add_exception_handler(TunelabError, lambda request, exc: error_response(exc))
+    app.add_exception_handler(RequestValidationError, lambda request, exc: invalid_body(exc))
     app.include_router(api_router(workspace, Playground(workspace)))
 
     @app.get("/files/{path:path}")

@@ -1,6 +1,8 @@
 """The Compare page: a leaderboard of runs picked from the workspace (the same rows and plots
 `tunelab compare` writes), or a new `tunelab compare` of the methods ticked in the form."""
 
+from dataclasses import dataclass
+
 import yaml
 
 from tunelab.errors import TunelabError
@@ -38,8 +40,40 @@ def compare_runs(workspace: Workspace, names: list[str]) -> dict:
     return leaderboard(workspace, PICKED)
 
 
-def start_compare(workspace: Workspace, values: dict, methods: list[str]) -> dict:
-    """The form's run as the base config, one variant per ticked method; `tunelab compare`."""
+# the learning-rate range a UI search covers (two decades either side of the usual rates)
+SEARCHED_LR = {"log": [1.0e-5, 1.0e-2]}
+
+
+@dataclass
+class ComparePlan:
+    """What the Compare form asks besides the run: methods, seeds, trials and a token budget."""
+
+    methods: list[str]
+    seeds: str = ""
+    trials: int = 0
+    tokens: int | None = None
+
+    def experiment_fields(self) -> dict:
+        fields: dict = {}
+        if self.seeds.strip():
+            try:
+                seeds = [int(part) for part in self.seeds.split(",") if part.strip()]
+            except ValueError:
+                raise FieldError("seeds", "seeds: whole numbers, e.g. 1,2,3") from None
+            if len(set(seeds)) < len(seeds):
+                raise FieldError("seeds", "seeds: give distinct seeds, e.g. 1,2,3")
+            fields["seeds"] = seeds
+        if self.trials:
+            fields["search"] = {"trials": self.trials, "train.lr": SEARCHED_LR}
+        if self.tokens:
+            fields["budget"] = {"tokens": self.tokens}
+        return fields
+
+
+def start_compare(workspace: Workspace, values: dict, plan: ComparePlan) -> dict:
+    """The form's run as the base config, one variant per ticked method, the form's seeds,
+    search and budget; `tunelab compare`."""
+    fields = plan.experiment_fields()
     name = check_name(str(values.get("name", "")))
     _, raw, _ = build_config(workspace, values)
     folder = workspace.root / "compare" / name
@@ -51,7 +85,8 @@ def start_compare(workspace: Workspace, values: dict, methods: list[str]) -> dic
     experiment = {
         "base": "base.yaml",
         "output_dir": str(folder),
-        "variants": [{"name": m, "overrides": [f"method.name={m}"]} for m in methods],
+        **fields,
+        "variants": [{"name": m, "overrides": [f"method.name={m}"]} for m in plan.methods],
     }
     (folder / "experiment.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
     jobs.launch(workspace, "compare", name, ["compare", str(folder / "experiment.yaml")])

@@ -185,7 +185,15 @@ async function startCompare() {
   clearErrors("#page-new");
   const methods = $$("#method-boxes input:checked").map((box) => box.value);
   try {
-    const started = await api("POST", "/api/compare", { values: formValues(), methods });
+    const tokens = $("#compare-tokens").value;
+    const body = {
+      values: formValues(),
+      methods,
+      seeds: $("#compare-seeds").value,
+      trials: Number($("#compare-trials").value || 0),
+      tokens: tokens ? Number(tokens) : null,
+    };
+    const started = await api("POST", "/api/compare", body);
     lastCompare = started.name;
     location.hash = "#compare";
   } catch (error) {
@@ -331,14 +339,27 @@ function fillRunChoices(runs) {
   select.value = chosen;
 }
 
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
 function renderLeaderboard(board) {
   const table = $("#leaderboard");
   const rows = board.rows || [];
   if (!rows.length) { table.replaceChildren(); $("#compare-plots").replaceChildren(); return; }
   const fmt = (x) => (typeof x === "number" ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(4)) : x ?? "");
-  const columns = ["method", "status", "score_name", "score_before", "score", "trainable_pct", "train_seconds", "peak_rss_mb"];
-  table.innerHTML = `<thead><tr>${columns.map((c) => `<th>${c}</th>`).join("")}</tr></thead><tbody>${rows
-    .map((row) => `<tr>${columns.map((c) => `<td>${fmt(row[c])}</td>`).join("")}</tr>`).join("")}</tbody>`;
+  // the score with its 95 % interval over seeds; the verdict of the paired bootstrap vs the best
+  const score = (row) => (row.score_ci == null ? fmt(row.score) : `${fmt(row.score)} ± ${fmt(row.score_ci)}`);
+  const columns = [
+    ["method", (r) => r.method], ["status", (r) => r.status], ["score", score],
+    ["vs best", (r) => r.verdict ?? ""], ["seeds", (r) => r.seeds ?? ""],
+    ["before", (r) => fmt(r.score_before)], ["trainable %", (r) => fmt(r.trainable_pct)],
+    ["train s", (r) => fmt(r.train_seconds)], ["trained tokens", (r) => fmt(r.trained_tokens)],
+    ["peak RSS MB", (r) => fmt(r.peak_rss_mb)],
+  ];
+  const head = rows[0].score_name ? `score (${rows[0].score_name})` : "score";
+  table.innerHTML = `<thead><tr>${columns.map(([c]) => `<th>${c === "score" ? head : c}</th>`).join("")}</tr></thead><tbody>${rows
+    .map((row) => `<tr>${columns.map(([, cell]) => `<td>${escapeHtml(String(cell(row)))}</td>`).join("")}</tr>`).join("")}</tbody>`;
   $("#compare-plots").innerHTML = (board.plots || []).map((src) => `<img src="${src}?t=${Date.now()}" alt="comparison plot">`).join("");
 }
 

@@ -1,0 +1,83 @@
+"""compare's search on validation: the test split never read, an interrupted sweep resumed
+without re-running a finished trial, a bad search is one line naming its field."""
+
+import json
+import os
+
+import optuna
+import pytest
+from tests.conftest import write_csv
+from tests.helpers import assert_one_line_error, run_cli, train_tiny
+from tests.test_compare_verdicts import LR_RANGE, write_base, write_experiment
+from typer.testing import CliRunner
+
+from tunelab.cli import app
+from tunelab.compare.search import storage_url
+from tunelab.errors import DataError
+
+
+def poisoned_test_file(tmp_path):
+    """A test file whose reading fails the run (a label training never saw)."""
+    return write_csv(tmp_path / "test.csv", [("a good film", "pos"), ("odd row", "unseen")])
+
+
+def test_a_run_scored_on_validation_never_opens_the_test_file(model_dirs, toy_csv, tmp_path):
+    test = poisoned_test_file(tmp_path)
+    extra = [f"data.test_path={test}", "eval.split=val", "train.epochs=1"]
+    summary = train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / "val", "head", extra)
+    assert summary["scored_on"] == "val"
+    with pytest.raises(DataError, match="unseen"):  # read, it would have stopped the run
+        train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / "test", "head", extra[:1])
+
+
+def test_the_search_never_reads_the_test_split(model_dirs, toy_csv, tmp_path):
+    """The test file is poisoned: every trial finishes, and only the final run trips on it."""
+    write_base(
+        tmp_path, model_dirs["stories260K"], toy_csv, test_path=str(poisoned_test_file(tmp_path))
+    )
+    experiment = write_experiment(
+        tmp_path,
+        [{"name": "head", "overrides": ["method.name=head", "train.epochs=1"]}],
+        search={"trials": 1, "prune": False, "train.lr": LR_RANGE},
+    )
+    code, output = run_cli("compare", experiment)
+    assert_one_line_error(code, output.splitlines()[-1], "1 variant(s) failed: head")
+    record = json.loads((tmp_path / "cmp" / "head" / "search.json").read_text())
+    assert [t["state"] for t in record["trials"]] == ["complete"]
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(
+    model_dirs, toy_csv, tmp_path
+):
+    write_base(tmp_path, model_dirs["stories260K"], toy_csv)
+    variants = [{"name": "head", "overrides": ["method.name=head", "train.epochs=1"]}]
+    search = {"trials": 1, "prune": False, "train.lr": LR_RANGE}
+    experiment = write_experiment(tmp_path, variants, search=search)
+    assert CliRunner().invoke(app, ["compare", str(experiment)]).exit_code == 0
+    out = tmp_path / "cmp"
+    first = out / "head" / "search" / "trial-0" / "train_summary.json"
+    stamp = os.stat(first).st_mtime_ns
+    # a sweep killed in its second trial: Optuna's record says running, its run never finished
+    study = optuna.load_study(study_name="head", storage=storage_url(out))
+    killed = study.ask({"train.lr": optuna.distributions.FloatDistribution(1e-3, 5e-2, log=True)})
+    experiment = write_experiment(tmp_path, variants, search={**search, "trials": 2})
+    result = CliRunner().invoke(app, ["compare", str(experiment)])
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 trials finished before; not run again" in result.output
+    assert f"trial {killed.number} was interrupted; its settings run again" in result.output
+    assert os.stat(first).st_mtime_ns == stamp
+    record = json.loads((out / "head" / "search.json").read_text())
+    states = {t["number"]: t["state"] for t in record["trials"]}
+    assert states == {0: "complete", 1: "fail", 2: "complete"}
+    rerun = next(t for t in record["trials"] if t["number"] == 2)
+    assert rerun["params"] == killed.params
+
+
+def test_a_bad_search_is_one_line_naming_the_field(tmp_path, model_dirs, toy_csv):
+    write_base(tmp_path, model_dirs["stories260K"], toy_csv)
+    variants = [{"name": "head", "overrides": ["method.name=head"]}]
+    experiment = write_experiment(tmp_path, variants, search={"train.lr": {"log": [0, 1]}})
+    code, output = run_cli("compare", experiment)
+    assert_one_line_error(code, output, "search.space.train.lr", "above 0")
+    code, output = run_cli("compare", experiment, "--seeds", "1,1")
+    assert_one_line_error(code, output, "--seeds", "distinct")
