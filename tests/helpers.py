@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import yaml
 from typer.testing import CliRunner
 
 from tunelab.cli import app
@@ -56,3 +57,23 @@ def assert_one_line_error(code: int, output: str, *expected: str):
     assert "Traceback" not in output
     for part in expected:
         assert part in lines[0], (part, lines[0])
+
+
+# an experiment for `tunelab compare`: base.yaml and exp.yaml in tmp_path, runs in tmp_path/cmp
+def write_base(tmp_path, model_dir, data, **data_fields) -> None:
+    config = {"model": {"name": model_dir}, "data": {"path": str(data), "max_length": 32}}
+    config["data"].update(data_fields)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(config))
+
+
+def write_experiment(tmp_path, variants, **fields):
+    experiment = tmp_path / "exp.yaml"
+    spec = {
+        "base": "base.yaml",
+        "output_dir": str(tmp_path / "cmp"),
+        "overrides": FAST_TRAIN,
+        "variants": variants,
+        **fields,
+    }
+    experiment.write_text(yaml.safe_dump(spec))
+    return experiment

@@ -3,8 +3,13 @@
 import json
 
 import numpy as np
-import yaml
-from tests.helpers import FAST_TRAIN, assert_one_line_error, run_cli, train_tiny
+from tests.helpers import (
+    assert_one_line_error,
+    run_cli,
+    train_tiny,
+    write_base,
+    write_experiment,
+)
 from typer.testing import CliRunner
 
 from tunelab.cli import app
@@ -12,14 +17,8 @@ from tunelab.hardware import this_cpu
 from tunelab.inference import classify_texts
 
 
-def write_experiment(tmp_path, model_dir, data) -> tuple:
-    base = tmp_path / "base.yaml"
-    base.write_text(
-        yaml.safe_dump(
-            {"model": {"name": model_dir}, "data": {"path": str(data), "max_length": 32}}
-        )
-    )
-    experiment = tmp_path / "exp.yaml"
+def three_variants(tmp_path, model_dir, data) -> tuple:
+    write_base(tmp_path, model_dir, data)
     variants = [
         {
             "name": "zero_shot",
@@ -28,18 +27,11 @@ def write_experiment(tmp_path, model_dir, data) -> tuple:
         {"name": "head", "overrides": ["method.name=head", "train.lr=0.02"]},
         {"name": "lora", "overrides": ["method.name=lora", "train.lr=0.01"]},
     ]
-    spec = {
-        "base": "base.yaml",
-        "output_dir": str(tmp_path / "cmp"),
-        "overrides": FAST_TRAIN,
-        "variants": variants,
-    }
-    experiment.write_text(yaml.safe_dump(spec))
-    return experiment, tmp_path / "cmp"
+    return write_experiment(tmp_path, variants), tmp_path / "cmp"
 
 
 def test_compare_writes_the_leaderboard_and_skips_finished_variants(model_dirs, toy_csv, tmp_path):
-    experiment, out = write_experiment(tmp_path, model_dirs["stories260K"], toy_csv)
+    experiment, out = three_variants(tmp_path, model_dirs["stories260K"], toy_csv)
     result = CliRunner().invoke(app, ["compare", str(experiment), "--epochs", "2"])
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "leaderboard.json").read_text())

@@ -7,8 +7,8 @@ import os
 import optuna
 import pytest
 from tests.conftest import write_csv
-from tests.helpers import assert_one_line_error, run_cli, train_tiny
-from tests.test_compare_verdicts import LR_RANGE, write_base, write_experiment
+from tests.helpers import assert_one_line_error, run_cli, train_tiny, write_base, write_experiment
+from tests.test_compare_verdicts import LR_RANGE
 from typer.testing import CliRunner
 
 from tunelab.cli import app
@@ -25,7 +25,7 @@ def test_a_run_scored_on_validation_never_opens_the_test_file(model_dirs, toy_cs
     test = poisoned_test_file(tmp_path)
     extra = [f"data.test_path={test}", "eval.split=val", "train.epochs=1"]
     summary = train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / "val", "head", extra)
-    assert summary["scored_on"] == "val"
+    assert summary["scored_on"] == "val" and summary["score_name"] == "val_accuracy"
     with pytest.raises(DataError, match="unseen"):  # read, it would have stopped the run
         train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / "test", "head", extra[:1])
 
@@ -81,3 +81,29 @@ def test_a_bad_search_is_one_line_naming_the_field(tmp_path, model_dirs, toy_csv
     assert_one_line_error(code, output, "search.space.train.lr", "above 0")
     code, output = run_cli("compare", experiment, "--seeds", "1,1")
     assert_one_line_error(code, output, "--seeds", "distinct")
+
+
+def test_the_pruner_stops_a_trial_whose_curve_falls_behind(tmp_path, monkeypatch):
+    """Inside a trial's run: each epoch's validation figure reaches the study; one below the
+    median of the finished trials at that epoch stops the run and marks it pruned."""
+    from tunelab.compare.search import trial_value
+    from tunelab.train.trial import PRUNED_FILE, report_epoch, trial_env
+
+    storage = storage_url(tmp_path)
+    study = optuna.create_study(study_name="head", storage=storage, direction="maximize")
+    for value in (0.9, 0.8):  # two finished curves: the pruner's median is 0.85 at epoch 1
+        done = study.ask()
+        done.report(value, 1)
+        study.tell(done, value)
+    behind, ahead = study.ask(), study.ask()
+    for trial, value, pruned in ((ahead, 0.93, False), (behind, 0.55, True)):
+        run_dir = tmp_path / f"trial-{trial.number}"
+        run_dir.mkdir()
+        for key, text in trial_env(storage, "head", trial._trial_id, "val_accuracy").items():
+            monkeypatch.setenv(key, text)
+        assert report_epoch({"val_accuracy": value}, 1, run_dir) is pruned
+        assert (run_dir / PRUNED_FILE).is_file() is pruned
+    with pytest.raises(optuna.TrialPruned):
+        trial_value(tmp_path / f"trial-{behind.number}")
+    monkeypatch.delenv("TUNELAB_TRIAL")
+    assert report_epoch({"val_accuracy": 0.1}, 1, tmp_path) is False  # an ordinary run

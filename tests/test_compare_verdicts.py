@@ -5,31 +5,12 @@ import json
 
 import pytest
 import yaml
-from tests.helpers import FAST_TRAIN, train_tiny
+from tests.helpers import train_tiny, write_base, write_experiment
 from typer.testing import CliRunner
 
 from tunelab.cli import app
 
 LR_RANGE = {"log": [1.0e-3, 5.0e-2]}
-
-
-def write_base(tmp_path, model_dir, data, **data_fields) -> None:
-    config = {"model": {"name": model_dir}, "data": {"path": str(data), "max_length": 32}}
-    config["data"].update(data_fields)
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(config))
-
-
-def write_experiment(tmp_path, variants, **fields):
-    experiment = tmp_path / "exp.yaml"
-    spec = {
-        "base": "base.yaml",
-        "output_dir": str(tmp_path / "cmp"),
-        "overrides": FAST_TRAIN,
-        "variants": variants,
-        **fields,
-    }
-    experiment.write_text(yaml.safe_dump(spec))
-    return experiment
 
 
 def summary_of(run_dir):

@@ -13,7 +13,7 @@ from pathlib import Path
 from tunelab.compare.experiment import Search
 from tunelab.errors import TunelabError
 from tunelab.run_record import is_finished, read_record
-from tunelab.train.trial import PRUNED_FILE, trial_env
+from tunelab.train.trial import PRUNED_FILE, make_pruner, trial_env
 
 STUDY_FILE = "search.db"
 
@@ -44,18 +44,13 @@ def open_study(job: SearchJob, search: Search):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
-        if search.prune
-        else optuna.pruners.NopPruner()
-    )
     study = optuna.create_study(
         study_name=job.name,
         storage=job.storage,
         load_if_exists=True,
         direction="maximize" if job.higher_is_better else "minimize",
         sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=min(4, search.trials)),
-        pruner=pruner,
+        pruner=make_pruner(search.prune),
     )
     space = json.dumps({k: v.model_dump() for k, v in sorted(search.space.items())})
     saved = study.user_attrs.get("space")
@@ -120,7 +115,7 @@ def objective(job: SearchJob, search: Search, echo) -> Callable:
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
         )
         echo(f"[{job.name}] trial {trial.number}: {shown}")
-        env = trial_env(job.storage, job.name, trial._trial_id, job.metric)
+        env = trial_env(job.storage, job.name, trial._trial_id, job.metric, search.prune)
         code = job.run(run_dir, [*job.overrides, *(f"{k}={v}" for k, v in values.items())], env)
         if code != 0:
             raise TrialFailed(f"trial {trial.number} exited with code {code}")

@@ -112,9 +112,9 @@ class Task(ABC):
 
     def scores(self, before: dict, after: dict) -> dict:
         """train_summary.json's score fields: the headline and whatever compare shows."""
-        score = self.score
+        score, split = self.score, self.config.eval.split
         return {
-            "score_name": score.name,
+            "score_name": score.name if split == "test" else f"{split}_{score.field}",
             "higher_is_better": score.higher_is_better,
             "score_before": before[score.field],
             "score": after[score.field],

@@ -34,7 +34,10 @@ class Budget:
         return self.tokens_spent
 
     def stop_after_epoch(self, record: dict, epoch: int) -> bool:
-        """Out of time or tokens, or a search trial (one process) its pruner stopped."""
+        """Out of time or tokens, or a search trial (one process) its pruner stopped; the last
+        epoch is never pruned (the trial has finished: its score counts)."""
         if self.out_of_time() or self.tokens_spent:
             return True
-        return self.acc.num_processes == 1 and report_epoch(record, epoch, self.run_dir)
+        if epoch >= self.config.epochs or self.acc.num_processes > 1:
+            return False
+        return report_epoch(record, epoch, self.run_dir)

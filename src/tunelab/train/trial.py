@@ -14,9 +14,30 @@ TRIAL_VARIABLE = "TUNELAB_TRIAL"
 PRUNED_FILE = "pruned.json"  # written in the run folder: the parent marks the trial pruned
 
 
-def trial_env(storage: str, study: str, trial_id: int, metric: str) -> dict[str, str]:
+PRUNE_AFTER_TRIALS = 2  # the median of fewer finished curves says too little
+
+
+def make_pruner(prune: bool):
+    """The study's pruner. Optuna keeps it in the process, not in the storage: the parent and
+    every trial's process build the same one from here."""
+    import optuna
+
+    if not prune:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=0)
+
+
+def trial_env(
+    storage: str, study: str, trial_id: int, metric: str, prune: bool = True
+) -> dict[str, str]:
     """The environment variable that makes a `tunelab train` process a trial of `study`."""
-    spec = {"storage": storage, "study": study, "trial_id": trial_id, "metric": metric}
+    spec = {
+        "storage": storage,
+        "study": study,
+        "trial_id": trial_id,
+        "metric": metric,
+        "prune": prune,
+    }
     return {TRIAL_VARIABLE: json.dumps(spec)}
 
 
@@ -32,7 +53,11 @@ def report_epoch(record: dict, epoch: int, run_dir: Path) -> bool:
     if value is None:
         return False
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=spec["study"], storage=spec["storage"])
+    study = optuna.load_study(
+        study_name=spec["study"],
+        storage=spec["storage"],
+        pruner=make_pruner(spec.get("prune", True)),
+    )
     trial = optuna.trial.Trial(study, spec["trial_id"])
     trial.report(float(value), epoch)
     if not trial.should_prune():
