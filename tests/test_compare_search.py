@@ -107,3 +107,25 @@ def test_the_pruner_stops_a_trial_whose_curve_falls_behind(tmp_path, monkeypatch
         trial_value(tmp_path / f"trial-{behind.number}")
     monkeypatch.delenv("TUNELAB_TRIAL")
     assert report_epoch({"val_accuracy": 0.1}, 1, tmp_path) is False  # an ordinary run
+
+
+def shipped_experiments() -> list:
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    return sorted(p for p in configs.glob("*.yaml") if "variants:" in p.read_text())
+
+
+@pytest.mark.parametrize("path", shipped_experiments(), ids=lambda p: p.stem)
+def test_every_shipped_experiment_plans_before_anything_runs(path, monkeypatch):
+    """Each variant's overrides validate and each search fits its method: a typo in a shipped
+    experiment fails here, not an hour into a sweep."""
+    from tunelab.compare import load_experiment
+    from tunelab.compare import plan as plan_variants
+
+    monkeypatch.chdir(path.parents[1])  # configs name their data relative to the checkout
+    experiment = load_experiment(path)
+    plans = plan_variants(path, experiment, experiment.budget.overrides())
+    assert [p.variant.name for p in plans] == [v.name for v in experiment.variants]
+    for item in plans:
+        assert item.search is None or (item.trains and item.search.space)

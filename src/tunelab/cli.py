@@ -188,13 +188,22 @@ def compare_command(
     from tunelab.compare import budget_overrides, compare
 
     budget = budget_overrides(limit_train, epochs, max_minutes, max_tokens)
-    path, table, failed = compare(
-        experiment,
-        budget,
-        echo=lambda line: out.print(line, markup=False),
-        seeds=seed_list(seeds) if seeds else None,
-        only=[name.strip() for name in only.split(",") if name.strip()] if only else None,
-    )
+    try:
+        path, table, failed = compare(
+            experiment,
+            budget,
+            echo=lambda line: out.print(line, markup=False),
+            seeds=seed_list(seeds) if seeds else None,
+            only=[name.strip() for name in only.split(",") if name.strip()] if only else None,
+        )
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: finished runs and search trials are kept; run the same command "
+            "again to go on",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(130) from None
     out.print(table, markup=False)
     out.print(f"leaderboard: {path}")
     if failed:

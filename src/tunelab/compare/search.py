@@ -40,16 +40,33 @@ def storage_url(out: Path) -> str:
     return f"sqlite:///{(out / STUDY_FILE).resolve()}"
 
 
+def has_study(job: SearchJob) -> bool:
+    import optuna
+
+    if not Path(job.storage.removeprefix("sqlite:///")).is_file():
+        return False
+    names = optuna.get_all_study_names(storage=job.storage)
+    return job.name in names
+
+
 def open_study(job: SearchJob, search: Search):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, direction = job.storage, "maximize" if job.higher_is_better else "minimize"
+    # a resumed sweep seeds its sampler past the trials it has: the same seed again would start
+    # the random startup draws over and propose the settings already tried
+    earlier = (
+        len(optuna.load_study(study_name=job.name, storage=url).trials) if has_study(job) else 0
+    )
     study = optuna.create_study(
         study_name=job.name,
-        storage=job.storage,
+        storage=url,
         load_if_exists=True,
-        direction="maximize" if job.higher_is_better else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=min(4, search.trials)),
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(
+            seed=job.seed + earlier, n_startup_trials=min(4, search.trials)
+        ),
         pruner=make_pruner(search.prune),
     )
     space = json.dumps({k: v.model_dump() for k, v in sorted(search.space.items())})
