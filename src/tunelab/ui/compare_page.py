@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import yaml
 
 from tunelab.errors import TunelabError
-from tunelab.report.leaderboard import collect_row, write_leaderboard
+from tunelab.report.leaderboard import board_rows, collect_row, write_leaderboard
 from tunelab.ui import jobs
 from tunelab.ui.forms import FieldError, build_config, config_yaml
 from tunelab.ui.runs import status_of
@@ -36,7 +36,8 @@ def compare_runs(workspace: Workspace, names: list[str]) -> dict:
         raise TunelabError(f"runs: pick runs of one task (these are {', '.join(sorted(tasks))})")
     out = workspace.root / "compare" / PICKED
     out.mkdir(parents=True, exist_ok=True)
-    write_leaderboard(rows, out)
+    # the same rows as `tunelab compare`: the start as a row, each run judged against the best
+    write_leaderboard(board_rows([(name, [workspace.run_dir(name)]) for name in names]), out)
     return leaderboard(workspace, PICKED)
 
 
