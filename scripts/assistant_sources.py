@@ -73,3 +73,34 @@ def sms_questions(path: Path) -> list[str]:
             if label == "ham" and text.endswith("?") and 15 <= len(text) <= 120:
                 found.append(text)
     return list(dict.fromkeys(found))
+
+
+# Words that would make a benchmark question about ferries, boats or the company: such a question
+# is not clearly off-topic for a ferry assistant, so the development set leaves it out.
+NEAR_DOMAIN_WORDS = ("ferr", "boat", "ship", "larkspur", "lake", "harbo", "sail")
+# ARC stems that only make sense with their answer choices shown.
+NEEDS_CHOICES = ("following", "these", "which statement", "diagram", "table", "best", "most likely")
+
+
+def plain_question(text: str) -> bool:
+    lowered = text.lower()
+    return (
+        15 <= len(text) <= 140
+        and text.endswith("?")
+        and not any(w in lowered for w in NEAR_DOMAIN_WORDS + NEEDS_CHOICES)
+    )
+
+
+def truthfulqa_questions(path: Path) -> list[str]:
+    """TruthfulQA's questions (Lin et al. 2022, Apache-2.0): everyday questions people get wrong,
+    a source no training or test row comes from (the development set's off-topic part)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        questions = [row["Question"].strip() for row in csv.DictReader(handle)]
+    return list(dict.fromkeys(q for q in questions if plain_question(q)))
+
+
+def arc_questions(path: Path) -> list[str]:
+    """ARC-Easy dev question stems (Clark et al. 2018, CC BY-SA 4.0) that read as questions
+    without their choices: school science, another source no training or test row comes from."""
+    stems = [json.loads(line)["question"]["stem"].strip() for line in path.open(encoding="utf-8")]
+    return list(dict.fromkeys(s for s in stems if plain_question(s)))

@@ -18,6 +18,14 @@ from tunelab.serve.app import ServeLimits
 from tunelab.serve.catalog import load_catalog
 from tunelab.serve.rows import Job, RowSampler
 from tunelab.tasks.generative.evaluate import answer_scores
+from tunelab.tasks.generative.scope_guard import (
+    DEFAULT_THRESHOLD,
+    ScopeGuard,
+    choose_threshold,
+    guard_figures,
+    guard_run_dir,
+    threshold_curve,
+)
 
 REFUSAL = "I only talk about animals."
 OFF_TOPIC = [
@@ -167,3 +175,46 @@ def test_the_server_refuses_through_the_guard_without_generating(guarded_run):
         while server.metrics.generated._value.get() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.metrics.generated._value.get() > 0
+
+
+def test_the_threshold_decides_and_the_recorded_chances_replay_the_guards_decisions(guarded_run):
+    """Each scored row keeps the guard's off-topic probability: at the run's threshold (0.5) they
+    give back the guard's own figures, and a threshold just above a question's chance lets it
+    through, which is what choosing the threshold on a development set relies on."""
+    after = json.loads((guarded_run / "eval_after.json").read_text())
+    replayed = guard_figures(after["answers"], REFUSAL, DEFAULT_THRESHOLD)
+    alone = after["sets"]["test"]["guard_alone"]
+    assert replayed["refusal_rate"] == alone["refusal_rate"]
+    assert replayed["false_refusal_rate"] == alone["false_refusal_rate"]
+    guard = load_assistant(guarded_run).guard
+    assert guard.threshold == DEFAULT_THRESHOLD
+    chance = guard.off_topic_probabilities([OFF_TOPIC[1]])[0]
+    assert ScopeGuard(guard_run_dir(guarded_run), REFUSAL, chance).off_topic([OFF_TOPIC[1]]) == [
+        True
+    ]
+    above = min(chance + 1e-3, 0.9999)
+    assert ScopeGuard(guard_run_dir(guarded_run), REFUSAL, above).off_topic([OFF_TOPIC[1]]) == [
+        chance >= above
+    ]
+
+
+def rows_with(chances: list[float], off_topic: bool) -> list[dict]:
+    reference = REFUSAL if off_topic else "Cats purr."
+    return [{"reference": reference, "guard_off_topic": c} for c in chances]
+
+
+def test_the_chosen_threshold_refuses_most_within_the_false_refusal_bound():
+    sets = {
+        "written": rows_with([0.1, 0.2, 0.3, 0.6], False) + rows_with([0.4, 0.7, 0.9], True),
+        "unseen": rows_with([0.55, 0.8], True),
+    }
+    chosen = choose_threshold(threshold_curve(sets, REFUSAL), max_false_refusal=0.05)
+    # 0.6 is an in-domain row's chance: only thresholds above it keep false refusals at 0; of
+    # those, 0.65 to 0.70 refuse the most (0.7, 0.9 and 0.8); ties go to the one nearest 0.5
+    assert chosen["feasible"] and chosen["threshold"] == 0.65
+    assert chosen["written"]["refusal_rate"] == pytest.approx(2 / 3)
+    assert chosen["unseen"]["refusal_rate"] == 0.5
+    assert chosen["written"]["false_refusal_rate"] == 0.0
+    sets["written"] += rows_with([0.99], False)  # no threshold below 0.99 spares this one
+    fallback = choose_threshold(threshold_curve(sets, REFUSAL), max_false_refusal=0.05)
+    assert not fallback["feasible"] and fallback["threshold"] == 0.65

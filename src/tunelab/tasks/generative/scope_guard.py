@@ -20,6 +20,7 @@ from tunelab.tasks.classify.metrics import classify_with
 from tunelab.tasks.generative.evaluate import is_refusal
 
 GUARD_DIR = "scope_guard"
+DEFAULT_THRESHOLD = 0.5  # the classifier's own decision: off-topic when more likely than not
 IN_DOMAIN, OFF_TOPIC = "in_domain", "off_topic"
 
 
@@ -61,18 +62,24 @@ def guard_config(model: str, run_dir: Path, examples: list[Example], refusal: st
 
 
 class ScopeGuard:
-    """A finished guard run, loaded once; `off_topic` says which questions get `refusal`."""
+    """A finished guard run, loaded once; `off_topic` says which questions get `refusal`: those
+    whose off-topic probability reaches `threshold` (task.scope_guard_threshold, chosen on a
+    development set: scripts/choose_assistant_settings.py)."""
 
-    def __init__(self, guard_run: Path, refusal: str):
+    def __init__(self, guard_run: Path, refusal: str, threshold: float = DEFAULT_THRESHOLD):
         self.model, self.tokenizer, self.record = load_run(guard_run)
         self.model.eval()
         self.refusal = refusal
+        self.threshold = threshold
 
-    def off_topic(self, questions: list[str]) -> list[bool]:
+    def off_topic_probabilities(self, questions: list[str]) -> list[float]:
         if not questions:
             return []
         results = classify_with(self.model, self.tokenizer, self.record, questions)
-        return [r["label"] == OFF_TOPIC for r in results]
+        return [r["probs"][OFF_TOPIC] for r in results]
+
+    def off_topic(self, questions: list[str]) -> list[bool]:
+        return [p >= self.threshold for p in self.off_topic_probabilities(questions)]
 
     def refusal_opening(self, tokenizer, prompt: str, add_special_tokens: bool) -> int:
         """The token the LM writes first when it refuses after `prompt`, tokenized in place (a
@@ -91,7 +98,8 @@ def load_guard(run_dir: str | Path, record: RunRecord) -> ScopeGuard | None:
     settings = record.task_settings
     if not settings.get("scope_guard"):
         return None
-    return ScopeGuard(guard_run_dir(run_dir), settings["refusal"])
+    threshold = settings.get("scope_guard_threshold", DEFAULT_THRESHOLD)
+    return ScopeGuard(guard_run_dir(run_dir), settings["refusal"], threshold)
 
 
 def side_run_config(config: RunConfig, run_dir: Path, train: list[Example]) -> RunConfig | None:
@@ -99,3 +107,53 @@ def side_run_config(config: RunConfig, run_dir: Path, train: list[Example]) -> R
     if not getattr(settings, "scope_guard", None) or not settings.refusal:
         return None
     return guard_config(settings.scope_guard, run_dir, train, settings.refusal, config.train.seed)
+
+
+# Thresholds tried when choosing one on a development set: every 0.05 from 0.05 to 0.95.
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def guard_figures(rows: list[dict], refusal: str, threshold: float) -> dict[str, float | None]:
+    """The guard's refusals of one set's off-topic rows and false refusals of its in-domain
+    rows at `threshold`, from the off-topic probabilities its evaluation recorded per row."""
+    off = [r["guard_off_topic"] >= threshold for r in rows if is_refusal(r["reference"], refusal)]
+    domain = [
+        r["guard_off_topic"] >= threshold for r in rows if not is_refusal(r["reference"], refusal)
+    ]
+    return {
+        "refusal_rate": sum(off) / len(off) if off else None,
+        "false_refusal_rate": sum(domain) / len(domain) if domain else None,
+    }
+
+
+def threshold_curve(sets: dict[str, list[dict]], refusal: str) -> list[dict]:
+    """Each threshold's figures on every set (a set's answer rows, scored with the guard)."""
+    return [
+        {"threshold": t, **{name: guard_figures(rows, refusal, t) for name, rows in sets.items()}}
+        for t in THRESHOLDS
+    ]
+
+
+def choose_threshold(curve: list[dict], max_false_refusal: float) -> dict:
+    """The threshold that refuses the most off-topic rows (mean over the sets that have them)
+    while no set's false refusals exceed `max_false_refusal`; ties go to fewer false refusals,
+    then to the classifier's own 0.5. When none keeps the false refusals in bounds, the one with
+    the fewest (`feasible` is then False)."""
+
+    def worst_false(point: dict) -> float:
+        return max(point[s]["false_refusal_rate"] or 0.0 for s in point if s != "threshold")
+
+    def refused(point: dict) -> float:
+        rates = [point[s]["refusal_rate"] for s in point if s != "threshold"]
+        rates = [r for r in rates if r is not None]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    feasible = [p for p in curve if worst_false(p) <= max_false_refusal]
+    if not feasible:
+        best = min(curve, key=lambda p: (worst_false(p), abs(p["threshold"] - DEFAULT_THRESHOLD)))
+        return {**best, "feasible": False}
+    best = max(
+        feasible,
+        key=lambda p: (refused(p), -worst_false(p), -abs(p["threshold"] - DEFAULT_THRESHOLD)),
+    )
+    return {**best, "feasible": True}

@@ -27,7 +27,11 @@ from tunelab.tasks.generative.evaluate import (
     pick_rows,
 )
 from tunelab.tasks.generative.held_out import guard_effect, training_facts
-from tunelab.tasks.generative.scope_guard import ScopeGuard, side_run_config
+from tunelab.tasks.generative.scope_guard import (
+    DEFAULT_THRESHOLD,
+    ScopeGuard,
+    side_run_config,
+)
 
 # The figures that sum a run up, best first: the first one the data yields is the headline.
 HEADLINES = (
@@ -64,6 +68,13 @@ class SftSettings(PromptedTaskSettings):
         description="With `refusal`: a small classifier model (e.g. minilm-l6) trained in the "
         "same run on the run's questions (in-domain vs off-topic); generate, chat and serve "
         "answer the questions it calls off-topic with the refusal, without generating.",
+    )
+    scope_guard_threshold: float = Field(
+        DEFAULT_THRESHOLD,
+        gt=0,
+        lt=1,
+        description="The guard's off-topic probability from which a question is refused; "
+        "choose it on a development set (docs/sft.md), never on the test sets.",
     )
 
 
@@ -147,7 +158,8 @@ class SftTask(GenerativeTask):
         return side_run_config(self.config, self.run.run_dir, self.data.examples["train"])
 
     def use_side_run(self, run_dir) -> None:
-        self.guard = ScopeGuard(run_dir, self.config.task.refusal)
+        settings = self.config.task
+        self.guard = ScopeGuard(run_dir, settings.refusal, settings.scope_guard_threshold)
 
     def prepare_general(self) -> tuple[list[Example], list[dict]] | None:
         """The general held-out set (eval.general): its questions and encoded references."""
@@ -192,7 +204,10 @@ class SftTask(GenerativeTask):
         scores, rows = self.answer_scores(model, examples, name)
         result = {**scores, "answers": rows}
         if self.guard is not None:
-            flags = self.guard.off_topic([e.question for e in examples])
+            chances = self.guard.off_topic_probabilities([e.question for e in examples])
+            for row, chance in zip(rows, chances, strict=True):
+                row["guard_off_topic"] = round(chance, 4)  # a threshold's figures, afterwards
+            flags = [chance >= self.guard.threshold for chance in chances]
             answers = self.let_through(model, examples, [row["answer"] for row in rows], flags)
             refusal = self.guard.refusal
             result.update(guard_effect(examples, answers, flags, refusal, self.known_facts))
