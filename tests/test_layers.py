@@ -26,11 +26,11 @@ LAYERS = [
     ["artifacts", "export", "export_gguf"],
     ["tasks"],
     ["train"],
-    ["report", "doctor"],
+    ["report", "doctor", "bench"],
     ["run_dir", "pipeline"],
     ["compare", "quantize", "inference", "assistant"],
     ["serve", "ui"],
-    ["cli", "cli_ship", "cli_inspect", "cli_ui", "cli_job", "launch"],
+    ["cli", "cli_ship", "cli_inspect", "cli_ui", "cli_job", "cli_bench", "launch"],
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tunelab import cli_inspect, cli_ship, cli_ui
+from tunelab import cli_bench, cli_inspect, cli_ship, cli_ui
 from tunelab.errors import TunelabError
 
 app = typer.Typer(
@@ -301,6 +301,7 @@ def chat(
 app.command()(one_line_errors(cli_ship.export))
 app.command()(one_line_errors(cli_ship.serve))
 app.command()(one_line_errors(cli_ui.ui))
+app.command("bench")(one_line_errors(cli_bench.bench_command))
 
 
 # data preview, doctor and config schema live in cli_inspect.py (looking before training)

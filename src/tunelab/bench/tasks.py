@@ -1,0 +1,94 @@
+"""lm-evaluation-harness tasks over the shipped benchmark files, with no Hub access: each task
+includes lm-eval's own definition (prompt, choices, metric, filters) and only points its data at
+a local JSONL written here. The same folder serves `tunelab bench` and the `lm_eval` CLI
+(`--include_path`), so both score the very same documents."""
+
+import json
+import random
+from pathlib import Path
+
+import lm_eval
+import yaml
+
+from tunelab.bench.sources import BENCHMARKS, Benchmark
+from tunelab.errors import TunelabError
+from tunelab.models.embedded import cache_root
+
+PREFIX = "tunelab_"
+# Seven multiple-choice suites in minutes on 2 CPU cores; `all` adds MMLU and GSM8K's generation.
+QUICK = ("arc_easy", "arc_challenge", "hellaswag", "piqa", "winogrande", "boolq", "truthfulqa_mc1")
+QUICK_LIMIT = 100
+SUITES = {"quick": QUICK, "all": tuple(BENCHMARKS)}
+
+
+def task_name(benchmark: str) -> str:
+    return PREFIX + benchmark
+
+
+def pick(spec: str) -> list[str]:
+    """`quick`, `all` or names (`arc_easy,hellaswag`); an unknown name is a one-line error."""
+    if spec in SUITES:
+        return list(SUITES[spec])
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown or not names:
+        raise TunelabError(
+            f"--tasks: unknown benchmark {', '.join(unknown) or repr(spec)}; choose from quick, "
+            f"all or {', '.join(BENCHMARKS)}"
+        )
+    return names
+
+
+def subset(docs: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """A seeded sample of `limit` documents, in their file order (the full split without one)."""
+    if limit is None or limit >= len(docs):
+        return docs
+    keep = sorted(random.Random(seed).sample(range(len(docs)), limit))
+    return [docs[i] for i in keep]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def task_config(benchmark: Benchmark, files: dict[str, str]) -> dict:
+    """lm-eval's definition, included; only the data (local JSON files) and splits change."""
+    few_shot = "train" if "train" in files else None
+    return {
+        "include": str(Path(lm_eval.__file__).parent / "tasks" / benchmark.builtin),
+        "task": task_name(benchmark.name),
+        "tag": ["tunelab_bench"],
+        "dataset_path": "json",
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": files},
+        "test_split": "test",
+        "training_split": few_shot,
+        "validation_split": None,
+        "fewshot_split": few_shot,
+        **benchmark.overrides,
+    }
+
+
+def write_tasks(names: list[str], source: Path, limit: int | None, seed: int = 0) -> Path:
+    """The task folder for these benchmarks at this limit and seed (written once, then reused):
+    one JSONL per split and one YAML per task."""
+    folder = cache_root() / "bench" / f"{'all' if limit is None else limit}-seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        config_path = folder / f"{task_name(name)}.yaml"
+        if config_path.is_file():
+            continue
+        benchmark = BENCHMARKS[name]
+        docs = benchmark.read(source)
+        files = {}
+        for split, rows in docs.items():
+            rows = subset(rows, limit, seed) if split == benchmark.scored_split else rows
+            path = folder / f"{name}.{split}.jsonl"
+            write_jsonl(path, rows)
+            files["test" if split == benchmark.scored_split else split] = str(path)
+        staging = config_path.with_suffix(".tmp")
+        staging.write_text(yaml.safe_dump(task_config(benchmark, files), sort_keys=False))
+        staging.rename(config_path)  # a folder interrupted mid-write is never taken as complete
+    return folder
