@@ -4,6 +4,7 @@ lm-eval's standard error; tuned against base is a paired difference over the sam
 
 import math
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +134,8 @@ def bench_path(run_dir: Path) -> Path:
 def load_target(target: str):
     """A finished run (its model with the adapter applied, and the base it started from) or a
     model (embedded name or folder; no base to compare with)."""
+    from peft import PeftModel
+
     from tunelab.artifacts import load_base, load_run
     from tunelab.models.embedded import resolve_model
     from tunelab.models.loader import load_causal_lm, load_tokenizer
@@ -146,15 +149,22 @@ def load_target(target: str):
                 f"{target}: a {record.task} run is a classifier; benchmarks score language "
                 "models (sft, pretrain, dpo, grpo, ... runs or a model)"
             )
+        if isinstance(model, PeftModel):
+            return model, model.disable_adapter, tokenizer  # the base is the model, adapter off
         base = load_base(record, tokenizer)
         base.eval()
-        return model, base, tokenizer
+        return model, nullcontext_of(base), tokenizer
     if path.is_dir() and not (path / "config.json").is_file():
         raise TunelabError(f"{target}: neither a finished run (no {RUN_INFO}) nor a model folder")
     folder = resolve_model(target)
     model = load_causal_lm(folder)
     model.eval()
     return model, None, load_tokenizer(folder)
+
+
+def nullcontext_of(model):
+    """The base as a context giving the model, like PeftModel.disable_adapter gives its own."""
+    return lambda: nullcontext(model)
 
 
 def bench(target: str, settings: BenchSettings) -> dict:
@@ -173,4 +183,6 @@ def bench(target: str, settings: BenchSettings) -> dict:
     }
     if base is None:
         return result | {"scores": drop_outcomes(tuned)}
-    return result | {"scores": side_by_side(score(base, tokenizer, settings), tuned)}
+    with base() as base_model:
+        base_scores = score(base_model or model, tokenizer, settings)
+    return result | {"scores": side_by_side(base_scores, tuned)}

@@ -1,0 +1,154 @@
+"""tunelab bench: the shipped benchmark files parse to the counts SOURCES.md gives, the scores
+are lm-eval's over local files only, an adapter is applied (a damaged one scores lower than its
+base), and the gate's exit code follows a loss beyond noise."""
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from tunelab.bench.run import gate_failures, paired
+from tunelab.bench.sources import BENCHMARKS, bench_dir
+from tunelab.bench.tasks import pick, subset, write_tasks
+from tunelab.errors import TunelabError
+from tunelab.pipeline import load_config, run
+
+SOURCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "SOURCES.md"
+
+
+def counted_rows(source: str) -> int:
+    """The row count SOURCES.md gives a benchmark file (its first number in the count column)."""
+    for line in SOURCES.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 3 and cells[1].startswith(f"`data/bench/{source}`"):
+            return int(re.match(r"[\d,]+", cells[-3]).group().replace(",", ""))
+    raise AssertionError(f"{source} not in SOURCES.md")
+
+
+@pytest.mark.parametrize("name", list(BENCHMARKS))
+def test_every_shipped_benchmark_parses_to_the_rows_sources_counts(name):
+    benchmark = BENCHMARKS[name]
+    docs = benchmark.read(bench_dir())
+    scored = docs[benchmark.scored_split]
+    assert len(scored) == counted_rows(benchmark.source)
+    assert len({json.dumps(d, sort_keys=True) for d in scored}) > 0.99 * len(scored)
+
+
+def test_the_fields_match_what_lm_evals_own_tasks_read():
+    folder = bench_dir()
+    arc = BENCHMARKS["arc_easy"].read(folder)["test"]
+    assert all(d["answerKey"] in d["choices"]["label"] for d in arc)
+    swag = BENCHMARKS["hellaswag"].read(folder)["test"]
+    assert all(len(d["endings"]) == 4 and d["label"] in "0123" for d in swag)
+    assert swag[0]["activity_label"] == "Roof shingle removal"
+    mmlu = BENCHMARKS["mmlu"].read(folder)
+    assert all(len(d["choices"]) == 4 and 0 <= d["answer"] < 4 for d in mmlu["test"])
+    assert len({d["subject"] for d in mmlu["test"]}) == 57 and len(mmlu["train"]) == 285
+    truthful = BENCHMARKS["truthfulqa_mc1"].read(folder)["test"]
+    assert not truthful[0]["question"].startswith("\ufeff")  # the BOM is not in the question
+    assert all(d["mc1_targets"]["labels"][0] == 1 for d in truthful)
+
+
+def test_a_seeded_subset_is_the_same_documents_every_time():
+    docs = [{"i": i} for i in range(500)]
+    first = subset(docs, 50, seed=0)
+    assert first == subset(docs, 50, seed=0) and first != subset(docs, 50, seed=1)
+    assert [d["i"] for d in first] == sorted(d["i"] for d in first)
+
+
+def test_an_unknown_benchmark_is_a_one_line_error():
+    assert pick("quick")[0] == "arc_easy"
+    with pytest.raises(TunelabError, match="unknown benchmark mmlux"):
+        pick("arc_easy,mmlux")
+
+
+def test_the_paired_difference_agrees_with_its_closed_form():
+    base = {"score": 0.6, "outcomes": [1, 1, 1, 0, 0] * 20}
+    tuned = {"score": 0.4, "outcomes": [1, 0, 0, 1, 0] * 20}
+    result = paired(base, tuned)
+    diffs = [t - b for b, t in zip(base["outcomes"], tuned["outcomes"], strict=True)]
+    mean = sum(diffs) / 100
+    stderr = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 99 / 100)
+    assert result["difference"] == pytest.approx(-0.2) and result["stderr"] == pytest.approx(stderr)
+    assert result["beyond_noise"]  # -0.2 with a standard error of about 0.07
+    row = {"base": 0.6, "tuned": 0.4, **result}
+    assert gate_failures({"arc_easy": row}, drop_points=5)
+    assert not gate_failures({"arc_easy": row}, drop_points=25)  # lost 20 points, not 25
+
+
+def test_the_task_folder_holds_lm_evals_definition_pointed_at_local_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path))
+    folder = write_tasks(["arc_easy"], bench_dir(), limit=10)
+    config = (folder / "tunelab_arc_easy.yaml").read_text()
+    assert "include: " in config and "lm_eval/tasks/arc/arc_easy.yaml" in config
+    assert "dataset_path: json" in config and "allenai" not in config
+    assert len((folder / "arc_easy.test.jsonl").read_text().splitlines()) == 10
+
+
+def bench_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tunelab.cli", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def smollm2_run(tmp_path_factory):
+    """A LoRA run of the embedded SmolLM2 trained for a few steps on a toy Q&A set: close to its
+    base on the benchmarks."""
+    tmp = tmp_path_factory.mktemp("bench")
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"It is {2 * i}."} for i in range(16)]
+    (tmp / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    overrides = [
+        "model.name=smollm2-135m",
+        "task.name=sft",
+        "task.template=chat",
+        f"data.path={tmp / 'train.jsonl'}",
+        f"data.test_path={tmp / 'train.jsonl'}",
+        "data.split=[0.9,0.1,0.0]",
+        "method.name=lora",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.lr=1e-5",
+        "eval.max_new_tokens=4",
+        "eval.generate_limit=2",
+        f"output.dir={tmp / 'run'}",
+    ]
+    run(load_config(None, overrides))
+    return tmp / "run"
+
+
+def damage(run_dir: Path, into: Path) -> Path:
+    """The same run with its LoRA B matrices set large: the adapter now rules every answer."""
+    subprocess.run(["cp", "-r", str(run_dir), str(into)], check=True)
+    weights = into / "adapter" / "adapter_model.safetensors"
+    state = load_file(weights)
+    torch.manual_seed(0)
+    for key, tensor in state.items():
+        if "lora_B" in key:
+            state[key] = tensor.normal_(0, 20.0)
+    save_file(state, weights)
+    return into
+
+
+@pytest.mark.slow
+def test_the_gate_fails_a_damaged_adapter_and_passes_its_base(smollm2_run, tmp_path):
+    kept = bench_cli(str(smollm2_run), "--tasks", "arc_easy", "--limit", "20", "--gate", "5")
+    assert kept.returncode == 0, kept.stderr[-2000:]
+    result = json.loads((smollm2_run / "bench.json").read_text())["scores"]["arc_easy"]
+    assert result["n"] == 20 and result["difference"] == 0.0  # a few steps at lr 1e-5
+    damaged_run = damage(smollm2_run, tmp_path / "damaged")
+    broken = bench_cli(str(damaged_run), "--tasks", "arc_easy", "--limit", "100", "--gate", "5")
+    assert broken.returncode == 1, broken.stderr[-2000:]
+    assert "gate: arc_easy" in broken.stdout
+    damaged = json.loads((damaged_run / "bench.json").read_text())["scores"]["arc_easy"]
+    assert damaged["base"] > 0.35  # SmolLM2 is above chance (0.25) on ARC-Easy
+    assert damaged["tuned"] < damaged["base"] - 0.05 and damaged["beyond_noise"]
