@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tests.lm_helpers import sft_overrides
 
 from tunelab.bench.run import gate_failures, paired
 from tunelab.bench.sources import BENCHMARKS, bench_dir
 from tunelab.bench.tasks import pick, subset, write_tasks
 from tunelab.errors import TunelabError
 from tunelab.pipeline import load_config, run
+from tunelab.report.leaderboard import collect_row, write_leaderboard
 
 SOURCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "SOURCES.md"
 
@@ -152,3 +154,36 @@ def test_the_gate_fails_a_damaged_adapter_and_passes_its_base(smollm2_run, tmp_p
     damaged = json.loads((damaged_run / "bench.json").read_text())["scores"]["arc_easy"]
     assert damaged["base"] > 0.35  # SmolLM2 is above chance (0.25) on ARC-Easy
     assert damaged["tuned"] < damaged["base"] - 0.05 and damaged["beyond_noise"]
+
+
+def test_eval_bench_scores_a_run_before_and_after_and_compare_shows_it(tmp_path):
+    overrides = sft_overrides(
+        tmp_path, "lora", "train.epochs=1", "eval.bench=[arc_easy,piqa]", "eval.bench_limit=8"
+    )
+    summary = run(load_config(None, overrides))
+    run_dir = tmp_path / "run"
+    scores = json.loads((run_dir / "bench.json").read_text())["scores"]
+    assert set(scores) == {"arc_easy", "piqa"} and scores["arc_easy"]["n"] == 8
+    assert summary["bench.piqa"] == scores["piqa"]["tuned"]
+    assert summary["bench.piqa.change"] == scores["piqa"]["difference"]
+    assert "## Standard benchmarks" in (run_dir / "report.md").read_text()
+    assert (run_dir / "plots" / "bench.png").is_file()
+    _, table = write_leaderboard([collect_row("lora", run_dir)], tmp_path)
+    header = table.splitlines()[0]
+    assert "arc_easy" in header and "piqa change" in header
+
+
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ("eval.bench=[arc_esy]", "eval.bench: unknown benchmark arc_esy"),
+        ("task.name=classify", "eval.bench: task 'classify' trains a classifier"),
+    ],
+)
+def test_a_bad_eval_bench_stops_the_run_before_anything_trains(tmp_path, setting, message):
+    overrides = sft_overrides(tmp_path, "lora", "eval.bench=[arc_easy]", setting)
+    if setting.startswith("task.name"):
+        overrides = [o for o in overrides if not o.startswith("task.template")]
+    with pytest.raises(TunelabError, match=re.escape(message)):
+        run(load_config(None, overrides))
+    assert not (tmp_path / "run" / "checkpoints").exists()

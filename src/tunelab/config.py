@@ -194,6 +194,15 @@ class EvalConfig(StrictModel):
         description="sft: more held-out question files, by name, each scored on its own like the "
         "test split (e.g. off-topic questions from another source than the training rows).",
     )
+    bench: list[str] = Field(
+        [],
+        description="Standard benchmarks scored before and after training (lm-eval over the "
+        "shipped files): quick, all, or names such as arc_easy, hellaswag (docs/bench.md).",
+    )
+    bench_limit: int | None = Field(
+        100, ge=1, description="A seeded sample of this many documents per benchmark (null: all)."
+    )
+    bench_fewshot: int | None = Field(None, ge=0, description="Examples shown before each one.")
 
 
 class OutputConfig(StrictModel):

@@ -13,6 +13,7 @@ from torch import nn
 
 from tunelab import methods, tasks  # noqa: F401 - importing registers every method and task
 from tunelab.artifacts import save_artifact
+from tunelab.bench.flow import bench_figures, bench_settings, score_model, write_bench
 from tunelab.config import RunConfig, load_config, save_config
 from tunelab.doctor import Finding, fatal_line, preflight, run_checks
 from tunelab.errors import DataError, TunelabError, notice
@@ -128,6 +129,7 @@ def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dic
         return summary
     task = open_task(config, resume and not overwrite)
     main = task.run.is_main
+    benchmarks = bench_settings(config, task.model_kind) if main else None
     if main:
         make_run_dir(run_dir, overwrite)
     process_state().wait_for_everyone()
@@ -141,13 +143,23 @@ def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dic
         save_config(config, run_dir / "config.yaml")
         write_json(run_dir / "data_summary.json", data_summary)
     before = evaluate_before(task, model)
+    bench_before = score_model(benchmarks, model, task.tokenizer)
     started = time.perf_counter()
     model, state = fit(task, model)
     after = task.evaluate(model) if task.run.method.trains else before
-    summary = {**run_summary(task, model, state, started), **task.scores(before, after)}
+    bench_after = (
+        score_model(benchmarks, model, task.tokenizer) if task.run.method.trains else bench_before
+    )
+    summary = {
+        **run_summary(task, model, state, started),
+        **task.scores(before, after),
+        **bench_figures(bench_before, bench_after),
+    }
     if main:
         write_json(run_dir / "eval_after.json", after)
         write_json(run_dir / "train_summary.json", summary)
+        if benchmarks is not None:
+            write_bench(run_dir, benchmarks, bench_before, bench_after)
         artifact = task.run.method.artifact
         save_artifact(model, task.tokenizer, run_dir / artifact, artifact)
         write_record(run_dir, record_of(task))

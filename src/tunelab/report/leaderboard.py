@@ -41,9 +41,22 @@ AVERAGED = tuple(c.key for c in TAIL) + ("score_before", "wall_seconds")
 def columns_of(rows: list[dict]) -> list[Column]:
     """The common columns around those the rows' tasks add; a column shows when a row has it."""
     ok = [r for r in rows if r["status"] == "ok" and r.get("task")]
-    extra = [c for r in ok for c in TASKS.get(r["task"]).columns_for(r)]
+    extra = [c for r in ok for c in row_columns(r["task"], r)]
     columns = list(dict.fromkeys([*HEAD, *extra, *TAIL]))
     return [c for c in columns if c.key == "method" or any(r.get(c.key) is not None for r in rows)]
+
+
+def row_columns(task: str, summary: dict) -> tuple[Column, ...]:
+    """The task's own extra columns, then each standard benchmark's figure and its change
+    (eval.bench: `bench.NAME`, `bench.NAME.change` in the run summary)."""
+    keys = [k for k in summary if k.startswith("bench.")]
+    bench = tuple(
+        Column(k, k.removeprefix("bench.").replace(".change", " change"), "{:+.3f}")
+        if k.endswith(".change")
+        else Column(k, k.removeprefix("bench."), "{:.3f}")
+        for k in keys
+    )
+    return TASKS.get(task).columns_for(summary) + bench
 
 
 def folder_mb(folder: Path) -> float:
@@ -68,7 +81,7 @@ def collect_row(name: str, run_dir: Path) -> dict:
         "higher_is_better": summary["higher_is_better"],
         "score": summary["score"],
         "score_before": summary["score_before"],
-        **{c.key: summary.get(c.key) for c in TASKS.get(record.task).columns_for(summary)},
+        **{c.key: summary.get(c.key) for c in row_columns(record.task, summary)},
         "trainable_params": summary["parameters"]["trainable"],
         "trainable_pct": summary["parameters"]["trainable_pct"],
         "train_seconds": summary["train_seconds"],
@@ -105,7 +118,7 @@ def averaged(runs: list[dict]) -> dict:
     for key in AVERAGED:
         values = [r[key] for r in runs if r.get(key) is not None]
         row[key] = float(np.mean(values)) if values else None
-    extra = {c.key for r in runs for c in TASKS.get(r["task"]).columns_for(r)}
+    extra = {c.key for r in runs for c in row_columns(r["task"], r)}
     for key in extra:
         values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
         row[key] = float(np.mean(values)) if values else row.get(key)

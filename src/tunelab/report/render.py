@@ -7,6 +7,8 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
+from tunelab.bench.report import plot, table_lines
+from tunelab.bench.run import bench_path
 from tunelab.run_record import read_record
 from tunelab.tasks import TASKS
 
@@ -40,7 +42,24 @@ def build_markdown(run_dir: Path) -> str:
     summary = load_json(run_dir / "train_summary.json")
     data = load_json(run_dir / "data_summary.json")
     before, after = load_json(run_dir / "eval_before.json"), load_json(run_dir / "eval_after.json")
-    return "\n".join([*header(run_dir, summary), *task.report(run_dir, data, before, after)])
+    sections = [*header(run_dir, summary), *task.report(run_dir, data, before, after)]
+    return "\n".join([*sections, *bench_section(run_dir)])
+
+
+def bench_section(run_dir: Path) -> list[str]:
+    """eval.bench's standard benchmarks, base against tuned, when the run scored them."""
+    result = load_json(bench_path(run_dir))
+    if not result:
+        return []
+    plot(result, run_dir / "plots" / "bench.png")
+    return [
+        "",
+        "## Standard benchmarks (lm-evaluation-harness)",
+        "",
+        *table_lines(result),
+        "",
+        "![standard benchmarks, base and tuned](plots/bench.png)",
+    ]
 
 
 def inline_images(html: str, run_dir: Path) -> str:
