@@ -147,6 +147,7 @@ def test_the_gate_fails_a_damaged_adapter_and_passes_its_base(smollm2_run, tmp_p
     assert kept.returncode == 0, kept.stderr[-2000:]
     result = json.loads((smollm2_run / "bench.json").read_text())["scores"]["arc_easy"]
     assert result["n"] == 20 and result["difference"] == 0.0  # a few steps at lr 1e-5
+    assert "## Standard benchmarks" in (smollm2_run / "report.md").read_text()  # the UI shows it
     damaged_run = damage(smollm2_run, tmp_path / "damaged")
     broken = bench_cli(str(damaged_run), "--tasks", "arc_easy", "--limit", "100", "--gate", "5")
     assert broken.returncode == 1, broken.stderr[-2000:]

@@ -11,6 +11,7 @@ from tunelab.bench.report import plot, table_lines
 from tunelab.bench.run import BenchSettings, bench, bench_path, gate_failures
 from tunelab.bench.tasks import QUICK_LIMIT, pick
 from tunelab.errors import TunelabError
+from tunelab.report import write_report
 from tunelab.run_record import RUN_INFO
 
 
@@ -48,6 +49,8 @@ def bench_command(
         bench_path(folder).write_text(json.dumps(result, indent=1))
         plot(result, folder / "bench.png")
         print(f"wrote {bench_path(folder)} and {folder / 'bench.png'}")
+    if is_run and out is None:
+        write_report(target)  # the report (and the UI's run page) shows the benchmarks too
     failures = gate_failures(result["scores"], gate) if gate is not None else []
     for failure in failures:
         print(f"gate: {failure}")
