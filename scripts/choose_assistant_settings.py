@@ -88,6 +88,9 @@ def main(folder: Path) -> None:
     figures = {}
     for variant in ran["variants"]:
         run = folder / variant["name"]
+        if not (run / "eval_after.json").is_file():
+            print(f"{variant['name']}: not finished, left out")
+            continue
         record = json.loads((run / "run_info.json").read_text())
         refusal = record["task_settings"]["refusal"]
         figures[variant["name"]] = variant_figures(run, refusal)
