@@ -9,7 +9,8 @@ off-topic probability per question), picks the guard threshold that refuses the 
 off-topic questions with at most 5 % false refusals in either style, and counts the targets the
 variant meets on dev. The variant meeting the most (then: the most key facts) wins. It prints
 the table, writes choice.json and threshold_curve.png in the experiment folder, and prints the
-one command that trains the chosen settings and scores the test sets, once."""
+commands that score the chosen run on the test sets, once (scripts/score_assistant_on_test.py),
+and that train the chosen settings anew."""
 
 import json
 import sys
@@ -117,7 +118,11 @@ def main(folder: Path) -> None:
     plot_curve(figures[best]["curve"], figures[best]["threshold"], folder / "threshold_curve.png")
     choice = {"chosen": best, "command": command, "variants": figures}
     (folder / "choice.json").write_text(json.dumps(choice, indent=1))
-    print(f"\nchosen on the development set: {best}; the test sets, scored once:\n{command}")
+    print(
+        f"\nchosen on the development set: {best}; the test sets, scored once:\n"
+        f"python scripts/score_assistant_on_test.py {folder}\nto train these settings anew:\n"
+        f"{command}"
+    )
 
 
 if __name__ == "__main__":

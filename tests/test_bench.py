@@ -149,11 +149,13 @@ def test_the_gate_fails_a_damaged_adapter_and_passes_its_base(smollm2_run, tmp_p
     assert result["n"] == 20 and result["difference"] == 0.0  # a few steps at lr 1e-5
     assert "## Standard benchmarks" in (smollm2_run / "report.md").read_text()  # the UI shows it
     damaged_run = damage(smollm2_run, tmp_path / "damaged")
-    broken = bench_cli(str(damaged_run), "--tasks", "arc_easy", "--limit", "100", "--gate", "5")
-    assert broken.returncode == 1, broken.stderr[-2000:]
-    assert "gate: arc_easy" in broken.stdout
-    damaged = json.loads((damaged_run / "bench.json").read_text())["scores"]["arc_easy"]
-    assert damaged["base"] > 0.35  # SmolLM2 is above chance (0.25) on ARC-Easy
+    # PIQA: SmolLM2 is well above chance (0.65 against 0.5 on these 200), and two choices a
+    # question keep it cheap; the damaged adapter falls to about chance, 3 standard errors down
+    broken = bench_cli(str(damaged_run), "--tasks", "piqa", "--limit", "200", "--gate", "5")
+    assert broken.returncode == 1, broken.stdout[-2000:]
+    assert "gate: piqa" in broken.stdout
+    damaged = json.loads((damaged_run / "bench.json").read_text())["scores"]["piqa"]
+    assert damaged["base"] > 0.6
     assert damaged["tuned"] < damaged["base"] - 0.05 and damaged["beyond_noise"]
 
 
