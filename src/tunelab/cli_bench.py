@@ -43,6 +43,7 @@ def bench_command(
     settings = BenchSettings(names, limit, fewshot, batch_size, chat)
     result = bench(target, settings)
     print("\n".join(table_lines(result)))
+    print(f"lm-eval tasks: {result['task_folder']} (lm_eval --include_path)")
     folder = out or (Path(target) if is_run else None)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -180,6 +180,8 @@ def bench(target: str, settings: BenchSettings) -> dict:
             "chat": settings.chat,
             "seed": settings.seed,
         },
+        # the lm-eval task folder, for `lm_eval --include_path` (already written: no re-reading)
+        "task_folder": str(write_tasks(settings.names, bench_dir(), settings.limit, settings.seed)),
     }
     if base is None:
         return result | {"scores": drop_outcomes(tuned)}

@@ -3,6 +3,7 @@ includes lm-eval's own definition (prompt, choices, metric, filters) and only po
 a local JSONL written here. The same folder serves `tunelab bench` and the `lm_eval` CLI
 (`--include_path`), so both score the very same documents."""
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -71,10 +72,22 @@ def task_config(benchmark: Benchmark, files: dict[str, str]) -> dict:
     }
 
 
+def definitions_version() -> str:
+    """Changes when the readers, these definitions or lm-eval change: a folder written by another
+    version is never reused."""
+    from tunelab.bench import sources
+
+    digest = hashlib.sha256(lm_eval.__version__.encode())
+    for module in (sources.__file__, __file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def write_tasks(names: list[str], source: Path, limit: int | None, seed: int = 0) -> Path:
-    """The task folder for these benchmarks at this limit and seed (written once, then reused):
-    one JSONL per split and one YAML per task."""
-    folder = cache_root() / "bench" / f"{'all' if limit is None else limit}-seed{seed}"
+    """The task folder for these benchmarks at this limit and seed (written once, then reused
+    while the definitions stay the same): one JSONL per split and one YAML per task."""
+    size = "all" if limit is None else limit
+    folder = cache_root() / "bench" / f"{size}-seed{seed}-{definitions_version()}"
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
         config_path = folder / f"{task_name(name)}.yaml"
