@@ -2,6 +2,7 @@
 (the run's adapter applied), over the local tasks of bench/tasks.py. Each figure comes with
 lm-eval's standard error; tuned against base is a paired difference over the same documents."""
 
+import functools
 import math
 import os
 from contextlib import nullcontext
@@ -11,6 +12,7 @@ from pathlib import Path
 from tunelab.bench.sources import BENCHMARKS, bench_dir
 from tunelab.bench.tasks import task_name, write_tasks
 from tunelab.errors import TunelabError
+from tunelab.models.embedded import cache_root
 
 Z95 = 1.959964
 
@@ -29,6 +31,20 @@ def offline() -> None:
     """lm-eval and Datasets read only the local files: never the Hub."""
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def task_folder(settings: BenchSettings) -> Path:
+    """The lm-eval task folder of these settings, written once per process (a run scores before
+    and after training, `tunelab bench` the base and the tuned model, on the same folder)."""
+    source, cache = bench_dir(), cache_root()  # in the key: the environment may name others
+    return written_tasks(tuple(settings.names), settings.limit, settings.seed, source, cache)
+
+
+@functools.cache
+def written_tasks(
+    names: tuple[str, ...], limit: int | None, seed: int, source: Path, cache: Path
+) -> Path:
+    return write_tasks(list(names), source, limit, seed)
 
 
 def metric_of(name: str) -> tuple[str, str]:
@@ -51,7 +67,7 @@ def score(model, tokenizer, settings: BenchSettings) -> dict[str, dict]:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    folder = write_tasks(settings.names, bench_dir(), settings.limit, settings.seed)
+    folder = task_folder(settings)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size)
     out = simple_evaluate(
         model=lm,
@@ -180,8 +196,8 @@ def bench(target: str, settings: BenchSettings) -> dict:
             "chat": settings.chat,
             "seed": settings.seed,
         },
-        # the lm-eval task folder, for `lm_eval --include_path` (already written: no re-reading)
-        "task_folder": str(write_tasks(settings.names, bench_dir(), settings.limit, settings.seed)),
+        # the lm-eval task folder, for `lm_eval --include_path`
+        "task_folder": str(task_folder(settings)),
     }
     if base is None:
         return result | {"scores": drop_outcomes(tuned)}

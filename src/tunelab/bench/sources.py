@@ -183,21 +183,57 @@ MMLU_DESCRIPTION = (
 BENCHMARKS = {
     b.name: b
     for b in (
-        Benchmark("arc_easy", "arc/arc_easy.yaml", arc("Easy"), "test", "arc/ARC-Easy-Test.jsonl",
-                  "acc_norm"),
-        Benchmark("arc_challenge", "arc/arc_easy.yaml", arc("Challenge"), "test",
-                  "arc/ARC-Challenge-Test.jsonl", "acc_norm"),
-        Benchmark("hellaswag", "hellaswag/hellaswag.yaml", hellaswag, "test",
-                  "hellaswag/hellaswag_val_full.txt", "acc_norm"),
+        Benchmark(
+            "arc_easy",
+            "arc/arc_easy.yaml",
+            arc("Easy"),
+            "test",
+            "arc/ARC-Easy-Test.jsonl",
+            "acc_norm",
+        ),
+        Benchmark(
+            "arc_challenge",
+            "arc/arc_easy.yaml",
+            arc("Challenge"),
+            "test",
+            "arc/ARC-Challenge-Test.jsonl",
+            "acc_norm",
+        ),
+        Benchmark(
+            "hellaswag",
+            "hellaswag/hellaswag.yaml",
+            hellaswag,
+            "test",
+            "hellaswag/hellaswag_val_full.txt",
+            "acc_norm",
+        ),
         Benchmark("piqa", "piqa/piqa.yaml", piqa, "test", "piqa/valid.jsonl", "acc_norm"),
-        Benchmark("winogrande", "winogrande/default.yaml", winogrande, "test",
-                  "winogrande/dev.jsonl"),
+        Benchmark(
+            "winogrande", "winogrande/default.yaml", winogrande, "test", "winogrande/dev.jsonl"
+        ),
         Benchmark("boolq", "super_glue/boolq/default.yaml", boolq, "test", "boolq/dev.jsonl"),
-        Benchmark("truthfulqa_mc1", "truthfulqa/truthfulqa_mc1.yaml", truthfulqa, "test",
-                  "truthfulqa/TruthfulQA.csv"),
-        Benchmark("mmlu", "mmlu/default/_default_template_yaml", mmlu, "test",
-                  "mmlu/test/<subject>_test.csv", overrides={"description": MMLU_DESCRIPTION}),
-        Benchmark("gsm8k", "gsm8k/gsm8k.yaml", gsm8k, "test", "gsm8k/test.jsonl",
-                  "exact_match,strict-match"),
+        Benchmark(
+            "truthfulqa_mc1",
+            "truthfulqa/truthfulqa_mc1.yaml",
+            truthfulqa,
+            "test",
+            "truthfulqa/TruthfulQA.csv",
+        ),
+        Benchmark(
+            "mmlu",
+            "mmlu/default/_default_template_yaml",
+            mmlu,
+            "test",
+            "mmlu/test/<subject>_test.csv",
+            overrides={"description": MMLU_DESCRIPTION},
+        ),
+        Benchmark(
+            "gsm8k",
+            "gsm8k/gsm8k.yaml",
+            gsm8k,
+            "test",
+            "gsm8k/test.jsonl",
+            "exact_match,strict-match",
+        ),
     )
-}  # fmt: skip
+}
