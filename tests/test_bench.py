@@ -4,19 +4,23 @@ base), and the gate's exit code follows a loss beyond noise."""
 
 import json
 import math
+import os
 import re
-import subprocess
-import sys
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tests.lm_helpers import sft_overrides
+from tests.lm_helpers import STORIES, sft_overrides
+from typer.testing import CliRunner, Result
 
-from tunelab.bench.run import gate_failures, paired
+from tunelab.bench.report import time_line
+from tunelab.bench.run import BenchSettings, bench, gate_failures, load_target, paired, score
 from tunelab.bench.sources import BENCHMARKS, bench_dir
 from tunelab.bench.tasks import pick, subset, write_tasks
+from tunelab.cli import app
 from tunelab.errors import TunelabError
 from tunelab.pipeline import load_config, run
 from tunelab.report.leaderboard import collect_row, write_leaderboard
@@ -93,13 +97,10 @@ def test_the_task_folder_holds_lm_evals_definition_pointed_at_local_files(tmp_pa
     assert len((folder / "arc_easy.test.jsonl").read_text().splitlines()) == 10
 
 
-def bench_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tunelab.cli", "bench", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def bench_cli(*args: str) -> Result:
+    """`tunelab bench` in this process: the exit code and what it printed, without a second
+    start of Python, torch and lm-eval."""
+    return CliRunner().invoke(app, ["bench", *args])
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,7 @@ def smollm2_run(tmp_path_factory):
 
 def damage(run_dir: Path, into: Path) -> Path:
     """The same run with its LoRA B matrices set large: the adapter now rules every answer."""
-    subprocess.run(["cp", "-r", str(run_dir), str(into)], check=True)
+    shutil.copytree(run_dir, into)
     weights = into / "adapter" / "adapter_model.safetensors"
     state = load_file(weights)
     torch.manual_seed(0)
@@ -144,7 +145,7 @@ def damage(run_dir: Path, into: Path) -> Path:
 @pytest.mark.slow
 def test_the_gate_fails_a_damaged_adapter_and_passes_its_base(smollm2_run, tmp_path):
     kept = bench_cli(str(smollm2_run), "--tasks", "arc_easy", "--limit", "20", "--gate", "5")
-    assert kept.returncode == 0, kept.stderr[-2000:]
+    assert kept.exit_code == 0, kept.output[-2000:]
     result = json.loads((smollm2_run / "bench.json").read_text())["scores"]["arc_easy"]
     assert result["n"] == 20 and result["difference"] == 0.0  # a few steps at lr 1e-5
     assert "## Standard benchmarks" in (smollm2_run / "report.md").read_text()  # the UI shows it
@@ -152,8 +153,8 @@ def test_the_gate_fails_a_damaged_adapter_and_passes_its_base(smollm2_run, tmp_p
     # PIQA: SmolLM2 is well above chance (0.65 against 0.5 on these 200), and two choices a
     # question keep it cheap; the damaged adapter falls to about chance, 3 standard errors down
     broken = bench_cli(str(damaged_run), "--tasks", "piqa", "--limit", "200", "--gate", "5")
-    assert broken.returncode == 1, broken.stdout[-2000:]
-    assert "gate: piqa" in broken.stdout
+    assert broken.exit_code == 1, broken.output[-2000:]
+    assert "gate: piqa" in broken.output
     damaged = json.loads((damaged_run / "bench.json").read_text())["scores"]["piqa"]
     assert damaged["base"] > 0.6
     assert damaged["tuned"] < damaged["base"] - 0.05 and damaged["beyond_noise"]
@@ -174,6 +175,36 @@ def test_eval_bench_scores_a_run_before_and_after_and_compare_shows_it(tmp_path)
     _, table = write_leaderboard([collect_row("lora", run_dir)], tmp_path)
     header = table.splitlines()[0]
     assert "arc_easy" in header and "piqa change" in header
+
+
+def test_a_base_is_scored_once_for_its_runs_and_anew_when_its_files_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    shutil.copytree(STORIES, base)
+    run(load_config(None, sft_overrides(tmp_path, "lora", f"model.name={base}", "train.lr=5e-2")))
+    settings = BenchSettings(["arc_easy", "piqa"], limit=12)
+    first = bench(str(tmp_path / "run"), settings)["scores"]
+    again = bench(str(tmp_path / "run"), settings)["scores"]
+    assert [row["base_kept"] for row in first.values()] == [False, False]
+    assert [row["base_kept"] for row in again.values()] == [True, True]
+    figures = ("base", "base_stderr", "tuned", "difference", "stderr")
+    assert [[row[f] for f in figures] for row in again.values()] == [
+        [row[f] for f in figures] for row in first.values()
+    ]
+    assert "kept from earlier" in time_line({"scores": again})
+    os.utime(base / "model.safetensors", ns=(1, 1))  # a replaced base: scored anew
+    replaced = bench(str(tmp_path / "run"), settings)["scores"]
+    assert [row["base_kept"] for row in replaced.values()] == [False, False]
+
+
+def test_chat_asks_every_question_through_the_models_chat_template():
+    settings = BenchSettings(["arc_easy"], limit=3, chat=True)
+    target = load_target("smollm2-135m")
+    chat = score(target.model, target.tokenizer, settings)["arc_easy"]
+    plain = score(target.model, target.tokenizer, replace(settings, chat=False))["arc_easy"]
+    assert chat["n"] == plain["n"] == 3
+    assert chat["example"].startswith("<|im_start|>")
+    assert plain["example"].startswith("Question:") and "<|im_start|>" not in plain["example"]
 
 
 @pytest.mark.parametrize(

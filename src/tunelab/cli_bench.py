@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tunelab.bench.report import plot, table_lines
+from tunelab.bench.report import plot, table_lines, time_line
 from tunelab.bench.run import BenchSettings, bench, bench_path, gate_failures
 from tunelab.bench.tasks import QUICK_LIMIT, pick
 from tunelab.errors import TunelabError
@@ -43,6 +43,7 @@ def bench_command(
     settings = BenchSettings(names, limit, fewshot, batch_size, chat)
     result = bench(target, settings)
     print("\n".join(table_lines(result)))
+    print(time_line(result))
     print(f"lm-eval tasks: {result['task_folder']} (lm_eval --include_path)")
     folder = out or (Path(target) if is_run else None)
     if folder is not None:

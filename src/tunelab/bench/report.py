@@ -28,6 +28,22 @@ def table_lines(result: dict) -> list[str]:
     return lines
 
 
+def time_line(result: dict) -> str:
+    """How long the scoring took, and which figures were kept from an earlier scoring of the
+    same unchanged model (bench/cache.py)."""
+    rows = result["scores"].values()
+    if not any("base" in row for row in rows):
+        seconds = sum(row.get("seconds", 0.0) for row in rows)
+        kept = sum(bool(row.get("kept")) for row in rows)
+        line = f"scoring time {seconds:.0f} s"
+        return line + (f" ({kept} benchmark(s) kept from an earlier scoring)" if kept else "")
+    tuned = sum(row.get("tuned_seconds", 0.0) for row in rows)
+    base = sum(row.get("base_seconds", 0.0) for row in rows if not row.get("base_kept"))
+    kept = sum(bool(row.get("base_kept")) for row in rows)
+    line = f"scored in {tuned + base:.0f} s (tuned {tuned:.0f} s, base {base:.0f} s)"
+    return line + (f"; the base's figures of {kept} benchmark(s) kept from earlier" if kept else "")
+
+
 def pm(value: float, stderr: float | None) -> str:
     return f"{value:.3f} ± {stderr:.3f}" if isinstance(stderr, float) else f"{value:.3f}"
 

@@ -5,12 +5,16 @@ lm-eval's standard error; tuned against base is a paired difference over the sam
 import functools
 import math
 import os
+import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from tunelab.bench.cache import keep, kept_path, model_identity, read_kept
 from tunelab.bench.sources import BENCHMARKS, bench_dir
-from tunelab.bench.tasks import task_name, write_tasks
+from tunelab.bench.tasks import definitions_version, task_name, write_tasks
 from tunelab.errors import TunelabError
 from tunelab.models.embedded import cache_root
 
@@ -60,19 +64,50 @@ def per_document(samples: list[dict], metric: str, kept: str) -> list[float]:
     return [float(s[metric]) for s in sorted(rows, key=lambda s: s["doc_id"])]
 
 
-def score(model, tokenizer, settings: BenchSettings) -> dict[str, dict]:
-    """Every benchmark's figure, its standard error, and each document's outcome."""
+def score(model, tokenizer, settings: BenchSettings, folder: Path | None = None) -> dict:
+    """Every benchmark's figure, its standard error, each document's outcome and the seconds it
+    took. With `folder` (an unchanged model loaded from it) each benchmark's figures are kept as
+    they are scored and reused the next time (bench/cache.py)."""
     offline()
-    from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    folder = task_folder(settings)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size)
+    tasks = TaskManager(include_path=str(task_folder(settings)))
+    identity = model_identity(folder, model, tokenizer) if folder is not None else None
+    figures = {}
+    for name in settings.names:  # one at a time: an interrupted suite keeps what it finished
+        path = kept_path(identity, name, settings_key(settings)) if identity else None
+        kept = read_kept(path) if path is not None else None
+        if kept is not None:
+            figures[name] = kept | {"kept": True}
+            continue
+        figures[name] = score_one(lm, tasks, name, settings)
+        if path is not None:
+            keep(path, figures[name])
+    return figures
+
+
+def settings_key(settings: BenchSettings) -> list:
+    """What besides the model decides a benchmark's figures."""
+    return [
+        settings.limit,
+        settings.fewshot,
+        settings.chat,
+        settings.seed,
+        settings.batch_size,
+        definitions_version(),
+    ]
+
+
+def score_one(lm, tasks, name: str, settings: BenchSettings) -> dict:
+    from lm_eval import simple_evaluate
+
+    started = time.perf_counter()
     out = simple_evaluate(
         model=lm,
-        tasks=[task_name(n) for n in settings.names],
-        task_manager=TaskManager(include_path=str(folder)),
+        tasks=[task_name(name)],
+        task_manager=tasks,
         num_fewshot=settings.fewshot,
         apply_chat_template=settings.chat,
         log_samples=True,
@@ -82,19 +117,20 @@ def score(model, tokenizer, settings: BenchSettings) -> dict[str, dict]:
         torch_random_seed=settings.seed,
         fewshot_random_seed=settings.seed,
     )
-    figures = {}
-    for name in settings.names:
-        metric, kept = metric_of(name)
-        result = out["results"][task_name(name)]
-        outcomes = per_document(out["samples"][task_name(name)], metric, kept)
-        figures[name] = {
-            "metric": metric,
-            "score": result[f"{metric},{kept}"],
-            "stderr": result.get(f"{metric}_stderr,{kept}"),
-            "n": len(outcomes),
-            "outcomes": outcomes,
-        }
-    return figures
+    metric, kept = metric_of(name)
+    result = out["results"][task_name(name)]
+    samples = out["samples"][task_name(name)]
+    outcomes = per_document(samples, metric, kept)
+    return {
+        "metric": metric,
+        "score": result[f"{metric},{kept}"],
+        "stderr": result.get(f"{metric}_stderr,{kept}"),
+        "n": len(outcomes),
+        "outcomes": outcomes,
+        # what the model was asked first (its prompt, few-shot and chat template included)
+        "example": samples[0]["arguments"][0][0] if samples else "",
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def paired(base: dict, tuned: dict) -> dict:
@@ -122,6 +158,9 @@ def side_by_side(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, dic
             "tuned": tuned[name]["score"],
             "tuned_stderr": tuned[name]["stderr"],
             **paired(base[name], tuned[name]),
+            "base_seconds": base[name]["seconds"],
+            "base_kept": base[name].get("kept", False),
+            "tuned_seconds": tuned[name]["seconds"],
         }
         for name in tuned
     }
@@ -147,9 +186,21 @@ def bench_path(run_dir: Path) -> Path:
     return run_dir / "bench.json"
 
 
-def load_target(target: str):
-    """A finished run (its model with the adapter applied, and the base it started from) or a
-    model (embedded name or folder; no base to compare with)."""
+@dataclass
+class Target:
+    """What `tunelab bench` scores: the model (a run's, adapter applied), its base as a context
+    (a run's: PeftModel.disable_adapter or the base loaded apart; None for a model alone), and
+    the folder each unchanged model was loaded from (its figures are kept)."""
+
+    model: Any
+    tokenizer: Any
+    base: Callable | None = None
+    base_folder: Path | None = None
+    model_folder: Path | None = None
+
+
+def load_target(target: str) -> Target:
+    """A finished run or a model (embedded name or folder; no base to compare with)."""
     from peft import PeftModel
 
     from tunelab.artifacts import load_base, load_run
@@ -165,28 +216,24 @@ def load_target(target: str):
                 f"{target}: a {record.task} run is a classifier; benchmarks score language "
                 "models (sft, pretrain, dpo, grpo, ... runs or a model)"
             )
-        if isinstance(model, PeftModel):
-            return model, model.disable_adapter, tokenizer  # the base is the model, adapter off
+        base_folder = Path(record.base_model) if Path(record.base_model).is_dir() else None
+        if isinstance(model, PeftModel):  # the base is the model, adapter off
+            return Target(model, tokenizer, model.disable_adapter, base_folder)
         base = load_base(record, tokenizer)
         base.eval()
-        return model, nullcontext_of(base), tokenizer
+        return Target(model, tokenizer, lambda: nullcontext(base), base_folder)
     if path.is_dir() and not (path / "config.json").is_file():
         raise TunelabError(f"{target}: neither a finished run (no {RUN_INFO}) nor a model folder")
     folder = resolve_model(target)
     model = load_causal_lm(folder)
     model.eval()
-    return model, None, load_tokenizer(folder)
-
-
-def nullcontext_of(model):
-    """The base as a context giving the model, like PeftModel.disable_adapter gives its own."""
-    return lambda: nullcontext(model)
+    return Target(model, load_tokenizer(folder), model_folder=Path(folder))
 
 
 def bench(target: str, settings: BenchSettings) -> dict:
     """The benchmarks on a run (base and tuned side by side) or on a model alone."""
-    model, base, tokenizer = load_target(target)
-    tuned = score(model, tokenizer, settings)
+    loaded = load_target(target)
+    tuned = score(loaded.model, loaded.tokenizer, settings, loaded.model_folder)
     result = {
         "target": target,
         "settings": {
@@ -199,8 +246,10 @@ def bench(target: str, settings: BenchSettings) -> dict:
         # the lm-eval task folder, for `lm_eval --include_path`
         "task_folder": str(task_folder(settings)),
     }
-    if base is None:
+    if loaded.base is None:
         return result | {"scores": drop_outcomes(tuned)}
-    with base() as base_model:
-        base_scores = score(base_model or model, tokenizer, settings)
+    with loaded.base() as base_model:
+        base_scores = score(
+            base_model or loaded.model, loaded.tokenizer, settings, loaded.base_folder
+        )
     return result | {"scores": side_by_side(base_scores, tuned)}

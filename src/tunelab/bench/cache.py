@@ -1,0 +1,56 @@
+"""Benchmark figures of an unchanged model, kept per benchmark. The base a run started from is
+scored once for all its runs (`tunelab bench` on ten LoRA runs of SmolLM2 scores SmolLM2 once),
+and a long suite (`--tasks all`: hours on 2 cores) resumes benchmark by benchmark after an
+interruption. A tuned model is never kept: its weights are the run's own.
+
+lm-eval has a request cache (`use_cache`), but it is keyed by the model's name, which for a
+loaded model object is the same for a base and its tuned runs; so the key here is written by
+hand from what decides the answers."""
+
+import hashlib
+import json
+from pathlib import Path
+
+from tunelab.models.embedded import cache_root
+
+
+def model_identity(folder: Path, model, tokenizer) -> str:
+    """What decides an unchanged model's answers: its files (path, size, modification time, so
+    a re-converted or replaced model is scored anew), how it is loaded (dtype, quantization)
+    and its tokenizer (vocabulary, chat template)."""
+    files = sorted(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()
+    )
+    quantization = getattr(model.config, "quantization_config", None)
+    parts = [
+        str(folder.resolve()),
+        files,
+        str(next(model.parameters()).dtype),
+        quantization.to_dict() if hasattr(quantization, "to_dict") else quantization,
+        len(tokenizer),
+        getattr(tokenizer, "chat_template", None),
+    ]
+    return digest(parts)
+
+
+def digest(parts: list) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def kept_path(identity: str, benchmark: str, settings_key: list) -> Path:
+    return cache_root() / "bench-scores" / f"{benchmark}-{identity}-{digest(settings_key)}.json"
+
+
+def read_kept(path: Path) -> dict | None:
+    """The kept figures, or None (never scored, or a damaged file: scored again)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def keep(path: Path, figures: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps(figures))
+    staging.replace(path)  # a kill never leaves half a file to be read back
