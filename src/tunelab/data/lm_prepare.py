@@ -96,7 +96,7 @@ def encode_examples(
     chat = template == "chat"
     encoded = [
         encode_segments(
-            render(e.messages, template, tokenizer, form.system),
+            render(e.messages, template, tokenizer, form.system, e.tools),
             tokenizer,
             chat,
             form.train_on_prompt,
@@ -129,9 +129,10 @@ def split_summary(result: LmEncoded, rows: int) -> dict:
 def prepare_sft(
     data: DataConfig, form: SftFormat, tokenizer: PreTrainedTokenizerBase, seed: int
 ) -> LmData:
-    template = resolve_template(form.template, tokenizer)
     splits = sft_splits(data, seed)
     splits["train"], mix_counts = mix_in(splits["train"], data, seed)
+    tools = any(e.uses_tools for rows in splits.values() for e in rows)
+    template = resolve_template(form.template, tokenizer, tools)
     result = LmData({}, template=template)
     result.summary = {"template": template, "mix": mix_counts, "splits": {}}
     for name, rows in splits.items():

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
+from tunelab.data.tool_calls import TOOLS_TEMPLATE, renders_tools
 from tunelab.errors import TunelabError
 
 PLAIN_TEMPLATES = {
@@ -24,8 +25,11 @@ class Segment:
     trained: bool  # the response: the tokens the loss is computed on
 
 
-def resolve_template(name: str, tokenizer: PreTrainedTokenizerBase) -> str:
-    """'auto' picks the model's chat template when it has one; a user template needs {prompt}."""
+def resolve_template(name: str, tokenizer: PreTrainedTokenizerBase, tools: bool = False) -> str:
+    """'auto' picks the model's chat template when it has one; a user template needs {prompt}.
+    Rows with tools need a chat template that writes them (tools_template)."""
+    if tools:
+        return tools_template(name, tokenizer)
     if name == "auto":
         return "chat" if tokenizer.chat_template else "alpaca"
     if name == "chat" and not tokenizer.chat_template:
@@ -40,13 +44,29 @@ def resolve_template(name: str, tokenizer: PreTrainedTokenizerBase) -> str:
     return name
 
 
+def tools_template(name: str, tokenizer: PreTrainedTokenizerBase) -> str:
+    """The model's own chat template where it renders tools and calls; otherwise tunelab's
+    (data/tool_calls.TOOLS_TEMPLATE), set on the tokenizer, so that the run's saved tokenizer,
+    the server and the exports write and read tools the way training did."""
+    if name not in ("auto", "chat"):
+        raise TunelabError(
+            f"task.template: rows with tools or tool calls need a chat template (auto or "
+            f"chat), not '{name}'"
+        )
+    if not renders_tools(tokenizer):
+        tokenizer.chat_template = TOOLS_TEMPLATE
+    return "chat"
+
+
 def with_system(messages: list[dict], system: str | None) -> list[dict]:
     if system and messages[0]["role"] != "system":
         return [{"role": "system", "content": system}, *messages]
     return messages
 
 
-def chat_segments(messages: list[dict], tokenizer) -> list[Segment]:
+def chat_segments(
+    messages: list[dict], tokenizer, tools: list[dict] | None = None
+) -> list[Segment]:
     """Each assistant turn is the difference between the conversation rendered up to it (with
     the generation prompt) and rendered through it; the rest is prompt."""
     segments, done = [], ""
@@ -54,9 +74,11 @@ def chat_segments(messages: list[dict], tokenizer) -> list[Segment]:
         if message["role"] != "assistant":
             continue
         prefix = tokenizer.apply_chat_template(
-            messages[:i], tokenize=False, add_generation_prompt=True
+            messages[:i], tools=tools or None, tokenize=False, add_generation_prompt=True
         )
-        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        through = tokenizer.apply_chat_template(
+            messages[: i + 1], tools=tools or None, tokenize=False
+        )
         if not through.startswith(prefix) or not prefix.startswith(done):
             raise TunelabError("the chat template renders turns inconsistently; use a plain one")
         # rstrip: the turn ends on the end-of-turn token, not the newline the template adds.
@@ -82,18 +104,32 @@ def plain_segments(messages: list[dict], template: str) -> list[Segment]:
     return segments
 
 
-def render(messages: list[dict], template: str, tokenizer, system: str | None) -> list[Segment]:
+def render(
+    messages: list[dict],
+    template: str,
+    tokenizer,
+    system: str | None,
+    tools: list[dict] | None = None,
+) -> list[Segment]:
     """The whole conversation as segments; the last one is the answer to learn."""
     messages = with_system(messages, system)
     if template == "chat":
-        return chat_segments(messages, tokenizer)
+        return chat_segments(messages, tokenizer, tools)
     return plain_segments(messages, template)
 
 
-def generation_prompt(messages: list[dict], template: str, tokenizer, system: str | None) -> str:
-    """The text a model continues to answer the last user message (messages end with it)."""
+def generation_prompt(
+    messages: list[dict],
+    template: str,
+    tokenizer,
+    system: str | None,
+    tools: list[dict] | None = None,
+) -> str:
+    """The text a model continues to answer the last message (a user's or a tool result)."""
     messages = with_system(messages, system)
     if template == "chat":
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            messages, tools=tools or None, tokenize=False, add_generation_prompt=True
+        )
     placeholder = [*messages, {"role": "assistant", "content": ""}]
     return "".join(s.text for s in plain_segments(placeholder, template)[:-1])

@@ -1,0 +1,150 @@
+"""Tool calls in data: OpenAI messages (tools, tool_calls, tool results) and ShareGPT's
+function_call / observation read into one shape; a model whose template drops tools gets
+tunelab's tools template; the loss covers the assistant's calls, never results or schemas; a
+generated reply parses back into its calls."""
+
+import json
+
+import pytest
+from tests.lm_helpers import STORIES, write_jsonl
+
+from tunelab.config import DataConfig
+from tunelab.data.conversations import read_examples
+from tunelab.data.lm_encode import IGNORE
+from tunelab.data.lm_prepare import SftFormat, encode_examples
+from tunelab.data.templates import resolve_template
+from tunelab.data.tool_calls import TOOLS_TEMPLATE, ToolCall, parse_reply, renders_tools
+from tunelab.errors import DataError, TunelabError
+from tunelab.models.loader import load_tokenizer
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+OPENAI_ROW = {
+    "tools": [WEATHER],
+    "messages": [
+        {"role": "user", "content": "Is it warm in Lisbon?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Lisbon"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "RESULT 24 C and sunny"},
+        {"role": "assistant", "content": "<think>24 C is warm.</think>Yes, 24 C and sunny."},
+    ],
+}
+SHAREGPT_ROW = {  # LLaMA-Factory's glaive layout: tools as JSON text, bare function schemas
+    "tools": json.dumps([WEATHER["function"]]),
+    "conversations": [
+        {"from": "human", "value": "Weather in Oslo?"},
+        {
+            "from": "function_call",
+            "value": '{"name": "get_weather", "arguments": {"city": "Oslo"}}',
+        },
+        {"from": "observation", "value": "RESULT -3 C"},
+        {"from": "gpt", "value": "It is -3 C in Oslo."},
+    ],
+}
+
+
+def test_both_layouts_read_into_one_shape(tmp_path):
+    path = write_jsonl(tmp_path / "rows.jsonl", [OPENAI_ROW, SHAREGPT_ROW])
+    openai, sharegpt = read_examples(str(path))
+    assert openai.tools == sharegpt.tools == [WEATHER]
+    call = openai.messages[1]["tool_calls"][0]["function"]
+    assert call == {"name": "get_weather", "arguments": {"city": "Lisbon"}}
+    assert openai.messages[2] == {"role": "tool", "content": "RESULT 24 C and sunny"}
+    assert openai.messages[3]["reasoning_content"] == "24 C is warm."
+    assert openai.messages[3]["content"] == "Yes, 24 C and sunny."
+    assert [m["role"] for m in sharegpt.messages] == ["user", "assistant", "tool", "assistant"]
+    assert sharegpt.messages[1]["tool_calls"][0]["function"]["arguments"] == {"city": "Oslo"}
+
+
+def encoded_pieces(tmp_path, rows: list[dict]) -> tuple[str, str]:
+    """The text of the trained tokens and of the untrained ones of the first row."""
+    tokenizer = load_tokenizer(STORIES)
+    examples = read_examples(str(write_jsonl(tmp_path / "rows.jsonl", rows)))
+    template = resolve_template("auto", tokenizer, tools=True)
+    assert template == "chat" and tokenizer.chat_template == TOOLS_TEMPLATE
+    data = DataConfig(path="unused", max_length=4096)
+    row = encode_examples(examples, tokenizer, SftFormat(), template, data).examples[0]
+    trained = [
+        t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE
+    ]
+    untrained = [
+        t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label == IGNORE
+    ]
+    return tokenizer.decode(trained), tokenizer.decode(untrained)
+
+
+def test_the_loss_covers_the_calls_and_answers_never_results_or_schemas(tmp_path):
+    trained, untrained = encoded_pieces(tmp_path, [OPENAI_ROW])
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Lisbon"}}' in trained
+    assert "<think>\n24 C is warm.\n</think>\nYes, 24 C and sunny." in trained
+    assert "RESULT" not in trained and "The weather in a city" not in trained
+    assert "<tool_response>\nRESULT 24 C and sunny\n</tool_response>" in untrained
+    assert '"description": "The weather in a city"' in untrained
+
+
+def test_a_template_that_drops_tools_is_replaced_and_a_plain_one_refused():
+    tokenizer = load_tokenizer(STORIES)
+    assert not renders_tools(tokenizer)  # no chat template at all
+    tokenizer.chat_template = TOOLS_TEMPLATE
+    assert renders_tools(tokenizer)
+    with pytest.raises(TunelabError, match="rows with tools or tool calls need a chat template"):
+        resolve_template("alpaca", tokenizer, tools=True)
+
+
+@pytest.mark.parametrize(
+    "message,field",
+    [
+        ({"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}, "tool_calls[0]"),
+        (
+            {"role": "assistant", "tool_calls": [{"name": "f", "arguments": "{not json"}]},
+            "tool_calls[0]",
+        ),
+        ({"role": "assistant", "tool_calls": {"name": "f"}}, "messages[1].tool_calls"),
+        ({"role": "robot", "content": "x"}, "messages[1]"),
+    ],
+)
+def test_a_bad_call_is_one_line_naming_file_row_and_field(tmp_path, message, field):
+    row = {"messages": [{"role": "user", "content": "hi"}, message]}
+    path = write_jsonl(tmp_path / "bad.jsonl", [OPENAI_ROW, row])
+    with pytest.raises(DataError) as error:
+        read_examples(str(path))
+    text = str(error.value)
+    assert "bad.jsonl" in text and "row 2" in text and field in text and "\n" not in text
+
+
+def test_a_reply_parses_back_into_its_calls():
+    tokenizer = load_tokenizer(STORIES)
+    tokenizer.chat_template = TOOLS_TEMPLATE
+    calls = [ToolCall("get_weather", {"city": "Rome"}), ToolCall("get_time", {"zone": "CET"})]
+    messages = [
+        {"role": "user", "content": "?"},
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [c.as_message_part() for c in calls],
+        },
+    ]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    reply = text.split("<|im_start|>assistant\n")[1].removesuffix(tokenizer.eos_token + "\n")
+    assert parse_reply(reply) == ("Checking.", calls)
+    broken = 'Sure <tool_call>{"name": "f", "arguments": [1]}</tool_call>'
+    assert parse_reply(broken) == (broken, [])  # not a call: left as the model wrote it
