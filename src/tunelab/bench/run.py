@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunelab.bench.bfcl import NAMES as BFCL_NAMES
+from tunelab.bench.bfcl import score_category
 from tunelab.bench.cache import keep, kept_path, model_identity, read_kept
 from tunelab.bench.sources import BENCHMARKS, bench_dir
 from tunelab.bench.tasks import definitions_version, task_name, write_tasks
@@ -68,12 +70,6 @@ def score(model, tokenizer, settings: BenchSettings, folder: Path | None = None)
     """Every benchmark's figure, its standard error, each document's outcome and the seconds it
     took. With `folder` (an unchanged model loaded from it) each benchmark's figures are kept as
     they are scored and reused the next time (bench/cache.py)."""
-    offline()
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
-
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size)
-    tasks = TaskManager(include_path=str(task_folder(settings)))
     identity = model_identity(folder, model, tokenizer) if folder is not None else None
     figures = {}
     for name in settings.names:  # one at a time: an interrupted suite keeps what it finished
@@ -82,7 +78,9 @@ def score(model, tokenizer, settings: BenchSettings, folder: Path | None = None)
         if kept is not None:
             figures[name] = kept | {"kept": True}
             continue
-        figures[name] = score_one(lm, tasks, name, settings)
+        started = time.perf_counter()
+        figures[name] = score_one(model, tokenizer, name, settings)
+        figures[name]["seconds"] = round(time.perf_counter() - started, 1)
         if path is not None:
             keep(path, figures[name])
     return figures
@@ -100,14 +98,21 @@ def settings_key(settings: BenchSettings) -> list:
     ]
 
 
-def score_one(lm, tasks, name: str, settings: BenchSettings) -> dict:
+def score_one(model, tokenizer, name: str, settings: BenchSettings) -> dict:
+    """One benchmark: BFCL's categories generated and judged here (bench/bfcl.py), the others
+    through lm-eval."""
+    if name in BFCL_NAMES:
+        return score_category(
+            model, tokenizer, name, settings.limit, settings.seed, settings.batch_size
+        )
+    offline()
     from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
 
-    started = time.perf_counter()
     out = simple_evaluate(
-        model=lm,
+        model=harness_model(model, tokenizer, settings.batch_size),
         tasks=[task_name(name)],
-        task_manager=tasks,
+        task_manager=TaskManager(include_path=str(task_folder(settings))),
         num_fewshot=settings.fewshot,
         apply_chat_template=settings.chat,
         log_samples=True,
@@ -129,8 +134,14 @@ def score_one(lm, tasks, name: str, settings: BenchSettings) -> dict:
         "outcomes": outcomes,
         # what the model was asked first (its prompt, few-shot and chat template included)
         "example": samples[0]["arguments"][0][0] if samples else "",
-        "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def harness_model(model, tokenizer, batch_size: int):
+    """lm-eval's wrapper of a loaded model (cheap; made per benchmark)."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
 def paired(base: dict, tuned: dict) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import lm_eval
 import yaml
 
+from tunelab.bench.bfcl import NAMES as BFCL_NAMES
 from tunelab.bench.sources import BENCHMARKS, Benchmark
 from tunelab.errors import TunelabError
 from tunelab.models.embedded import cache_root
@@ -19,7 +20,8 @@ PREFIX = "tunelab_"
 # Seven multiple-choice suites in minutes on 2 CPU cores; `all` adds MMLU and GSM8K's generation.
 QUICK = ("arc_easy", "arc_challenge", "hellaswag", "piqa", "winogrande", "boolq", "truthfulqa_mc1")
 QUICK_LIMIT = 100
-SUITES = {"quick": QUICK, "all": tuple(BENCHMARKS)}
+# `bfcl`: tool calling (bench/bfcl.py), generated and judged by BFCL's checker, not lm-eval
+SUITES = {"quick": QUICK, "all": tuple(BENCHMARKS), "bfcl": BFCL_NAMES}
 
 
 def task_name(benchmark: str) -> str:
@@ -31,11 +33,11 @@ def pick(spec: str) -> list[str]:
     if spec in SUITES:
         return list(SUITES[spec])
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in BENCHMARKS]
+    unknown = [n for n in names if n not in BENCHMARKS and n not in BFCL_NAMES]
     if unknown or not names:
         raise TunelabError(
             f"--tasks: unknown benchmark {', '.join(unknown) or repr(spec)}; choose from quick, "
-            f"all or {', '.join(BENCHMARKS)}"
+            f"all, bfcl or {', '.join([*BENCHMARKS, *BFCL_NAMES])}"
         )
     return names
 
@@ -75,10 +77,10 @@ def task_config(benchmark: Benchmark, files: dict[str, str]) -> dict:
 def definitions_version() -> str:
     """Changes when the readers, these definitions or lm-eval change: a folder written by another
     version is never reused."""
-    from tunelab.bench import sources
+    from tunelab.bench import bfcl, sources
 
     digest = hashlib.sha256(lm_eval.__version__.encode())
-    for module in (sources.__file__, __file__):
+    for module in (sources.__file__, bfcl.__file__, __file__):
         digest.update(Path(module).read_bytes())
     return digest.hexdigest()[:10]
 
@@ -89,7 +91,7 @@ def write_tasks(names: list[str], source: Path, limit: int | None, seed: int = 0
     size = "all" if limit is None else limit
     folder = cache_root() / "bench" / f"{size}-seed{seed}-{definitions_version()}"
     folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
+    for name in (n for n in names if n in BENCHMARKS):  # BFCL's categories need no lm-eval task
         config_path = folder / f"{task_name(name)}.yaml"
         if config_path.is_file():
             continue
