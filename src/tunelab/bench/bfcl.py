@@ -150,18 +150,12 @@ def score_category(
 ) -> dict:
     """One category's accuracy with its standard error, each question's outcome (for the paired
     difference against the base), and the first failures with BFCL's reasons."""
-    from tunelab.data.templates import generation_prompt, tools_template
+    from tunelab.data.templates import generation_prompt
     from tunelab.generation import generate
 
     questions = read_questions(name.removeprefix(PREFIX), bfcl_folder(), limit, seed)
-    own = tokenizer.chat_template
-    tools_template("chat", tokenizer)  # a template that writes tools: the model's or tunelab's
-    try:
-        prompts = [
-            generation_prompt(q.messages, "chat", tokenizer, None, q.tools) for q in questions
-        ]
-    finally:
-        tokenizer.chat_template = own  # the other benchmarks see the model as it was
+    # the model's template where it writes tools, tunelab's otherwise (generation_prompt)
+    prompts = [generation_prompt(q.messages, "chat", tokenizer, None, q.tools) for q in questions]
     replies = generate(
         model,
         tokenizer,

@@ -21,14 +21,26 @@ class LmEncoded:
 def encode_segments(
     segments: list[Segment], tokenizer: PreTrainedTokenizerBase, chat: bool, train_on_prompt: bool
 ) -> dict:
-    """Tokenize segment by segment so the trained tokens are known exactly; each trained
-    segment ends with EOS (appended unless the template already closed the turn with it)."""
-    ids, labels = [], []
-    for i, segment in enumerate(segments):
+    """Token ids and labels, the trained tokens known exactly; each trained segment ends with
+    EOS (appended unless the template already closed the turn with it).
+
+    Each segment's tokens are those the conversation so far gains from it, tokenized whole, as
+    a prompt is at inference: SentencePiece tokenizers (Llama's) put a word-start mark before a
+    segment tokenized alone, so a later turn trained alone would differ from the same turn in
+    the prompt. Where tokenizing whole merges across a boundary (`Answer: ` + `The` -> ` The`),
+    the segment is tokenized alone, as the prompt alone is at inference."""
+    ids, labels, text = [], [], ""
+    for segment in segments:
+        text += segment.text
         # Plain templates get the tokenizer's BOS once; chat templates write their own specials.
-        part = tokenizer(segment.text, add_special_tokens=(i == 0 and not chat))["input_ids"]
+        whole = tokenizer(text, add_special_tokens=not chat)["input_ids"]
+        if whole[: len(ids)] == ids:
+            part = whole[len(ids) :]
+        else:
+            part = tokenizer(segment.text, add_special_tokens=False)["input_ids"]
         if segment.trained and (not part or part[-1] != tokenizer.eos_token_id):
             part = [*part, tokenizer.eos_token_id]
+            text += tokenizer.eos_token
         ids += part
         labels += part if (segment.trained or train_on_prompt) else [IGNORE] * len(part)
     return {"input_ids": ids, "labels": labels}

@@ -128,8 +128,14 @@ def generation_prompt(
     """The text a model continues to answer the last message (a user's or a tool result)."""
     messages = with_system(messages, system)
     if template == "chat":
+        # a model whose template drops tools is asked through tunelab's (as training would)
+        lent = TOOLS_TEMPLATE if tools and not renders_tools(tokenizer) else None
         return tokenizer.apply_chat_template(
-            messages, tools=tools or None, tokenize=False, add_generation_prompt=True
+            messages,
+            tools=tools or None,
+            chat_template=lent,
+            tokenize=False,
+            add_generation_prompt=True,
         )
     placeholder = [*messages, {"role": "assistant", "content": ""}]
     return "".join(s.text for s in plain_segments(placeholder, template)[:-1])

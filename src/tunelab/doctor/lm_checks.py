@@ -94,9 +94,11 @@ def template_match(task, summary: dict) -> list[Finding]:
     tokenizer, system, chat = task.tokenizer, task.config.task.system, data.template == "chat"
     differ = []
     for example in examples:
-        trained = render(example.messages, data.template, tokenizer, system)
+        trained = render(example.messages, data.template, tokenizer, system, example.tools)
         ids = encode_segments(trained, tokenizer, chat, False)["input_ids"]
-        text = generation_prompt(example.messages[:-1], data.template, tokenizer, system)
+        text = generation_prompt(
+            example.messages[:-1], data.template, tokenizer, system, example.tools
+        )
         prompt = tokenizer(text, add_special_tokens=not chat)["input_ids"]
         if ids[: len(prompt)] != prompt:
             differ.append(example.row)

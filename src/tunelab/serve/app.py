@@ -123,7 +123,7 @@ def build_router(server: Server) -> APIRouter:
     async def chat(body: ChatRequest, request: Request):
         served = server.model(body.model, "generate")
         try:
-            prompt = served.chat_prompt(body.turns)
+            prompt = served.chat_prompt(body.turns, body.offered_tools) + body.call_opening
         except TunelabError as exc:
             raise ApiError(400, str(exc), "messages") from None
         job = server.job(served, prompt, body)
@@ -153,7 +153,7 @@ def build_router(server: Server) -> APIRouter:
             return sse_stream(jobs[0], body, request_id, chat)
         for job in jobs:
             await wait_done(job, request)
-        choices = [choice(i, job, chat) for i, job in enumerate(jobs)]
+        choices = [choice(i, job, body if chat else None) for i, job in enumerate(jobs)]
         kind = "chat.completion" if chat else "text_completion"
         return {**envelope(kind, body.model, choices, request_id), "usage": usage(jobs)}
 

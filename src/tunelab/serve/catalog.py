@@ -45,15 +45,18 @@ class Served:
             return self.record.template
         return "chat" if self.tokenizer.chat_template else None
 
-    def chat_prompt(self, messages: list[dict]) -> str:
-        """The run's own template, system message and few-shot turns around the messages."""
+    def chat_prompt(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """The run's own template, system message and few-shot turns around the messages; the
+        tools, where given, as the template writes them (tunelab's where it writes none)."""
         if self.template is None:
             raise TunelabError(
                 f"model '{self.name}' has no prompt template; use /v1/completions with a prompt"
             )
         shots = self.record.shots if self.record else []
         system = self.record.system if self.record else None
-        return generation_prompt([*shots, *messages], self.template, self.tokenizer, system)
+        if tools and self.template != "chat":
+            raise TunelabError(f"model '{self.name}' has no chat template to show tools with")
+        return generation_prompt([*shots, *messages], self.template, self.tokenizer, system, tools)
 
     @property
     def adds_special_tokens(self) -> bool:

@@ -3,13 +3,15 @@
 import asyncio
 import json
 import time
+import uuid
 
 from fastapi import Request
 from sse_starlette import EventSourceResponse
 
+from tunelab.data.tool_calls import CALL_OPEN, ToolCall, parse_reply
 from tunelab.serve.errors import ApiError
 from tunelab.serve.rows import Job
-from tunelab.serve.schemas import Sampling
+from tunelab.serve.schemas import ChatRequest, Sampling
 
 
 async def wait_done(job: Job, request: Request) -> None:
@@ -78,8 +80,16 @@ def sse_stream(job: Job, body: Sampling, request_id: str, chat: bool) -> EventSo
     async def events():
         if chat:
             yield chunk({"role": "assistant", "content": ""})
-        async for kind_, value in visible_pieces(job, strip=chat):
-            yield chunk({"content": value}) if kind_ == "text" else chunk({}, value)
+        pieces = visible_pieces(job, strip=chat)
+        if chat and body.offered_tools is not None:
+            pieces = with_tool_calls(pieces, body)
+        async for kind_, value in pieces:
+            if kind_ == "text":
+                yield chunk({"content": value})
+            elif kind_ == "tool_calls":
+                yield chunk({"tool_calls": value})
+            else:
+                yield chunk({}, value)
         if body.include_usage:
             yield sse({**envelope(kind, body.model, [], request_id), "usage": usage([job])})
         yield {"data": "[DONE]"}
@@ -102,12 +112,67 @@ async def visible_pieces(job: Job, strip: bool):
             yield kind, text[: len(text) - len(pending)]
 
 
+async def with_tool_calls(pieces, body: ChatRequest):
+    """A chat stream where tools were offered: text streams until a `<tool_call>` may begin;
+    from there the reply is held, and its calls go out as one `tool_calls` delta (each call
+    whole, with its id and index, as OpenAI's clients accumulate them) before finish_reason
+    "tool_calls". Text that held no call is sent as it was."""
+    held, streaming = body.call_opening, not body.call_opening
+    async for kind, value in pieces:
+        if kind != "text":
+            _, calls = parse_reply(held)
+            if calls:
+                parts = [{"index": i, **c.as_openai(call_id())} for i, c in enumerate(calls)]
+                yield "tool_calls", parts
+                yield kind, "tool_calls"
+            else:
+                if held:
+                    yield "text", held
+                yield kind, value
+            return
+        if not streaming:
+            held += value
+            continue
+        text = held + value
+        start = text.find(CALL_OPEN)
+        if start < 0:  # hold back an ending that may be the start of `<tool_call>`
+            start = next((i for i in range(len(text)) if CALL_OPEN.startswith(text[i:])), len(text))
+            streaming = True
+        else:
+            streaming = False
+        if text[:start]:
+            yield "text", text[:start]
+        held = text[start:]
+
+
 def sse(payload: dict) -> dict:
     return {"data": json.dumps(payload)}
 
 
-def choice(index: int, job: Job, chat: bool) -> dict:
-    if chat:
-        message = {"role": "assistant", "content": job.text.strip()}
-        return {"index": index, "message": message, "finish_reason": job.finish_reason}
-    return {"index": index, "text": job.text, "logprobs": None, "finish_reason": job.finish_reason}
+def choice(index: int, job: Job, chat: ChatRequest | None) -> dict:
+    """A finished job as a choice: a chat message (with its tool calls) or a completion's text."""
+    if chat is None:
+        return {
+            "index": index,
+            "text": job.text,
+            "logprobs": None,
+            "finish_reason": job.finish_reason,
+        }
+    message, calls = chat_reply(job.text, chat)
+    if calls:
+        message["tool_calls"] = [call.as_openai(call_id()) for call in calls]
+    finish = "tool_calls" if calls else job.finish_reason
+    return {"index": index, "message": message, "finish_reason": finish}
+
+
+def chat_reply(text: str, body: ChatRequest) -> tuple[dict, list[ToolCall]]:
+    """The assistant's message and, where tools were offered, the calls its reply holds (the
+    `<tool_call>` convention; the answer's forced opening put back in front)."""
+    if body.offered_tools is None:
+        return {"role": "assistant", "content": text.strip()}, []
+    content, calls = parse_reply(body.call_opening + text)
+    return {"role": "assistant", "content": content or (None if calls else "")}, calls
+
+
+def call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"

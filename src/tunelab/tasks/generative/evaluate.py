@@ -106,7 +106,9 @@ def pick_rows(rows: list[dict], count: int, refusal: str | None) -> list[dict]:
 
 def answer_prompts(examples: list[Example], template: str, tokenizer, system: str | None):
     """Each example's conversation up to its last answer, as the LM is asked it."""
-    return [generation_prompt(e.messages[:-1], template, tokenizer, system) for e in examples]
+    return [
+        generation_prompt(e.messages[:-1], template, tokenizer, system, e.tools) for e in examples
+    ]
 
 
 def evaluate_answers(
