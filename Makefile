@@ -1,5 +1,5 @@
 # The README's commands; CI runs `make test` through .ci/run.
-.PHONY: setup demo test lint format rlhf bench llama
+.PHONY: setup demo test lint format rlhf bench llama tools-data
 
 setup:
 	bash scripts/setup.sh
@@ -23,6 +23,10 @@ format:
 	.venv/bin/ruff check --fix src tests benchmarks
 
 # Seed 001's three RLHF steps on the embedded model: SFT, reward model, PPO (about 30 min on 2 CPU cores).
+# The shipped tool-use pool as chat rows with tools (configs/tools_smollm2.yaml reads them).
+tools-data: setup
+	.venv/bin/python scripts/make_tools_data.py ../shared/data/tools/train data/tools
+
 rlhf: setup
 	.venv/bin/tunelab compare configs/rlhf_smollm2.yaml
 

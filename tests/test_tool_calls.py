@@ -4,6 +4,9 @@ tunelab's tools template; the loss covers the assistant's calls, never results o
 generated reply parses back into its calls."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from tests.lm_helpers import STORIES, write_jsonl
@@ -17,6 +20,7 @@ from tunelab.data.tool_calls import TOOLS_TEMPLATE, ToolCall, parse_reply, rende
 from tunelab.errors import DataError, TunelabError
 from tunelab.models.loader import load_tokenizer
 
+ROOT = Path(__file__).resolve().parents[1]
 WEATHER = {
     "type": "function",
     "function": {
@@ -148,3 +152,30 @@ def test_a_reply_parses_back_into_its_calls():
     assert parse_reply(reply) == ("Checking.", calls)
     broken = 'Sure <tool_call>{"name": "f", "arguments": [1]}</tool_call>'
     assert parse_reply(broken) == (broken, [])  # not a call: left as the model wrote it
+
+
+def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
+    """scripts/make_tools_data.py: the same rows every time (seeded), every one readable, each
+    source's kept and left-out rows counted."""
+    script = ROOT / "scripts" / "make_tools_data.py"
+    pool = ROOT.parent / "shared" / "data" / "tools" / "train"
+    runs = [
+        subprocess.run(
+            [sys.executable, str(script), str(pool), str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for name in ("a", "b")
+    ]
+    assert "seal_tools: 1969 rows kept, 85 left out" in runs[0].stdout
+    assert "glaive: 191 rows kept, 109 left out" in runs[0].stdout
+    assert (tmp_path / "a" / "train.jsonl").read_bytes() == (
+        tmp_path / "b" / "train.jsonl"
+    ).read_bytes()
+    train = read_examples(str(tmp_path / "a" / "train.jsonl"))
+    val = read_examples(str(tmp_path / "a" / "val.jsonl"))
+    assert (len(train), len(val)) == (2955, 156)
+    assert all(e.tools and e.uses_tools for e in train)
+    calls = [m for e in train for m in e.messages if m.get("tool_calls")]
+    assert len(calls) > 2500 and all(c["tool_calls"][0]["function"]["name"] for c in calls)
