@@ -47,7 +47,7 @@ def server(tmp_path_factory):
     """stories260K trained to call get_weather for its three cities, then to answer with the
     result (it learns these conversations by heart)."""
     tmp = tmp_path_factory.mktemp("tools")
-    data = write_jsonl(tmp / "train.jsonl", [conversation(c) for c in CITIES] * 8)
+    data = write_jsonl(tmp / "train.jsonl", [conversation(c) for c in CITIES] * 4)
     overrides = [
         f"model.name={STORIES}",
         "task.name=sft",
@@ -58,7 +58,7 @@ def server(tmp_path_factory):
         "data.max_length=1024",
         "method.name=full",
         "train.epochs=20",
-        "train.batch_size=8",
+        "train.batch_size=4",
         "train.lr=3e-3",
         "train.weight_decay=0.0",
         "eval.generate_limit=1",
