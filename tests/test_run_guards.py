@@ -115,3 +115,48 @@ def test_ctrl_c_names_the_checkpoint_and_the_resume_command(
     assert len(lines) == 1, lines
     line = lines[0]
     assert "interrupted" in line and "epoch 1" in line and "--resume" in line
+
+
+def snapshot(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("target", ["data folder", "model folder", "working folder"])
+def test_overwrite_deletes_nothing_that_is_not_a_run_directory(
+    model_dirs, toy_csv, tmp_path, monkeypatch, target
+):
+    """Issue 36: `--overwrite` with output.dir naming the data, the base model or `.` emptied
+    that folder before anything was checked."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(toy_csv, data / "toy.csv")
+    model = tmp_path / "model"
+    shutil.copytree(model_dirs["llama"], model)
+    monkeypatch.chdir(data if target == "working folder" else tmp_path)
+    output = {"data folder": data, "model folder": model, "working folder": "."}[target]
+    before = {"data": snapshot(data), "model": snapshot(model)}
+    args = tiny_cli_args({"llama": model}, data / "toy.csv", output)
+    code, printed = run_cli(*args, "--overwrite")
+    assert_one_line_error(
+        code,
+        printed,
+        "output.dir",
+        "nothing was deleted" if target != "working folder" else "will not",
+    )
+    assert {"data": snapshot(data), "model": snapshot(model)} == before
+
+
+def test_overwrite_replaces_a_run_directory_and_refuses_a_link_to_one(
+    model_dirs, toy_csv, straight_run, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight_run, run_dir)
+    link = tmp_path / "link"
+    link.symlink_to(run_dir)
+    code, printed = run_cli(*tiny_cli_args(model_dirs, toy_csv, link), "--overwrite")
+    assert_one_line_error(code, printed, "symbolic link")
+    assert snapshot(run_dir) == snapshot(straight_run)
+    (run_dir / "stale.txt").write_text("from an earlier run")
+    code, printed = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir), "--overwrite")
+    assert code == 0, printed
+    assert not (run_dir / "stale.txt").exists() and (run_dir / "run_info.json").is_file()

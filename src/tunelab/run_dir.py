@@ -17,7 +17,7 @@ from tunelab.errors import TunelabError
 from tunelab.export import export_run
 from tunelab.hardware import machine_record
 from tunelab.models.embedded import resolve_model
-from tunelab.run_record import is_finished, read_record
+from tunelab.run_record import RUN_INFO, is_finished, read_record
 from tunelab.tasks import Task
 from tunelab.train import TRAINERS, FitState
 
@@ -50,12 +50,45 @@ def config_changes(run_dir: Path, config: RunConfig) -> list[str]:
     return [f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in keys if saved.get(k) != now.get(k)]
 
 
+# Written first into every run directory: --overwrite deletes only folders that carry it (or a
+# finished run's record), never a data folder, a model folder or the working folder.
+RUN_MARK = ".tunelab-run"
+
+
+def is_run_dir(folder: Path) -> bool:
+    return (folder / RUN_MARK).is_file() or (folder / RUN_INFO).is_file()
+
+
+def check_overwrite(run_dir: Path) -> None:
+    """--overwrite replaces a run directory and nothing else."""
+    if run_dir.is_symlink():
+        raise TunelabError(
+            f"output.dir: {run_dir} is a symbolic link; --overwrite deletes only a run "
+            "directory itself, name it directly"
+        )
+    here = Path.cwd().resolve()
+    if run_dir.resolve() in (here, *here.parents):
+        raise TunelabError(
+            f"output.dir: {run_dir} is the working folder or holds it; --overwrite will not "
+            "delete it; name a folder for the run"
+        )
+    if not is_run_dir(run_dir):
+        raise TunelabError(
+            f"output.dir: {run_dir} holds files but is not a tunelab run directory (no {RUN_INFO} "
+            f"or {RUN_MARK}); --overwrite deletes only run directories, so nothing was deleted: "
+            "choose another output.dir"
+        )
+
+
 def check_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: bool) -> None:
     """Read-only, before anything is written: a run directory in use is only continued
-    (--resume, with the config it started with) or replaced (--overwrite)."""
+    (--resume, with the config it started with) or replaced (--overwrite, a run directory
+    only)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise TunelabError(f"output.dir: {run_dir} is a file, not a folder")
     in_use = run_dir.exists() and any(run_dir.iterdir())
+    if in_use and overwrite:
+        check_overwrite(run_dir)
     if in_use and not (resume or overwrite):
         raise TunelabError(
             f"run directory {run_dir} is not empty; use --resume, --overwrite or another output.dir"
@@ -71,14 +104,15 @@ def check_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: boo
 
 def make_run_dir(run_dir: Path, overwrite: bool) -> None:
     """Once the run's inputs have been checked: empty it (--overwrite) and create it."""
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
+    if overwrite and is_run_dir(run_dir) and not run_dir.is_symlink():
+        shutil.rmtree(run_dir)  # check_overwrite refused any other folder that holds files
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TunelabError(f"output.dir: cannot create {run_dir} ({exc.strerror})") from None
     if not os.access(run_dir, os.W_OK):
         raise TunelabError(f"output.dir: {run_dir} is not writable")
+    (run_dir / RUN_MARK).touch()
 
 
 def finished_summary(run_dir: Path, config: RunConfig) -> dict | None:
