@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from tests.helpers import train_tiny
+from tests.helpers import assert_one_line_error, run_cli, train_tiny
 from tests.lm_helpers import QA, sft_overrides, write_jsonl
 from tests.serve_helpers import live_server
 
@@ -183,6 +183,8 @@ HOSTILE_JSON = [
     ("two answers", CHAT, with_(n=2)),
     ("stream a word", CHAT, with_(stream="maybe")),
     ("seed a word", CHAT, with_(seed="x")),
+    ("seed 2**70", CHAT, with_(seed=2**70)),
+    ("classify an empty text", "/v1/classify", {"model": "sentiment", "input": ["ok", " "]}),
     ("stream_options a word", CHAT, with_(stream_options="x")),
     ("prompt over the context", CHAT, with_(messages=[{"role": "user", "content": "hi " * 600}])),
     ("chat with a classifier", CHAT, with_(model="sentiment")),
@@ -204,6 +206,10 @@ HOSTILE_JSON = [
 
 HOSTILE_BYTES = [
     ("bad JSON", b"{bad"),
+    (
+        "a lone surrogate",
+        b'{"model": "plain", "messages": [{"role": "user", "content": "a\\ud800b"}]}',
+    ),
     ("empty body", b""),
     ("not UTF-8", b'{"model": "\xff\xfe"}'),
     ("deeply nested", b"[" * 100_000 + b"]" * 100_000),
@@ -227,6 +233,24 @@ def test_a_broken_body_gets_a_4xx_with_an_error_body(server, case, raw):
     headers = {"content-type": "application/json"}
     response = httpx.post(f"{server[0]}{CHAT}", content=raw, headers=headers, timeout=60)
     assert_error_body(response, case)
+
+
+def test_a_hostile_sampling_request_leaves_its_batch_mates_their_answers(client):
+    """Issue 36: a temperature of 1e-30 overflowed the softmax and failed the whole batch."""
+    hostile = {"temperature": 1e-30, "top_p": 1e-300, "seed": 2**63}
+    options = [hostile, {"temperature": 0}, {"temperature": 0.7, "seed": 1}, {"temperature": 0}]
+
+    def chat(option: dict):
+        messages = [{"role": "user", "content": QUESTIONS[0]}]
+        return client.chat.completions.create(
+            model="plain", messages=messages, max_tokens=TOKENS, **option
+        )
+
+    with ThreadPoolExecutor(len(options)) as pool:
+        replies = list(pool.map(chat, options))
+    assert all(r.choices[0].finish_reason in ("stop", "length") for r in replies)
+    # the hostile row's limit is greedy: the answer of temperature 0
+    assert replies[0].choices[0].message.content == replies[1].choices[0].message.content
 
 
 def test_wrong_method_and_path_are_4xx_and_the_server_still_answers(server, client):
@@ -292,3 +316,9 @@ def test_metrics_count_requests_errors_and_tokens(server, client):
     ):
         assert name in text, name
     assert json.loads(httpx.get(f"{server[0]}/health").text)["queue_depth"] == 0
+
+
+def test_an_empty_api_key_is_refused_before_serving():
+    """Issue 36: `--api-key ''` started a server no client could use (401 for everyone)."""
+    code, output = run_cli("serve", "no-such-run", "--api-key", "")
+    assert_one_line_error(code, output, "--api-key: empty")

@@ -66,6 +66,10 @@ def serve(
 
     if engine not in ("torch", "llama.cpp"):
         raise TunelabError(f"--engine: '{engine}' is not one of torch, llama.cpp")
+    if api_key is not None and not api_key.strip():
+        raise TunelabError(
+            "--api-key: empty (no client could match it); give a key or leave it out"
+        )
     catalog = load_catalog(run_dirs) if engine == "torch" else load_llama_catalog(run_dirs, quant)
     engine = EngineLimits(max_batch, batch_wait_ms / 1000, queue_size=queue_size)
     limits = ServeLimits(engine=engine, max_tokens=max_tokens, api_key=api_key)

@@ -79,7 +79,9 @@ class RowSampler(LogitsProcessor):
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator) -> int:
-    probs = torch.softmax(logits / temperature, dim=-1)
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    if not torch.isfinite(probs).all():  # a temperature so small the softmax overflows: its
+        return int(logits.argmax())  # limit, the most likely token (the batch-mates unharmed)
     if top_p < 1.0:
         sorted_probs, order = probs.sort(descending=True)
         # keep the smallest set of tokens whose probability reaches top_p (at least one)

@@ -28,6 +28,17 @@ class TextPart(BaseModel):
     text: str
 
 
+def encodable(text: str) -> str:
+    """JSON can carry a lone surrogate (`"\\ud800"`) that no tokenizer can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "the text holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+        ) from None
+    return text
+
+
 class FunctionCall(BaseModel):
     name: str = Field(min_length=1)
     arguments: str = "{}"  # OpenAI sends a call's arguments as JSON text
@@ -81,6 +92,11 @@ class Message(BaseModel):
             return self.content or ""
         return "".join(part.text for part in self.content)
 
+    @model_validator(mode="after")
+    def text_is_encodable(self) -> "Message":
+        encodable(self.text)
+        return self
+
     def as_turn(self) -> dict:
         """The message as tunelab's chat templates read it (a call's arguments an object)."""
         turn = {"role": self.role, "content": self.text}
@@ -113,7 +129,7 @@ class Sampling(Request):
     temperature: float = Field(1.0, ge=0.0, le=2.0)  # OpenAI's default; 0 is greedy
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: str | list[str] | None = Field(None, validate_default=True)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)  # what torch's generator takes
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1, description="one answer per request")
@@ -193,7 +209,9 @@ def one_or_many(most: int):
         values = [value] if isinstance(value, str) else value
         if not values or len(values) > most:
             raise ValueError(f"1 to {most} strings")
-        return values
+        if any(not v.strip() for v in values):
+            raise ValueError("an empty text")
+        return [encodable(v) for v in values]
 
     return Annotated[str | list[str], AfterValidator(as_list)]
 
