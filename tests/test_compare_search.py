@@ -3,6 +3,7 @@ without re-running a finished trial, a bad search is one line naming its field."
 
 import json
 import os
+import re
 
 import optuna
 import pytest
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from tunelab.cli import app
 from tunelab.compare.search import storage_url
-from tunelab.errors import DataError
+from tunelab.errors import DataError, TunelabError
 
 
 def poisoned_test_file(tmp_path):
@@ -129,3 +130,23 @@ def test_every_shipped_experiment_plans_before_anything_runs(path, monkeypatch):
     assert [p.variant.name for p in plans] == [v.name for v in experiment.variants]
     for item in plans:
         assert item.search is None or (item.trains and item.search.space)
+
+
+@pytest.mark.parametrize(
+    "variant,message",
+    [
+        ({"name": ".."}, "names no folder of its own"),
+        ({"name": "."}, "names no folder of its own"),
+        ({"name": "lora", "overrides": ["method.name"]}, "is not key=value"),
+        ({"name": "lora", "overrides": ["=lora"]}, "is not key=value"),
+    ],
+)
+def test_a_variant_that_would_write_outside_its_folder_is_refused(tmp_path, variant, message):
+    """Issue 36: a variant named `..` trained into the experiment's parent folder."""
+    from tunelab.compare import load_experiment
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(json.dumps({"base": "base.yaml", "output_dir": "out", "variants": [variant]}))
+    with pytest.raises(TunelabError, match=re.escape(message)):
+        load_experiment(path)
+    assert not (tmp_path / "out").exists()

@@ -104,6 +104,22 @@ class Variant(StrictModel):
         None, description="This variant's search: its settings replace or add to the shared one."
     )
 
+    @field_validator("name")
+    @classmethod
+    def a_folder_of_its_own(cls, name: str) -> str:
+        if set(name) == {"."}:  # `.` and `..` would train into the experiment's folder or above
+            raise ValueError(f"'{name}' names no folder of its own; use letters or digits")
+        return name
+
+    @field_validator("overrides")
+    @classmethod
+    def dotted_settings(cls, overrides: list[str]) -> list[str]:
+        for override in overrides:
+            key, equals, _ = override.partition("=")
+            if not equals or not key.strip():
+                raise ValueError(f"'{override}' is not key=value (e.g. method.name=lora)")
+        return overrides
+
 
 class Experiment(StrictModel):
     base: str = Field(description="Base run config, relative to the experiment file.")
