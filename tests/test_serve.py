@@ -3,6 +3,7 @@ LoRA runs on the real stories260K share one base and are batched together, a cla
 answers /v1/classify as `predict` does, and hostile requests get 4xx error bodies."""
 
 import json
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -322,3 +323,15 @@ def test_an_empty_api_key_is_refused_before_serving():
     """Issue 36: `--api-key ''` started a server no client could use (401 for everyone)."""
     code, output = run_cli("serve", "no-such-run", "--api-key", "")
     assert_one_line_error(code, output, "--api-key: empty")
+
+
+def test_a_port_out_of_range_or_in_use_is_one_line():
+    """Issue 36: `--port 70000` was a traceback and a port in use only a uvicorn log line."""
+    code, output = run_cli("serve", "no-such-run", "--port", "70000")
+    assert code == 2 and "--port" in output and "Traceback" not in output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = run_cli("serve", "no-such-run", "--port", str(port))
+    assert_one_line_error(code, output, f"--port {port}: cannot listen on 127.0.0.1")

@@ -1,6 +1,7 @@
 """tunelab commands that ship a finished run: export (Hugging Face, GGUF, Ollama) and serve
 (the OpenAI-compatible HTTP API). cli.py registers them."""
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -43,10 +44,18 @@ def export(
     print(f"exported: {out_path}")
 
 
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise TunelabError(f"--port {port}: cannot listen on {host} ({exc.strerror})") from None
+
+
 def serve(
     run_dirs: Annotated[list[str], typer.Argument(help="RUN_DIR or NAME=RUN_DIR (repeatable).")],
     host: Annotated[str, typer.Option(help="127.0.0.1: this machine only.")] = "127.0.0.1",
-    port: int = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     api_key: Annotated[
         str | None, typer.Option(envvar="TUNELAB_API_KEY", help="Require Bearer KEY on /v1.")
     ] = None,
@@ -70,6 +79,7 @@ def serve(
         raise TunelabError(
             "--api-key: empty (no client could match it); give a key or leave it out"
         )
+    check_port_free(host, port)  # before the runs load: uvicorn would only log it, then exit
     catalog = load_catalog(run_dirs) if engine == "torch" else load_llama_catalog(run_dirs, quant)
     engine = EngineLimits(max_batch, batch_wait_ms / 1000, queue_size=queue_size)
     limits = ServeLimits(engine=engine, max_tokens=max_tokens, api_key=api_key)
