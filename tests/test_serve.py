@@ -335,3 +335,10 @@ def test_a_port_out_of_range_or_in_use_is_one_line():
         port = taken.getsockname()[1]
         code, output = run_cli("serve", "no-such-run", "--port", str(port))
     assert_one_line_error(code, output, f"--port {port}: cannot listen on 127.0.0.1")
+
+
+@pytest.mark.parametrize("argument", ["=runs/x", "a/b=runs/x", "my model=runs/x", "_x=runs/x"])
+def test_a_served_name_a_client_cannot_ask_for_is_refused(argument):
+    """Issue 36: empty, slashed and spaced served names were accepted."""
+    code, output = run_cli("serve", argument)
+    assert_one_line_error(code, output, "cannot be a served name")

@@ -8,6 +8,7 @@ adapters, soft prompts, IA3) change the model itself or cannot be mixed in a bat
 gets a model of its own through the one run loader."""
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,13 +84,22 @@ class Catalog:
         self.models[served.name] = served
 
 
+SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
 def named_run_dirs(arguments: list[str]) -> list[tuple[str, Path]]:
     """RUN_DIR (named after its folder) or NAME=RUN_DIR."""
     named = []
     for argument in arguments:
-        name, _, path = argument.rpartition("=")
+        name, equals, path = argument.rpartition("=")
         run_dir = Path(path)
-        named.append((name or run_dir.resolve().name, run_dir))
+        name = name if equals else run_dir.resolve().name
+        if not SERVED_NAME.fullmatch(name):
+            raise TunelabError(
+                f"{argument}: '{name}' cannot be a served name (a request's `model`): use "
+                "letters, digits, '.', '_', ':' or '-', at most 64, e.g. assistant=runs/x"
+            )
+        named.append((name, run_dir))
     return named
 
 
