@@ -42,6 +42,18 @@ def test_generate_reloads_the_run_and_answers(learned_run):
     assert assistant.answer(["Who likes honey?"], max_new_tokens=12) == ["Bears like honey."]
 
 
+def test_a_vanishing_temperature_is_greedy_and_impossible_sampling_a_usage_error(learned_run):
+    """Issue 36: --temperature 1e-30 overflowed the softmax; --top-p 0 and 1e308 were taken."""
+    run_dir, _ = learned_run
+    question = ["--prompt", "What do cats say?", "--max-new-tokens", "12"]
+    code, output = run_cli("generate", run_dir, *question, "--temperature", "1e-30")
+    assert code == 0, output
+    assert json.loads(output.strip().splitlines()[-1])["answer"] == "Cats say meow."
+    for option, value in (("--top-p", "0"), ("--temperature", "1e308")):
+        code, output = run_cli("generate", run_dir, *question, option, value)
+        assert code == 2 and option in output and "Traceback" not in output, output
+
+
 def test_data_preview_marks_the_trained_tokens(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("task:\n  name: sft\n")

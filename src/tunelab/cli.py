@@ -247,8 +247,8 @@ def generate_command(
         Path | None, typer.Option(help="Questions: .jsonl with 'question', or one per line.")
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
-    temperature: Annotated[float, typer.Option(min=0.0, help="0: greedy (deterministic).")] = 0.0,
-    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="0: greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option(min=1e-6, max=1.0)] = 0.9,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
 ):
     """Answer questions with an sft run (its template and stop rule); one JSON line each."""
@@ -269,8 +269,8 @@ def generate_command(
 def chat(
     run_dir: Path,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
-    temperature: Annotated[float, typer.Option(min=0.0, help="0: greedy.")] = 0.7,
-    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="0: greedy.")] = 0.7,
+    top_p: Annotated[float, typer.Option(min=1e-6, max=1.0)] = 0.9,
     history: Annotated[
         bool, typer.Option(help="Keep earlier turns in the prompt (off for single-turn Q&A).")
     ] = True,

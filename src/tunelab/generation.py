@@ -4,6 +4,8 @@ import torch
 from rich.progress import track
 from transformers import PreTrainedTokenizerBase
 
+MIN_TEMPERATURE = 1e-4  # below it, sampling is greedy decoding (the temperature's limit)
+
 
 @torch.no_grad()
 def generate(
@@ -29,7 +31,7 @@ def generate(
     was_training = model.training
     model.eval()
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
-    if temperature <= 0:
+    if temperature < MIN_TEMPERATURE:  # its limit: at 1e-30 the softmax overflows to NaN
         sampling = {"do_sample": False}
     if banned_opening is not None:  # Transformers' own logits processor, applied at step one
         sampling["begin_suppress_tokens"] = [banned_opening]
