@@ -1,5 +1,6 @@
 """pretrain on stories260K: blocks cover every token once, held-out perplexity falls."""
 
+import pytest
 from tests.lm_helpers import ROBOT_STORY, pretrain_overrides
 
 from tunelab.config import DataConfig
@@ -35,3 +36,20 @@ def test_pretrain_lowers_held_out_perplexity(tmp_path):
     summary = run(load_config(None, overrides))
     assert summary["score_name"] == "perplexity"
     assert summary["score"] < 0.7 * summary["score_before"]
+
+
+def test_a_corpus_folder_takes_files_only_and_names_a_file_that_is_not_utf8(tmp_path):
+    """Issue 36: a folder named x.txt and a dangling link were tracebacks, a Latin-1 file too."""
+    from tunelab.data.lm_prepare import read_documents
+    from tunelab.errors import DataError
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A cat sat on the mat.")
+    (folder / "folder.txt").mkdir()
+    (folder / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    assert read_documents(DataConfig(path=str(folder))) == ["A cat sat on the mat."]
+    (folder / "b.txt").write_bytes("Café au lait.".encode("latin-1"))
+    with pytest.raises(DataError) as error:
+        read_documents(DataConfig(path=str(folder)))
+    assert "b.txt" in str(error.value) and "not UTF-8 text (byte 0xe9" in str(error.value)

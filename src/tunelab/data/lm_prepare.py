@@ -150,11 +150,27 @@ def prepare_sft(
 
 
 def text_files(folder: Path) -> list[Path]:
-    """A folder's .txt/.md files, in name order: one document each."""
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES)
+    """A folder's .txt/.md files, in name order: one document each (a folder named `x.txt`
+    and a link to nothing are not files)."""
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file()
+    )
     if not files:
         raise TunelabError(f"{folder}: no .txt or .md files in the folder")
     return files
+
+
+def read_text_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            path,
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise DataError(path, f"cannot be read ({exc.strerror})") from None
 
 
 def read_documents(config: DataConfig) -> list[str]:
@@ -162,9 +178,9 @@ def read_documents(config: DataConfig) -> list[str]:
     field (data.text_field) with one document per row."""
     path = Path(config.path).expanduser()
     if path.is_dir():
-        return [f.read_text(encoding="utf-8") for f in text_files(path)]
+        return [read_text_file(f) for f in text_files(path)]
     if path.suffix.lower() in TEXT_SUFFIXES and path.is_file():
-        return [part for part in path.read_text(encoding="utf-8").split("\n\n") if part.strip()]
+        return [part for part in read_text_file(path).split("\n\n") if part.strip()]
     source, records = read_records(config.path, config.format, config.columns, (config.text_field,))
     for row, record in records:
         if not str(record.get(config.text_field) or "").strip():
