@@ -108,6 +108,26 @@ def test_bad_configs_are_one_line_errors(tmp_path, case):
     assert_one_line_error(code, output, "c.yaml", *expected)
 
 
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("train.lr=[1", "expected ',' or ']'"),
+        ("train.lr=!!python/object:os.system x", "could not determine a constructor"),
+        ("train.lr=@x", "cannot start any token"),
+        ("train.lr={[1]: 2}", "unhashable key"),
+        ("train.seed=-1", "greater than or equal to 0"),
+        ("train.seed=1180591620717411303424", "less than or equal to 4294967295"),
+        ("data.split_seed=-5", "greater than or equal to 0"),
+    ],
+)
+def test_a_bad_override_is_one_line(model_dirs, tmp_path, override, expected):
+    """Issue 36: YAML parse errors in overrides and seeds NumPy refuses were tracebacks."""
+    code, output = run_cli("train", f"model.name={model_dirs['llama']}", override,
+                           f"output.dir={tmp_path / 'run'}")  # fmt: skip
+    assert_one_line_error(code, output, override.partition("=")[0], expected)
+    assert not (tmp_path / "run").exists()
+
+
 def test_output_dir_that_is_a_file(model_dirs, tmp_path):
     blocker = write(tmp_path, "file", "x")
     code, output = run_cli("train", f"model.name={model_dirs['llama']}", f"output.dir={blocker}")

@@ -78,6 +78,8 @@ class DataConfig(StrictModel):
     limit_train: int | None = Field(None, gt=0, description="Use at most this many training rows.")
     split_seed: int | None = Field(
         None,
+        ge=0,
+        le=2**32 - 1,
         description="Seed of the data's choices (balancing, split, sampled rows); null: "
         "train.seed. compare's seeds fix it, so only initialisation, order and dropout vary.",
     )
@@ -120,7 +122,7 @@ class TrainConfig(StrictModel):
     max_grad_norm: float | None = Field(
         1.0, gt=0, description="Gradient clipping; null turns it off."
     )
-    seed: int = 123
+    seed: int = Field(123, ge=0, le=2**32 - 1)  # what NumPy's seeding takes
     monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop after this many epochs without improvement."
@@ -290,8 +292,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise TunelabError(f"override '{item}': '{part}' is not a section")
             node = child
-        node[leaf] = yaml.safe_load(value) if value else None
+        node[leaf] = override_value(key, value)
     return raw
+
+
+def override_value(key: str, value: str):
+    """The value as YAML reads it (2 -> int, [a, b] -> list); a parse error is one line."""
+    if not value:
+        return None
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", None) or "not a YAML value")
+        raise TunelabError(
+            f"override '{key}={value}': {problem}; quote text, e.g. {key}='{value}'"
+        ) from None
 
 
 def validate(raw: dict[str, Any], source: str) -> RunConfig:
