@@ -86,7 +86,8 @@ def check_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: boo
     only)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise TunelabError(f"output.dir: {run_dir} is a file, not a folder")
-    in_use = run_dir.exists() and any(run_dir.iterdir())
+    # a run that stopped before writing anything left only its mark: nothing to keep
+    in_use = run_dir.exists() and any(p.name != RUN_MARK for p in run_dir.iterdir())
     if in_use and overwrite:
         check_overwrite(run_dir)
     if in_use and not (resume or overwrite):
