@@ -18,7 +18,7 @@ from tunelab.bench.sources import bench_dir
 from tunelab.data.tool_calls import ToolCall, parse_reply
 from tunelab.errors import TunelabError
 
-# category -> (file stem, checker language); the BFCL files are JSON Lines
+# category (its files: BFCL_v4_<category>.json, JSON Lines) -> the checker's language
 CATEGORIES = {
     "simple_python": "python",
     "simple_java": "java",

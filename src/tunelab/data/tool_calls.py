@@ -81,9 +81,21 @@ class ToolCall:
 
 def renders_tools(tokenizer) -> bool:
     """Whether the tokenizer's own chat template writes the tools and an assistant's calls
-    (many templates, SmolLM2's among them, drop both without a word)."""
-    if not tokenizer.chat_template:
+    (many templates, SmolLM2's among them, drop both without a word). Asked for every prompt
+    with tools (each BFCL question, each served request): the probe is rendered once per
+    template."""
+    template = tokenizer.chat_template
+    if not template:
         return False
+    if template not in TEMPLATES_PROBED:
+        TEMPLATES_PROBED[template] = probe_renders_tools(tokenizer)
+    return TEMPLATES_PROBED[template]
+
+
+TEMPLATES_PROBED: dict[str, bool] = {}  # template text -> whether it renders tools and calls
+
+
+def probe_renders_tools(tokenizer) -> bool:
     tool = {"type": "function", "function": {"name": PROBE_TOOL, "parameters": {}}}
     call = ToolCall(PROBE_TOOL + "_called", {"x": 1}).as_message_part()
     messages = [
