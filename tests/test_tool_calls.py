@@ -179,3 +179,14 @@ def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
     assert all(e.tools and e.uses_tools for e in train)
     calls = [m for e in train for m in e.messages if m.get("tool_calls")]
     assert len(calls) > 2500 and all(c["tool_calls"][0]["function"]["name"] for c in calls)
+
+
+def test_streamed_rows_with_tools_are_refused_not_stripped(tmp_path):
+    """The Arrow record file keeps messages, not a row's tools: a streamed run would train
+    without them, so it stops naming the row."""
+    from tunelab.data.arrow_sft import write_records
+
+    path = write_jsonl(tmp_path / "rows.jsonl", [OPENAI_ROW])
+    with pytest.raises(DataError) as error:
+        write_records(path, tmp_path / "records.arrow")
+    assert "row 1" in str(error.value) and "not streamed yet" in str(error.value)

@@ -95,6 +95,13 @@ def write_records(path: Path, out: Path) -> tuple[int, int]:
         with path.open(encoding="utf-8") as lines:
             for row, record in jsonl_records(path, lines):
                 example = example_of(record, path, row)
+                if example.tools:  # the record file has no column for them: refused, not lost
+                    raise DataError(
+                        path,
+                        "rows with tools are not streamed yet; set data.streaming=false",
+                        row=row,
+                        field="tools",
+                    )
                 messages = json.dumps(example.messages)
                 batch.append((messages, row, example.facts, example.source))
                 count, size = count + 1, size + len(messages)
