@@ -31,9 +31,14 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
-# Debian's chromium for the UI's browser tests (tests/test_ui_browser.py): Playwright drives it
-# through executable_path; no browser is downloaded. Skipped where apt-get is not ours to run.
-if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) \
-    >/dev/null 2>&1 || echo "note: chromium not installed; tests/test_ui_browser.py will be skipped"
-fi
+# Debian packages some tests use, where apt-get is ours to run (skipped otherwise, with a note):
+# chromium for the UI's browser tests (Playwright drives it through executable_path; no browser
+# is downloaded), Go for the Ollama template test (Go's text/template is Ollama's engine).
+debian_package() {  # command package test-file
+  if ! command -v "$1" >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q "$2" || (apt-get update -q && apt-get install -y -q "$2")) \
+      >/dev/null 2>&1 || echo "note: $2 not installed; $3 will be skipped"
+  fi
+}
+debian_package chromium chromium tests/test_ui_browser.py
+debian_package go golang-go "tests/test_export_gguf.py's Ollama template test"

@@ -19,14 +19,14 @@ def summary_of(run_dir):
 
 @pytest.fixture(scope="module")
 def seeded(model_dirs, toy_csv, tmp_path_factory):
-    """Two trained variants and zero-shot, two seeds, head's learning rate searched (lora turns
-    the shared search off), one token budget for all."""
+    """A trained variant and zero-shot, two seeds, head's learning rate searched, one token
+    budget for all (each run is a process of its own: ~15 s on 2 cores, so the fewest that show
+    trials, seeds and a verdict)."""
     tmp_path = tmp_path_factory.mktemp("seeded")
     write_base(tmp_path, model_dirs["stories260K"], toy_csv)
     variants = [
         {"name": "zero_shot", "overrides": ["method.name=zero_shot", "method.description=Good?"]},
         {"name": "head", "overrides": ["method.name=head"]},
-        {"name": "lora", "overrides": ["method.name=lora"], "search": {"trials": 0}},
     ]
     experiment = write_experiment(
         tmp_path,
@@ -42,7 +42,6 @@ def seeded(model_dirs, toy_csv, tmp_path_factory):
 
 def test_every_trial_is_scored_on_validation_and_the_choice_is_what_the_seeds_train(seeded):
     out, _ = seeded
-    assert not (out / "lora" / "search.json").exists()  # `trials: 0`: no search for lora
     for name, searched in (("head", {"train.lr"}),):
         record = json.loads((out / name / "search.json").read_text())
         assert len(record["trials"]) == 2 and set(record["chosen"]) == searched
@@ -65,7 +64,7 @@ def test_every_trial_is_scored_on_validation_and_the_choice_is_what_the_seeds_tr
 
 def test_seeds_vary_training_not_the_split(seeded):
     out, _ = seeded
-    first, second = out / "lora" / "seed-1", out / "lora" / "seed-2"
+    first, second = out / "head" / "seed-1", out / "head" / "seed-2"
     assert (first / "data_summary.json").read_text() == (second / "data_summary.json").read_text()
     after = [json.loads((d / "eval_after.json").read_text()) for d in (first, second)]
     assert len(after[0]["per_example"]["accuracy"]) == len(after[1]["per_example"]["accuracy"])
@@ -76,10 +75,9 @@ def test_seeds_vary_training_not_the_split(seeded):
 def test_the_leaderboard_has_intervals_verdicts_and_the_start(seeded):
     out, output = seeded
     rows = {r["method"]: r for r in json.loads((out / "leaderboard.json").read_text())}
-    assert set(rows) == {"zero_shot", "head", "lora", "before"}
-    for name in ("head", "lora"):
-        assert rows[name]["seeds"] == 2 and rows[name]["score_ci"] is not None
-        assert len(rows[name]["seed_scores"]) == 2
+    assert set(rows) == {"zero_shot", "head", "before"}
+    assert rows["head"]["seeds"] == 2 and rows["head"]["score_ci"] is not None
+    assert len(rows["head"]["seed_scores"]) == 2
     assert rows["zero_shot"]["seeds"] == 1  # prompting trains nothing a seed changes
     verdicts = [r["verdict"] for r in rows.values()]
     assert verdicts.count("best") == 1
@@ -94,8 +92,26 @@ def test_the_budget_holds_for_every_run(seeded):
     out, _ = seeded
     runs = [d for d in out.glob("*/seed-*")] + [d for d in out.glob("*/search/trial-*")]
     trained = [summary_of(d) for d in runs if summary_of(d)["parameters"]["trainable"] > 0]
-    assert len(trained) == 6  # 2 trials + 2 seeds of head, 2 seeds of lora
+    assert len(trained) == 4  # 2 trials + 2 seeds of head
     assert all(0 < s["trained_tokens"] <= 1500 for s in trained)
+
+
+def test_a_variant_turns_the_shared_search_off_and_prompting_is_never_searched(
+    model_dirs, toy_csv, tmp_path
+):
+    from tunelab.compare import load_experiment, plan
+
+    write_base(tmp_path, model_dirs["stories260K"], toy_csv)
+    variants = [
+        {"name": "zero_shot", "overrides": ["method.name=zero_shot", "method.description=Good?"]},
+        {"name": "head", "overrides": ["method.name=head"]},
+        {"name": "lora", "overrides": ["method.name=lora"], "search": {"trials": 0}},
+    ]
+    path = write_experiment(tmp_path, variants, search={"trials": 2, "train.lr": LR_RANGE})
+    experiment = load_experiment(path)
+    searches = {p.variant.name: p.search for p in plan(path, experiment, [])}
+    assert searches["zero_shot"] is None and searches["lora"] is None
+    assert searches["head"].trials == 2 and set(searches["head"].space) == {"train.lr"}
 
 
 def test_a_token_budget_stops_training_before_it_is_passed(model_dirs, toy_csv, tmp_path):

@@ -1,15 +1,24 @@
 """GGUF / Ollama export of runs on the real stories260K: the file holds the merged weights, the
 run's prompt format and system message, and answers as the run does."""
 
+import json
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from tests.helpers import assert_one_line_error, run_cli, train_tiny
-from tests.lm_helpers import QA, sft_overrides
+from tests.lm_helpers import QA, STORIES, sft_overrides
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tunelab.assistant import load_assistant
+from tunelab.data.tool_calls import TOOLS_TEMPLATE
+from tunelab.export_gguf import modelfile
 from tunelab.generation import generate
+from tunelab.models.loader import load_tokenizer
 from tunelab.pipeline import load_config, run
 
 QUESTIONS = [q for q, _ in QA]
@@ -84,3 +93,80 @@ def test_exports_a_gguf_cannot_hold_are_one_line_errors(sft_run, tmp_path, model
 def test_classifier_commands_on_an_sft_run_name_the_run_kind(sft_run, command):
     code, output = run_cli(command[0], sft_run, *command[1:])
     assert_one_line_error(code, output, "is a sft run")
+
+
+TOOL_CONVERSATION = {
+    "System": "Be brief.",
+    "Tools": [{"Type": "function", "Function": {"name": "get_weather", "parameters": {}}}],
+    "Messages": [
+        {"Role": "user", "Content": "Weather in Rome and Oslo?"},
+        {
+            "Role": "assistant",
+            "Content": "",
+            "ToolCalls": [
+                {"Function": {"Name": "get_weather", "Arguments": {"city": "Rome"}}},
+                {"Function": {"Name": "get_weather", "Arguments": {"city": "Oslo"}}},
+            ],
+        },
+        {"Role": "tool", "Content": "25 C"},
+        {"Role": "tool", "Content": "3 C"},
+        {"Role": "assistant", "Content": "Rome 25 C, Oslo 3 C."},
+        {"Role": "user", "Content": "Thanks"},
+    ],
+}
+
+
+def as_chat_messages(data: dict) -> tuple[list[dict], list[dict]]:
+    """The same conversation as Transformers' chat template reads it."""
+    messages = [{"role": "system", "content": data["System"]}]
+    for m in data["Messages"]:
+        calls = [
+            {"type": "function", "function": {"name": c["Function"]["Name"],
+                                              "arguments": c["Function"]["Arguments"]}}
+            for c in m.get("ToolCalls", [])
+        ]  # fmt: skip
+        messages.append({"role": m["Role"], "content": m["Content"]} | ({"tool_calls": calls}
+                                                                        if calls else {}))  # fmt: skip
+    tools = [{"type": t["Type"], "function": t["Function"]} for t in data["Tools"]]
+    return messages, tools
+
+
+def without_json_spacing(text: str) -> str:
+    """Ollama writes JSON compactly with sorted map keys, Transformers with spaces."""
+    lines = []
+    for line in text.splitlines():
+        try:
+            lines.append(json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")))
+        except ValueError:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def test_the_ollama_tools_template_writes_what_training_wrote(tmp_path):
+    """The Modelfile of a run trained with tools, executed by Go's text/template (Ollama's engine)
+    on Ollama's message shapes, writes the prompt the run's chat template wrote in training."""
+    if shutil.which("go") is None:
+        if os.environ.get("TUNELAB_REQUIRE_GO") == "1":  # CI: a missing Go fails
+            pytest.fail("Go is not installed (scripts/setup.sh installs Debian's golang-go)")
+        pytest.skip("needs Go (apt install golang-go)")
+    tokenizer = load_tokenizer(STORIES)
+    tokenizer.chat_template = TOOLS_TEMPLATE
+    record = SimpleNamespace(template="chat", system=None)
+    modelfile_text = modelfile("run.gguf", record, tokenizer)
+    template = re.search(r'TEMPLATE """(.*?)"""', modelfile_text, re.S).group(1)
+    (tmp_path / "template.txt").write_text(template)
+    (tmp_path / "data.json").write_text(json.dumps(TOOL_CONVERSATION))
+    program = Path(__file__).parent / "assets" / "ollama_template.go"
+    go = subprocess.run(
+        ["go", "run", str(program), str(tmp_path / "template.txt"), str(tmp_path / "data.json")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GOCACHE": str(tmp_path / "gocache"), "GOFLAGS": "-mod=mod"},
+    )
+    assert go.returncode == 0, go.stderr
+    messages, tools = as_chat_messages(TOOL_CONVERSATION)
+    trained = tokenizer.apply_chat_template(
+        messages, tools=tools, tokenize=False, add_generation_prompt=True
+    )
+    assert without_json_spacing(go.stdout) == without_json_spacing(trained)
+    assert f'PARAMETER stop "{tokenizer.eos_token}"' in modelfile_text

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from tunelab.data.templates import PLAIN_TEMPLATES
+from tunelab.data.tool_calls import CALL_HOWTO, TOOLS_INTRO, renders_tools
 from tunelab.errors import TunelabError
 from tunelab.export import export_run
 from tunelab.methods import METHODS
@@ -147,7 +148,10 @@ def export_gguf(run_dir: str | Path, out: str | Path, quant: str, ollama: bool) 
 def modelfile(gguf_name: str, record: RunRecord, tokenizer) -> str:
     """Ollama's recipe: the file, the prompt format (Go template), the system message, stops."""
     lines = [f"FROM ./{gguf_name}"]
-    if record.template == "chat" and "<|im_start|>" in (tokenizer.chat_template or ""):
+    chat_template = tokenizer.chat_template or ""
+    if record.template == "chat" and renders_tools(tokenizer) and "<|im_start|>" in chat_template:
+        lines.append(f'TEMPLATE """{chatml_tools_go(tokenizer.eos_token)}"""')
+    elif record.template == "chat" and "<|im_start|>" in chat_template:
         lines.append(f'TEMPLATE """{CHATML_GO}"""')
     elif record.template not in (None, "chat"):
         pattern = PLAIN_TEMPLATES.get(record.template, record.template)
@@ -166,6 +170,40 @@ CHATML_GO = (
     "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
     "<|im_start|>assistant\n"
 )
+
+
+def chatml_tools_go(eos: str) -> str:
+    """tunelab's tools template (data/tool_calls.TOOLS_TEMPLATE) as an Ollama Go template, after
+    the layout of Ollama's own Qwen 2.5 template: the schemas in the system turn, each call a
+    <tool_call> JSON block (from which Ollama learns to parse calls), each tool result in a user
+    turn, consecutive results in one. Ollama writes JSON without spaces after `:` and `,`, where
+    training wrote them with; the words and tags are the same."""
+    tools = (
+        f"{{{{- if .Tools }}}}<|im_start|>system\n{{{{ if .System }}}}{{{{ .System }}}}\n\n"
+        f"{{{{ end }}}}{TOOLS_INTRO}\n<tools>\n"
+        '{{ range .Tools }}{"type": "function", "function": {{ .Function }}}\n{{ end }}'
+        f"</tools>\n{CALL_HOWTO}{eos}\n"
+        f"{{{{ else if .System }}}}<|im_start|>system\n{{{{ .System }}}}{eos}\n{{{{ end }}}}"
+    )
+    close_results = f'{{{{ if and (eq $prev "tool") (ne .Role "tool") }}}}{eos}\n{{{{ end }}}}'
+    calls = (
+        "{{ range $j, $c := $m.ToolCalls }}{{ if or $m.Content $j }}\n{{ end }}"
+        '<tool_call>\n{"name": "{{ $c.Function.Name }}", '
+        '"arguments": {{ $c.Function.Arguments }}}\n</tool_call>{{ end }}'
+    )
+    messages = (
+        '{{- $prev := "" }}{{ range $i, $m := .Messages }}'
+        f"{close_results}"
+        '{{ if eq .Role "user" }}<|im_start|>user\n{{ .Content }}'
+        f"{eos}\n"
+        '{{ else if eq .Role "assistant" }}<|im_start|>assistant\n{{ .Content }}'
+        f"{calls}{eos}\n"
+        '{{ else if eq .Role "tool" }}{{ if ne $prev "tool" }}<|im_start|>user{{ end }}'
+        "\n<tool_response>\n{{ .Content }}\n</tool_response>{{ end }}"
+        "{{ $prev = .Role }}{{ end }}"
+        f'{{{{ if eq $prev "tool" }}}}{eos}\n{{{{ end }}}}<|im_start|>assistant\n'
+    )
+    return tools + messages
 
 
 def plain_go_template(prefix: str, suffix: str) -> str:

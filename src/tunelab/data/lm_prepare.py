@@ -34,6 +34,7 @@ class SftFormat:
     system: str | None = None
     train_on_prompt: bool = False
     packing: bool = False
+    reasoning: str = "train"  # templates.REASONING_POLICIES
 
 
 @dataclass
@@ -96,7 +97,7 @@ def encode_examples(
     chat = template == "chat"
     encoded = [
         encode_segments(
-            render(e.messages, template, tokenizer, form.system, e.tools),
+            render(e.messages, template, tokenizer, form.system, e.tools, form.reasoning),
             tokenizer,
             chat,
             form.train_on_prompt,

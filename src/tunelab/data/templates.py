@@ -3,11 +3,12 @@
 `chat` uses the tokenizer's own chat template; the others are plain text around {prompt}
 (seed 001's "Please answer the following question" is `qa`)."""
 
+import re
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
-from tunelab.data.tool_calls import TOOLS_TEMPLATE, renders_tools
+from tunelab.data.tool_calls import THINK_CLOSE, THINK_OPEN, TOOLS_TEMPLATE, renders_tools
 from tunelab.errors import TunelabError
 
 PLAIN_TEMPLATES = {
@@ -17,6 +18,9 @@ PLAIN_TEMPLATES = {
     "plain": "{prompt}\n",
 }
 TEMPLATE_NAMES = ["auto", "chat", *PLAIN_TEMPLATES]
+# what happens to an assistant's reasoning (`reasoning_content`, or <think> opening its answer):
+# learned with the answer, kept in the text but out of the loss, or removed from the data
+REASONING_POLICIES = ("train", "mask", "drop")
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,33 @@ def with_system(messages: list[dict], system: str | None) -> list[dict]:
     return messages
 
 
+def without_reasoning(messages: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k != "reasoning_content"} for m in messages]
+
+
+def reasoning_span(turn: str, reasoning: str) -> int:
+    """Where the reasoning of a rendered assistant turn ends (its closing tag and the space after
+    it included): the turn's masked part under `reasoning: mask`."""
+    start = turn.find(reasoning)
+    if start < 0:
+        raise TunelabError(
+            "task.reasoning=mask: the chat template does not write the reasoning_content; "
+            "use reasoning=train or drop, or a template that writes it"
+        )
+    closing = re.match(r"\s*(" + re.escape(THINK_CLOSE) + r")?\s*", turn[start + len(reasoning) :])
+    return start + len(reasoning) + closing.end()
+
+
+def answer_segments(turn: str, reasoning: str | None, policy: str) -> list[Segment]:
+    """An assistant turn as trained segments; under `mask` its reasoning is context only."""
+    if policy != "mask" or not reasoning:
+        return [Segment(turn, True)]
+    end = reasoning_span(turn, reasoning)
+    return [Segment(turn[:end], False), Segment(turn[end:], True)]
+
+
 def chat_segments(
-    messages: list[dict], tokenizer, tools: list[dict] | None = None
+    messages: list[dict], tokenizer, tools: list[dict] | None = None, reasoning: str = "train"
 ) -> list[Segment]:
     """Each assistant turn is the difference between the conversation rendered up to it (with
     the generation prompt) and rendered through it; the rest is prompt."""
@@ -82,15 +111,23 @@ def chat_segments(
         if not through.startswith(prefix) or not prefix.startswith(done):
             raise TunelabError("the chat template renders turns inconsistently; use a plain one")
         # rstrip: the turn ends on the end-of-turn token, not the newline the template adds.
+        turn = through[len(prefix) :].rstrip()
         segments += [
             Segment(prefix[len(done) :], False),
-            Segment(through[len(prefix) :].rstrip(), True),
+            *answer_segments(turn, message.get("reasoning_content"), reasoning),
         ]
-        done = prefix + segments[-1].text
+        done = prefix + turn
     return segments
 
 
-def plain_segments(messages: list[dict], template: str) -> list[Segment]:
+def plain_answer(message: dict) -> str:
+    """A plain template writes the reasoning as tunelab's chat template does: <think> first."""
+    reasoning = message.get("reasoning_content")
+    thought = f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n" if reasoning else ""
+    return thought + message["content"]
+
+
+def plain_segments(messages: list[dict], template: str, reasoning: str = "train") -> list[Segment]:
     pattern = PLAIN_TEMPLATES.get(template, template)
     segments, pending = [], ""
     for message in messages:
@@ -99,7 +136,10 @@ def plain_segments(messages: list[dict], template: str) -> list[Segment]:
         elif message["role"] == "user":
             pending += pattern.replace("{prompt}", message["content"])
         else:
-            segments += [Segment(pending, False), Segment(message["content"], True)]
+            answer = answer_segments(
+                plain_answer(message), message.get("reasoning_content"), reasoning
+            )
+            segments += [Segment(pending, False), *answer]
             pending = ""
     return segments
 
@@ -110,12 +150,16 @@ def render(
     tokenizer,
     system: str | None,
     tools: list[dict] | None = None,
+    reasoning: str = "train",
 ) -> list[Segment]:
-    """The whole conversation as segments; the last one is the answer to learn."""
+    """The whole conversation as segments; the last one is the answer to learn. `reasoning` is
+    one of REASONING_POLICIES."""
     messages = with_system(messages, system)
+    if reasoning == "drop":
+        messages = without_reasoning(messages)
     if template == "chat":
-        return chat_segments(messages, tokenizer, tools)
-    return plain_segments(messages, template)
+        return chat_segments(messages, tokenizer, tools, reasoning)
+    return plain_segments(messages, template, reasoning)
 
 
 def generation_prompt(

@@ -19,18 +19,23 @@ from dataclasses import dataclass
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
+# the system turn's words around the schemas (export_gguf's Ollama template writes the same)
+TOOLS_INTRO = "You may call these functions (JSON schemas):"
+CALL_HOWTO = 'To call one, write:\n<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>'
+
 # tunelab's own ChatML template with tools (written for tunelab after the Hermes / Qwen
 # convention). Turns end with the tokenizer's end-of-sequence token: SmolLM2's is <|im_end|>.
 TOOLS_TEMPLATE = (
     # every newline is written as {{ "\n" }}: the {%- -%} tags trim the text around them
     "{%- set nl = '\\n' -%}"
+    f"{{%- set TOOLS_INTRO = {json.dumps(TOOLS_INTRO)} -%}}"
+    f"{{%- set CALL_HOWTO = {json.dumps(CALL_HOWTO)} -%}}"
     "{%- set system = messages[0].content if messages[0].role == 'system' else '' -%}"
     "{%- if tools -%}"
     "{{ '<|im_start|>system' ~ nl }}{%- if system -%}{{ system ~ nl ~ nl }}{%- endif -%}"
-    "{{ 'You may call these functions (JSON schemas):' ~ nl ~ '<tools>' ~ nl }}"
+    "{{ TOOLS_INTRO ~ nl ~ '<tools>' ~ nl }}"
     "{%- for tool in tools -%}{{ tool | tojson ~ nl }}{%- endfor -%}"
-    "{{ '</tools>' ~ nl ~ 'To call one, write:' ~ nl ~ '<tool_call>' ~ nl }}"
-    "{{ '{\"name\": ..., \"arguments\": {...}}' ~ nl ~ '</tool_call>' }}"
+    "{{ '</tools>' ~ nl ~ CALL_HOWTO }}"
     "{{ eos_token ~ nl }}"
     "{%- elif system -%}{{ '<|im_start|>system' ~ nl ~ system ~ eos_token ~ nl }}{%- endif -%}"
     "{%- for message in messages -%}"

@@ -10,7 +10,6 @@ is checked against scipy's interval and a closed form in tests/test_intervals.py
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
@@ -25,6 +24,8 @@ def mean_interval(
     array = np.asarray(values, dtype=float)
     if len(array) < 2:
         return float(array.mean()), None
+    from scipy import stats  # here: scipy.stats costs every start-up 0.7 s, read by compare only
+
     sem = array.std(ddof=1) / np.sqrt(len(array))
     return float(array.mean()), float(stats.t.ppf((1 + confidence) / 2, len(array) - 1) * sem)
 

@@ -8,7 +8,7 @@ import uuid
 from fastapi import Request
 from sse_starlette import EventSourceResponse
 
-from tunelab.data.tool_calls import CALL_OPEN, ToolCall, parse_reply
+from tunelab.data.tool_calls import CALL_OPEN, ToolCall, parse_reply, split_reasoning
 from tunelab.serve.errors import ApiError
 from tunelab.serve.rows import Job
 from tunelab.serve.schemas import ChatRequest, Sampling
@@ -167,11 +167,17 @@ def choice(index: int, job: Job, chat: ChatRequest | None) -> dict:
 
 def chat_reply(text: str, body: ChatRequest) -> tuple[dict, list[ToolCall]]:
     """The assistant's message and, where tools were offered, the calls its reply holds (the
-    `<tool_call>` convention; the answer's forced opening put back in front)."""
+    `<tool_call>` convention; the answer's forced opening put back in front). A reply that opens
+    with <think>...</think> (a run trained on reasoning) has it as `reasoning_content`, as
+    DeepSeek's API and vLLM's reasoning parsers return it."""
+    reasoning, text = split_reasoning(body.call_opening + text)
     if body.offered_tools is None:
-        return {"role": "assistant", "content": text.strip()}, []
-    content, calls = parse_reply(body.call_opening + text)
-    return {"role": "assistant", "content": content or (None if calls else "")}, calls
+        message = {"role": "assistant", "content": text.strip()}
+        calls = []
+    else:
+        content, calls = parse_reply(text)
+        message = {"role": "assistant", "content": content or (None if calls else "")}
+    return message | ({"reasoning_content": reasoning} if reasoning else {}), calls
 
 
 def call_id() -> str:

@@ -77,6 +77,7 @@ class Message(BaseModel):
     content: str | list[TextPart] | None = None
     tool_calls: list[ToolCallPart] | None = None
     tool_call_id: str | None = None
+    reasoning_content: str | None = None  # an earlier answer's reasoning (DeepSeek's / vLLM's)
 
     @model_validator(mode="after")
     def has_content(self) -> "Message":
@@ -100,6 +101,8 @@ class Message(BaseModel):
     def as_turn(self) -> dict:
         """The message as tunelab's chat templates read it (a call's arguments an object)."""
         turn = {"role": self.role, "content": self.text}
+        if self.role == "assistant" and self.reasoning_content:
+            turn["reasoning_content"] = self.reasoning_content
         if self.tool_calls:
             turn["tool_calls"] = [
                 ToolCall(c.function.name, arguments_of(c)).as_message_part()

@@ -1,20 +1,32 @@
 """Evaluation of the generative tasks: perplexity on held-out tokens, and for sft the answers
 themselves: ROUGE-L against the reference, key-fact hits, refusal and false-refusal rates."""
 
+import functools
 import math
 import re
 
 import torch
-from rouge_score import rouge_scorer
 
 from tunelab.data.conversations import Example
 from tunelab.data.encode import make_loader
 from tunelab.data.lm_encode import IGNORE, lm_collator
 from tunelab.data.templates import generation_prompt
+from tunelab.data.tool_calls import split_reasoning
 from tunelab.generation import generate
 from tunelab.tasks.generative.loss import labelled_token_loss
 
-ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+@functools.cache
+def rouge_scorer_l():
+    """Built on first use: rouge_score pulls in NLTK and scipy.stats (about 1 s), which every
+    `tunelab` start-up (and each compare run's process) paid though only sft evaluation reads it."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def rouge_l(reference: str, answer: str) -> float:
+    return rouge_scorer_l().score(reference, answer)["rougeL"].fmeasure
 
 
 @torch.no_grad()
@@ -47,7 +59,7 @@ def is_refusal(answer: str, refusal: str) -> bool:
     """The fixed sentence said, allowing for punctuation and small wording drift."""
     if normalise(refusal) in normalise(answer):
         return True
-    return ROUGE.score(refusal, answer)["rougeL"].fmeasure >= 0.8
+    return rouge_l(refusal, answer) >= 0.8
 
 
 def fact_hits(answer: str, facts: list[str]) -> float | None:
@@ -78,9 +90,7 @@ def answer_scores(
     hits = [fact_hits(answers[i], examples[i].facts) for i in domain]
     scores = {
         "n_answered": len(answers),
-        "rouge_l": mean(
-            [ROUGE.score(examples[i].answer, answers[i])["rougeL"].fmeasure for i in domain]
-        ),
+        "rouge_l": mean([rouge_l(examples[i].answer, answers[i]) for i in domain]),
         "key_fact_hit_rate": mean([h for h in hits if h is not None]),
     }
     if refusal:
@@ -134,8 +144,19 @@ def evaluate_answers(
         description=f"answering {len(prompts)} {name} questions",
         banned_opening=banned_opening,
     )
+    return scored_answers(examples, answers, task.refusal, known_facts)
+
+
+def scored_answers(
+    examples: list[Example], generated: list[str], refusal: str | None, known_facts=frozenset()
+) -> tuple[dict, list[dict]]:
+    """A model taught to reason answers after its <think> block: the answer alone is scored,
+    the reasoning kept beside it in the rows."""
+    split = [split_reasoning(text) for text in generated]
+    thoughts, answers = [t for t, _ in split], [a for _, a in split]
     rows = [
         {"question": e.question, "reference": e.answer, "answer": a, "facts": e.facts}
-        for e, a in zip(examples, answers, strict=True)
+        | ({"reasoning": t} if t else {})
+        for e, a, t in zip(examples, answers, thoughts, strict=True)
     ]
-    return answer_scores(examples, answers, task.refusal, known_facts), rows
+    return answer_scores(examples, answers, refusal, known_facts), rows

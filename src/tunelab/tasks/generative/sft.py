@@ -53,6 +53,13 @@ class SftSettings(PromptedTaskSettings):
     train_on_prompt: bool = Field(
         False, description="Also learn the prompt tokens (default: response tokens only)."
     )
+    reasoning: Literal["train", "mask", "drop"] = Field(
+        "train",
+        description="An answer's reasoning (`reasoning_content`, or <think> opening it): `train` "
+        "learns it with the answer (the model reasons before answering); `mask` keeps it in the "
+        "text but out of the loss (the answer learned given the reasoning; the model is not "
+        "taught to reason); `drop` removes it from the data (answers only).",
+    )
     packing: bool = Field(
         False,
         description="Pack several examples into each row of data.max_length; each still sees "
@@ -133,7 +140,11 @@ class SftTask(GenerativeTask):
                 "row, where packed examples would share them; set task.packing=false"
             )
         self.format = SftFormat(
-            settings.template, settings.system, settings.train_on_prompt, settings.packing
+            settings.template,
+            settings.system,
+            settings.train_on_prompt,
+            settings.packing,
+            settings.reasoning,
         )
         prepare = prepare_sft_arrow if streams(self.config.data) else prepare_sft
         self.data = prepare(self.config.data, self.format, self.tokenizer, seed)
