@@ -79,7 +79,7 @@ def tunelab_stage(corpus: str) -> dict:
     from transformers import AutoTokenizer
 
     from tunelab.config import DataConfig
-    from tunelab.data.arrow_corpus import prepare_pretrain_arrow
+    from tunelab.data.streaming.corpus import prepare_pretrain_arrow
     from tunelab.models.embedded import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(MODEL))

@@ -18,8 +18,8 @@ from pathlib import Path
 from llama_cpp import Llama
 
 from tunelab.data.templates import generation_prompt
-from tunelab.export import export_run
-from tunelab.export_gguf import export_gguf
+from tunelab.export.gguf import export_gguf
+from tunelab.export.hf import export_run
 from tunelab.generation import generate
 from tunelab.hardware import write_measurement  # noqa: E402
 from tunelab.models.loader import load_tokenizer

@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tunelab.assistant import load_assistant
 from tunelab.data.tool_calls import TOOLS_TEMPLATE
-from tunelab.export_gguf import modelfile
+from tunelab.export.gguf import modelfile
 from tunelab.generation import generate
 from tunelab.models.loader import load_tokenizer
 from tunelab.pipeline import load_config, run

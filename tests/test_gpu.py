@@ -69,7 +69,7 @@ def test_sharded_engines_train_lora_sft_on_one_gpu(tmp_path, engine):
 
     overrides = sft_overrides(tmp_path, "lora", "train.lr=0.01", "train.epochs=3",
                               "eval.generate_limit=1", f"train.distributed={engine}")  # fmt: skip
-    command = [sys.executable, "-m", "tunelab.launch", "--standalone", "--nproc_per_node=1",
+    command = [sys.executable, "-m", "tunelab.cli.launch", "--standalone", "--nproc_per_node=1",
                "-m", "tunelab.cli", "train", *overrides]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

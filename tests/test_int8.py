@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from tunelab.inference import classify_texts
 from tunelab.quantize import SMOOTHING_FILE
-from tunelab.smoothing import ALPHAS, apply_smoothing, smooth_groups
+from tunelab.quantize.smoothing import ALPHAS, apply_smoothing, smooth_groups
 
 TEXTS = ["a great wonderful film", "an awful boring film", "the plot had some actors"]
 

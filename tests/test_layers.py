@@ -1,4 +1,4 @@
-"""The layer order of DESIGN.md, checked on every import in src (module level and inside
+"""The layer order of docs/architecture.md, checked on every import in src (module level and inside
 functions): a module imports only from its own layer or below, never upward."""
 
 import ast
@@ -8,29 +8,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tunelab"
 
 # lowest first; a module's layer is that of its longest listed prefix
 LAYERS = [
-    [
-        "errors",
-        "registry",
-        "hardware",
-        "settings",
-        "run_record",
-        "yaml_files",
-        "markdown_cells",
-        "charts",
-        "train_history",
-    ],
+    ["errors", "registry", "hardware", "run_record", "charts"],
     ["resources"],  # data files (the built-in SMS set)
-    ["config", "config_errors", "config_distributed"],
-    ["data", "models", "runtime", "precision_probe", "generation", "smoothing"],
+    ["config"],
+    ["data", "models", "runtime", "precision_probe", "generation"],
     ["methods"],
-    ["artifacts", "export", "export_gguf"],
+    ["artifacts", "export"],
     ["tasks"],
     ["train"],
     ["report", "doctor", "bench"],
-    ["run_dir", "pipeline"],
+    ["pipeline"],
     ["compare", "quantize", "inference", "assistant"],
     ["serve", "ui"],
-    ["cli", "cli_ship", "cli_inspect", "cli_ui", "cli_job", "cli_bench", "launch"],
+    ["cli"],
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 

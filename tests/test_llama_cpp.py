@@ -7,7 +7,7 @@ from tests.lm_helpers import QA, sft_overrides
 from tests.serve_helpers import live_server
 
 from tunelab.assistant import load_assistant
-from tunelab.export_gguf import export_gguf
+from tunelab.export.gguf import export_gguf
 from tunelab.hardware import this_cpu
 from tunelab.pipeline import load_config, run
 from tunelab.serve.app import ServeLimits

@@ -8,9 +8,10 @@ import pytest
 from tests.lm_helpers import ROBOT_STORY, pretrain_overrides, write_jsonl
 
 from tunelab.config import DataConfig
-from tunelab.data import arrow_corpus, arrow_files
-from tunelab.data.arrow_corpus import prepare_pretrain_arrow
 from tunelab.data.lm_prepare import prepare_pretrain
+from tunelab.data.streaming import corpus as arrow_corpus
+from tunelab.data.streaming import files as arrow_files
+from tunelab.data.streaming.corpus import prepare_pretrain_arrow
 from tunelab.errors import DataError
 from tunelab.pipeline import load_config, run
 

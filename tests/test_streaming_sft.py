@@ -9,9 +9,10 @@ from tests.helpers import assert_one_line_error, run_cli
 from tests.lm_helpers import QA, sft_overrides, write_jsonl
 
 from tunelab.config import DataConfig
-from tunelab.data import arrow_files, arrow_sft
-from tunelab.data.arrow_sft import prepare_sft_arrow
 from tunelab.data.lm_prepare import SftFormat, prepare_sft
+from tunelab.data.streaming import files as arrow_files
+from tunelab.data.streaming import sft as arrow_sft
+from tunelab.data.streaming.sft import prepare_sft_arrow
 from tunelab.errors import DataError
 from tunelab.pipeline import load_config, run
 

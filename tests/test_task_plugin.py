@@ -7,12 +7,12 @@ from typing import Literal
 import torch
 from tests.conftest import ASSETS
 
+from tunelab.config.settings import TaskSettings
 from tunelab.data.lm_encode import lm_collator
 from tunelab.models.loader import load_causal_lm
 from tunelab.pipeline import load_config, run
 from tunelab.report.leaderboard import collect_row, write_leaderboard
 from tunelab.run_record import read_record
-from tunelab.settings import TaskSettings
 from tunelab.tasks import Score, Task, register_task
 from tunelab.tasks.base import Column
 from tunelab.tasks.generative.loss import causal_lm_loss, labelled_targets

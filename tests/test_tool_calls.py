@@ -184,7 +184,7 @@ def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
 def test_streamed_rows_with_tools_are_refused_not_stripped(tmp_path):
     """The Arrow record file keeps messages, not a row's tools: a streamed run would train
     without them, so it stops naming the row."""
-    from tunelab.data.arrow_sft import write_records
+    from tunelab.data.streaming.sft import write_records
 
     path = write_jsonl(tmp_path / "rows.jsonl", [OPENAI_ROW])
     with pytest.raises(DataError) as error:

@@ -28,7 +28,7 @@ def classify_texts(
     """Label and per-class probabilities for each text."""
     model, tokenizer, record = load_classifier_run(run_dir)
     if int8:
-        from tunelab.export import merged_if_possible
+        from tunelab.export.hf import merged_if_possible
         from tunelab.quantize import run_int8
 
         model = run_int8(Path(run_dir), merged_if_possible(model, record))

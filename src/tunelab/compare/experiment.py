@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from tunelab.config.settings import StrictModel
+from tunelab.config.yaml_files import read_yaml
 from tunelab.errors import TunelabError
-from tunelab.settings import StrictModel
-from tunelab.yaml_files import read_yaml
 
 Choice = str | int | float | bool
 RANGE_KINDS = ("log", "uniform", "int")

@@ -9,10 +9,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from tunelab.config.settings import MethodSettings
 from tunelab.errors import TunelabError
 from tunelab.methods.base import MethodSpec, head_modules, register, set_trainable
 from tunelab.models.anatomy import Anatomy
-from tunelab.settings import MethodSettings
 
 # The projection that closes each sublayer, before the residual add: attention output and
 # FFN output (Llama o_proj/down_proj, GPT-2 c_proj, BERT *.output.dense, DistilBERT out_lin/lin2).

@@ -6,9 +6,9 @@ from typing import Literal
 
 from torch import nn
 
+from tunelab.config.settings import METHOD_SETTINGS, MethodSettings
 from tunelab.models.anatomy import Anatomy
 from tunelab.registry import Registry
-from tunelab.settings import METHOD_SETTINGS, MethodSettings
 
 ApplyFn = Callable[[nn.Module, MethodSettings, Anatomy], nn.Module]
 

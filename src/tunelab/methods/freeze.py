@@ -5,9 +5,9 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
+from tunelab.config.settings import MethodSettings
 from tunelab.methods.base import MethodSpec, head_modules, register, set_trainable
 from tunelab.models.anatomy import Anatomy
-from tunelab.settings import MethodSettings
 
 
 class FreezeSettings(MethodSettings):

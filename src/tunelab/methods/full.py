@@ -4,9 +4,9 @@ from typing import Literal
 
 from torch import nn
 
+from tunelab.config.settings import MethodSettings
 from tunelab.methods.base import MethodSpec, register, set_trainable
 from tunelab.models.anatomy import Anatomy
-from tunelab.settings import MethodSettings
 
 
 class FullSettings(MethodSettings):

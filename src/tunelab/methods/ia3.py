@@ -6,10 +6,10 @@ from peft import IA3Config
 from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as PEFT_TARGETS
 from torch import nn
 
+from tunelab.config.settings import MethodSettings
 from tunelab.methods.base import MethodSpec, register
 from tunelab.methods.peft_common import wrap_with_peft
 from tunelab.models.anatomy import Anatomy
-from tunelab.settings import MethodSettings
 
 
 class IA3Settings(MethodSettings):

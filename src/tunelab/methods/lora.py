@@ -6,12 +6,12 @@ from peft import LoraConfig
 from pydantic import Field
 from torch import nn
 
+from tunelab.config.settings import MethodSettings
 from tunelab.methods.base import MethodSpec, register
 from tunelab.methods.fast_dropout import speed_up_lora_dropout
 from tunelab.methods.fused_lora import fuse_lora_layers
 from tunelab.methods.peft_common import wrap_with_peft
 from tunelab.models.anatomy import Anatomy, query_projections
-from tunelab.settings import MethodSettings
 
 
 class LoraSettings(MethodSettings):

@@ -4,8 +4,8 @@ from peft import PeftConfig, TaskType, get_peft_model
 from pydantic import Field
 from torch import nn
 
+from tunelab.config.settings import MethodSettings
 from tunelab.models.anatomy import Anatomy
-from tunelab.settings import MethodSettings
 
 
 def wrap_with_peft(

@@ -8,10 +8,10 @@ from pydantic import Field
 from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from tunelab.config.settings import MethodSettings
 from tunelab.errors import TunelabError
 from tunelab.methods.base import MethodSpec, register
 from tunelab.models.prompt_classifier import PromptClassifier
-from tunelab.settings import MethodSettings
 
 
 class PromptingSettings(MethodSettings):

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from tunelab.artifacts import load_base, load_run, method_of
 from tunelab.data.templates import generation_prompt
 from tunelab.errors import TunelabError
-from tunelab.export_gguf import SETUP_HINT, export_gguf
+from tunelab.export.gguf import SETUP_HINT, export_gguf
 from tunelab.models.loader import load_tokenizer
 from tunelab.run_record import RunRecord, read_record
 from tunelab.serve.pools import BASE_ADAPTER, LlamaPool, Pool, TorchPool

@@ -16,13 +16,13 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from tunelab.config import RunConfig
+from tunelab.config.settings import TASK_SETTINGS, TaskSettings
 from tunelab.errors import TunelabError
 from tunelab.methods import MethodSpec
 from tunelab.models.loader import load_causal_lm
 from tunelab.registry import Registry
 from tunelab.run_record import ModelKind
 from tunelab.runtime import make_accelerator, process_state
-from tunelab.settings import TASK_SETTINGS, TaskSettings
 
 
 @dataclass(frozen=True)

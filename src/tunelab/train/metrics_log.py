@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
+from tunelab.charts.train_history import read_metrics
 from tunelab.train.tracking import copy_to_trackers
-from tunelab.train_history import read_metrics
 
 
 class MetricsLog:

@@ -18,10 +18,10 @@ from tunelab.config import (
     apply_overrides,
     config_model,
 )
-from tunelab.config_errors import format_validation_error, validation_problem
+from tunelab.config.errors import format_validation_error, validation_problem
+from tunelab.config.settings import METHOD_SETTINGS, TASK_SETTINGS
 from tunelab.errors import DataError, TunelabError
 from tunelab.models.embedded import EMBEDDED
-from tunelab.settings import METHOD_SETTINGS, TASK_SETTINGS
 from tunelab.ui.workspace import BUILTIN_PREFIX, DATA_SUFFIXES, Workspace, check_name
 
 # The settings shown for every run beside the task's and the method's own; the rest keep their

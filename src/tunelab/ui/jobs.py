@@ -34,7 +34,7 @@ def launch(workspace: Workspace, kind: str, name: str, args: list[str]) -> dict:
     log.unlink(missing_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tunelab.cli_job", *args],  # `tunelab`, Ctrl-C restored
+            [sys.executable, "-m", "tunelab.cli.job", *args],  # `tunelab`, Ctrl-C restored
             cwd=workspace.root,
             stdout=out,
             stderr=subprocess.STDOUT,

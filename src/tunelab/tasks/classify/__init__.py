@@ -10,13 +10,13 @@ from rich.text import Text
 from torch import nn
 
 from tunelab.config import split_seed
+from tunelab.config.settings import TaskSettings
 from tunelab.data.encode import encode_rows, label_counts
 from tunelab.data.prepare import Splits, prepare_splits
 from tunelab.errors import TunelabError
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_classifier
-from tunelab.settings import TaskSettings
 from tunelab.tasks.base import Column, Score, Task, register_task
 from tunelab.tasks.classify.metrics import classification_loss, evaluate, predict
 from tunelab.tasks.classify.report import classification_report

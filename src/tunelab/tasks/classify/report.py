@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from tunelab.charts import Panel, Series, curves_section, plt, save
-from tunelab.markdown_cells import short
+from tunelab.charts.markdown_cells import short
 
 ACCURACY_PANEL = Panel(
     "Accuracy",

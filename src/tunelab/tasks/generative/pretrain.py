@@ -6,9 +6,9 @@ from typing import Literal
 from torch import nn
 
 from tunelab.config import split_seed
-from tunelab.data.arrow_corpus import prepare_pretrain_arrow, streams
+from tunelab.config.settings import TaskSettings
 from tunelab.data.lm_prepare import prepare_pretrain
-from tunelab.settings import TaskSettings
+from tunelab.data.streaming.corpus import prepare_pretrain_arrow, streams
 from tunelab.tasks.base import Score, register_task
 from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
 from tunelab.tasks.generative.evaluate import perplexity

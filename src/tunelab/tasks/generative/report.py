@@ -4,7 +4,7 @@ cost), and example questions with the base and the tuned answers (seed 003 did t
 from pathlib import Path
 
 from tunelab.charts import Panel, Series, curves_section, plot_before_after
-from tunelab.markdown_cells import fmt, short
+from tunelab.charts.markdown_cells import fmt, short
 
 PERPLEXITY_PANEL = Panel(
     "Perplexity",

@@ -11,13 +11,13 @@ from pydantic import Field
 from torch import nn
 
 from tunelab.config import split_seed
-from tunelab.data.arrow_corpus import streams
-from tunelab.data.arrow_sft import prepare_sft_arrow
+from tunelab.config.settings import PromptedTaskSettings
 from tunelab.data.conversations import Example, read_examples
 from tunelab.data.encode import padding_share
 from tunelab.data.lm_prepare import SftFormat, encode_examples, prepare_sft
+from tunelab.data.streaming.corpus import streams
+from tunelab.data.streaming.sft import prepare_sft_arrow
 from tunelab.errors import TunelabError
-from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Column, Score, prompt_record, register_task
 from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
 from tunelab.tasks.generative.evaluate import (

@@ -9,9 +9,9 @@ from datasets import Dataset
 from pydantic import Field
 from torch import nn
 
+from tunelab.config.settings import PromptedTaskSettings
 from tunelab.generation import generate
 from tunelab.models.loader import load_causal_lm
-from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Score
 from tunelab.tasks.preference.evaluate import dpo_metrics
 from tunelab.tasks.preference.pairs import PairTask

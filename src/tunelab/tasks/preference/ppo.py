@@ -12,12 +12,12 @@ from torch import nn
 
 from tunelab.artifacts import load_run
 from tunelab.config import split_seed
+from tunelab.config.settings import PromptedTaskSettings
 from tunelab.data.lm_prepare import split_by_fractions
 from tunelab.data.preference import read_prompts
 from tunelab.data.templates import generation_prompt, resolve_template
 from tunelab.errors import TunelabError
 from tunelab.generation import generate
-from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Score, Task, prompt_record, register_task
 from tunelab.tasks.preference.evaluate import reward_scores
 from tunelab.tasks.preference.report import ppo_report

@@ -4,8 +4,8 @@ and (DPO) answers of the policy before and after next to the preferred answer.""
 from pathlib import Path
 
 from tunelab.charts import Panel, Series, curves_section, plt, save
-from tunelab.markdown_cells import epoch_table, fmt, short
-from tunelab.train_history import read_history
+from tunelab.charts.markdown_cells import epoch_table, fmt, short
+from tunelab.charts.train_history import read_history
 
 ROWS = [
     ("accuracy", "pairwise accuracy (ties count half)"),

@@ -6,9 +6,9 @@ from typing import Literal
 from datasets import Dataset
 from torch import nn
 
+from tunelab.config.settings import PromptedTaskSettings
 from tunelab.data.preference import Pair
 from tunelab.models.loader import load_classifier
-from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Score, register_task
 from tunelab.tasks.preference.evaluate import reward_model_metrics
 from tunelab.tasks.preference.pairs import PairTask

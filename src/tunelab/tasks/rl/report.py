@@ -5,9 +5,9 @@ example completions before and after."""
 from pathlib import Path
 
 from tunelab.charts import plt, running_mean, save
-from tunelab.markdown_cells import fmt
+from tunelab.charts.markdown_cells import fmt
+from tunelab.charts.train_history import read_history
 from tunelab.tasks.preference.report import rewarded_examples
-from tunelab.train_history import read_history
 
 # TRL's per-step log keys -> panel titles (rewards/<name>/mean are added per reward)
 STEP_PANELS = (

@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from tunelab.config.settings import StrictModel
 from tunelab.errors import DataError, TunelabError
-from tunelab.settings import StrictModel
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 BUILT_INS = ("exact_number", "exact_text", "regex", "length_penalty", "reward_run")

@@ -12,13 +12,13 @@ from pydantic import Field
 from torch import nn
 
 from tunelab.config import split_seed
+from tunelab.config.settings import PromptedTaskSettings
 from tunelab.data.lm_prepare import split_files
 from tunelab.data.preference import prompt_of
 from tunelab.data.readers import read_records
 from tunelab.data.templates import generation_prompt, resolve_template
 from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
-from tunelab.settings import PromptedTaskSettings
 from tunelab.tasks.base import Score, Task, prompt_record
 from tunelab.tasks.rl.report import rl_report
 from tunelab.tasks.rl.rewards import Reward, RewardSpec, build_rewards, check_answer_fields

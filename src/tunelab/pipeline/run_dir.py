@@ -14,7 +14,7 @@ from torch import nn
 
 from tunelab.config import RunConfig
 from tunelab.errors import TunelabError
-from tunelab.export import export_run
+from tunelab.export.hf import export_run
 from tunelab.hardware import machine_record
 from tunelab.models.embedded import resolve_model
 from tunelab.run_record import RUN_INFO, is_finished, read_record

@@ -1,5 +1,5 @@
 """tunelab commands that look before training: data preview (rows as the model sees them),
-doctor (the pre-flight report) and config schema. cli.py registers them."""
+doctor (the pre-flight report) and config schema. cli/__init__.py registers them."""
 
 import json
 from pathlib import Path

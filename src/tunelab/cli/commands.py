@@ -1,7 +1,6 @@
-"""tunelab command line: train, eval, predict, generate, chat, serve, compare, export,
-quantize, report, data preview, config schema."""
+"""The commands that train, score and use runs: train, eval, predict, compare, quantize,
+report, generate, chat (registered on the app in cli/__init__.py)."""
 
-import functools
 import json
 import os
 import sys
@@ -11,35 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tunelab import cli_bench, cli_inspect, cli_ship, cli_ui
 from tunelab.errors import TunelabError
 
-app = typer.Typer(
-    help="Fine-tune a pretrained language model and compare methods.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
-data_app = typer.Typer(help="Look at the data as the model will see it.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 err = Console(stderr=True)
 out = Console()
-
-
-def one_line_errors(command):
-    """A user error is one line on stderr and exit code 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except TunelabError as exc:
-            if int(os.environ.get("RANK", "0")) == 0:  # once, not once per torchrun worker
-                err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def interrupted_line(config: Path | None, overrides: list[str], run_dir: Path) -> str:
@@ -52,8 +26,6 @@ def interrupted_line(config: Path | None, overrides: list[str], run_dir: Path) -
     return f"interrupted: {kept}; continue with: {command} --resume"
 
 
-@app.command()
-@one_line_errors
 def train(
     config: Annotated[
         Path | None, typer.Argument(help="YAML config; omitted: the defaults.")
@@ -87,7 +59,7 @@ def train(
     if nproc > 1 or nnodes > 1:
         flags = [*(["--resume"] if resume else []), *(["--overwrite"] if overwrite else [])]
         argv = ["train", *([str(config)] if config else []), *(overrides or []), *flags]
-        from tunelab.launch import launch_workers
+        from tunelab.cli.launch import launch_workers
 
         raise typer.Exit(launch_workers(nproc, argv, nnodes, node_rank, master))
     try:
@@ -102,8 +74,6 @@ def train(
         out.print(f"{name} before: {summary['score_before']:.4f}   after: {summary['score']:.4f}")
 
 
-@app.command("eval")
-@one_line_errors
 def eval_command(
     run_dir: Path,
     data: Annotated[str, typer.Option(help="Labelled file (csv/tsv/jsonl/parquet).")],
@@ -122,8 +92,6 @@ def eval_command(
     print(json.dumps(metrics))
 
 
-@app.command()
-@one_line_errors
 def predict(
     run_dir: Path,
     texts: Annotated[
@@ -165,8 +133,6 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
-@app.command("compare")
-@one_line_errors
 def compare_command(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML: base config + variants.")],
     limit_train: Annotated[int | None, typer.Option(help="Train on at most N rows.")] = None,
@@ -210,8 +176,6 @@ def compare_command(
         raise TunelabError(f"{len(failed)} variant(s) failed: {', '.join(failed)}")
 
 
-@app.command()
-@one_line_errors
 def quantize(
     run_dir: Path,
     int8: Annotated[bool, typer.Option(help="torch dynamic INT8 (CPU inference).")] = True,
@@ -227,8 +191,6 @@ def quantize(
     write_report(run_dir)
 
 
-@app.command()
-@one_line_errors
 def report(run_dir: Path):
     """(Re)write report.md, report.html and plots of a run."""
     from tunelab.report import write_report
@@ -238,8 +200,6 @@ def report(run_dir: Path):
     out.print(f"report: {write_report(run_dir)}")
 
 
-@app.command("generate")
-@one_line_errors
 def generate_command(
     run_dir: Path,
     prompt: Annotated[list[str] | None, typer.Option(help="A question (repeatable).")] = None,
@@ -264,8 +224,6 @@ def generate_command(
         print(json.dumps({"question": question, "answer": answer}, ensure_ascii=False))
 
 
-@app.command()
-@one_line_errors
 def chat(
     run_dir: Path,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
@@ -295,38 +253,3 @@ def chat(
         out.print("assistant> ", end="")
         [answer] = assistant.converse([turns], streamer=streamer, **sampling)
         turns.append({"role": "assistant", "content": answer})
-
-
-# export and serve live in cli_ship.py (the commands that take a run out of tunelab)
-app.command()(one_line_errors(cli_ship.export))
-app.command()(one_line_errors(cli_ship.serve))
-app.command()(one_line_errors(cli_ui.ui))
-app.command("bench")(one_line_errors(cli_bench.bench_command))
-
-
-# data preview, doctor and config schema live in cli_inspect.py (looking before training)
-data_app.command("preview")(one_line_errors(cli_inspect.data_preview))
-app.command()(one_line_errors(cli_inspect.doctor))
-config_app.command("schema")(cli_inspect.config_schema)
-
-
-def main() -> None:
-    """The `tunelab` command: click's usage errors (a bad option value) become one line too."""
-    # typer 0.29 vendors click; its exceptions live here (typer exports only BadParameter)
-    from typer._click.exceptions import ClickException
-    from typer.exceptions import Abort
-
-    try:
-        code = app(standalone_mode=False)
-    except ClickException as exc:
-        if exc.format_message():  # empty: `tunelab` alone, whose help was just shown
-            err.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
-        code = exc.exit_code
-    except Abort:  # Ctrl-C outside training
-        err.print("interrupted")
-        code = 130
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,5 @@
 """tunelab commands that ship a finished run: export (Hugging Face, GGUF, Ollama) and serve
-(the OpenAI-compatible HTTP API). cli.py registers them."""
+(the OpenAI-compatible HTTP API). cli/__init__.py registers them."""
 
 import socket
 from pathlib import Path
@@ -26,8 +26,8 @@ def export(
     quant: Annotated[str, typer.Option(help="GGUF weights: f32, f16, q8_0 or q4_k_m.")] = "f16",
 ):
     """Write the run's model: a Hugging Face folder (adapter or merged), or GGUF for llama.cpp."""
-    from tunelab.export import export_run
-    from tunelab.export_gguf import export_gguf
+    from tunelab.export.gguf import export_gguf
+    from tunelab.export.hf import export_run
 
     if format not in ("hf", "gguf", "ollama"):
         raise TunelabError(f"--format: '{format}' is not one of hf, gguf, ollama")

@@ -43,7 +43,7 @@ def launch_workers(
     command = [
         sys.executable,
         "-m",
-        "tunelab.launch",  # this module's main: torchrun, less its traceback
+        "tunelab.cli.launch",  # this module's main: torchrun, less its traceback
         *rendezvous_flags(nnodes, node_rank, master),
         f"--nproc_per_node={nproc}",
         "-m",

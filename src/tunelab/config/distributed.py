@@ -1,11 +1,11 @@
 """The settings of train.distributed's sharded engines: FSDP (torch's fully_shard) and DeepSpeed
-ZeRO (through Accelerate's plugin). Apart from config.py to keep each file one topic."""
+ZeRO (through Accelerate's plugin). Apart from config/__init__.py to keep each file one topic."""
 
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tunelab.settings import StrictModel
+from tunelab.config.settings import StrictModel
 
 
 class FsdpConfig(StrictModel):

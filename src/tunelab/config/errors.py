@@ -3,7 +3,7 @@ writes it (task.reward_run, not the union's internal path)."""
 
 from pydantic import ValidationError
 
-from tunelab.settings import DEFAULT_SECTIONS, METHOD_SETTINGS, TASK_SETTINGS
+from tunelab.config.settings import DEFAULT_SECTIONS, METHOD_SETTINGS, TASK_SETTINGS
 
 
 def validation_problem(error: ValidationError) -> tuple[str, str]:

@@ -4,7 +4,7 @@ The documents are written once to an Arrow file (datasets' ArrowWriter, a batch 
 split by the same seeded shuffle of their indices as in memory, tokenized by `Dataset.map` in
 data.num_proc processes, and cut into max_length blocks, one Arrow file per split, read
 memory-mapped while training. Blocks, split and counts equal the in-memory path's.
-Tokenization goes in rounds on fresh memory maps (arrow_files.mapped_rounds says why).
+Tokenization goes in rounds on fresh memory maps (files.mapped_rounds says why).
 
 The block files are kept under a key of the corpus files (path, size, modification time), the
 tokenizer and the settings that shape the blocks, so a second run with the same key opens them
@@ -25,7 +25,8 @@ from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 from tunelab.config import DataConfig
-from tunelab.data.arrow_files import (
+from tunelab.data.lm_prepare import TEXT_SUFFIXES, LmData, document_splits, text_files
+from tunelab.data.streaming.files import (
     SUMMARY,
     WRITE_BATCH,
     ArrowRows,
@@ -33,7 +34,6 @@ from tunelab.data.arrow_files import (
     mapped_rounds,
     rows_per_round,
 )
-from tunelab.data.lm_prepare import TEXT_SUFFIXES, LmData, document_splits, text_files
 from tunelab.errors import DataError, TunelabError
 
 AUTO_STREAMING_BYTES = 1 << 30  # corpora above 1 GiB stream even without data.streaming

@@ -1,4 +1,4 @@
-"""`tunelab ui`: the browser face of the same commands (tunelab/ui/). cli.py registers it."""
+"""`tunelab ui`: the browser face of the same commands (tunelab/ui/). cli/__init__.py registers it."""
 
 from pathlib import Path
 from typing import Annotated

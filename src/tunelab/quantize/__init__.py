@@ -14,12 +14,11 @@ from torch import nn
 
 from tunelab.artifacts import load_run
 from tunelab.errors import TunelabError
-from tunelab.export import merged_if_possible
+from tunelab.export.hf import merged_if_possible
 from tunelab.hardware import write_measurement
 from tunelab.models.loader import load_classifier
 from tunelab.pipeline import load_config, open_task
-from tunelab.run_record import RunRecord, read_record
-from tunelab.smoothing import (
+from tunelab.quantize.smoothing import (
     ALPHAS,
     activation_peaks,
     apply_smoothing,
@@ -27,6 +26,7 @@ from tunelab.smoothing import (
     smooth_groups,
     smoothing_scales,
 )
+from tunelab.run_record import RunRecord, read_record
 from tunelab.tasks import TASKS, Task
 
 HEADS = ("score", "classifier", "pre_classifier", "head")

@@ -20,8 +20,7 @@ from tunelab.errors import DataError, TunelabError, notice
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
-from tunelab.report import write_report
-from tunelab.run_dir import (
+from tunelab.pipeline.run_dir import (
     check_run_dir,
     finished_summary,
     make_run_dir,
@@ -29,6 +28,7 @@ from tunelab.run_dir import (
     start_model,
     write_json,
 )
+from tunelab.report import write_report
 from tunelab.run_record import RunRecord, write_record
 from tunelab.runtime import process_state
 from tunelab.tasks import TASKS, RunContext, Task, check_method

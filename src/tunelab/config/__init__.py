@@ -12,11 +12,9 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
-from tunelab.config_distributed import DeepSpeedConfig, FsdpConfig
-from tunelab.config_errors import format_validation_error
-from tunelab.errors import TunelabError
-from tunelab.registry import Registry
-from tunelab.settings import (
+from tunelab.config.distributed import DeepSpeedConfig, FsdpConfig
+from tunelab.config.errors import format_validation_error
+from tunelab.config.settings import (
     DEFAULT_SECTIONS,
     METHOD_SETTINGS,
     TASK_SETTINGS,
@@ -24,7 +22,9 @@ from tunelab.settings import (
     StrictModel,
     TaskSettings,
 )
-from tunelab.yaml_files import read_yaml
+from tunelab.config.yaml_files import read_yaml
+from tunelab.errors import TunelabError
+from tunelab.registry import Registry
 
 BUILTIN_SPAM = "builtin:sms_spam"
 

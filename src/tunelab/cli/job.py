@@ -1,7 +1,7 @@
 """The entry of a `tunelab ui` job: `tunelab ARGS` with Ctrl-C restored. A process started
 from a shell that ignores SIGINT (any background `&` job, CI's included) inherits that, and the
 UI's Stop (Ctrl-C to the job, so that tunelab keeps its checkpoint and says so) would not reach
-it. Run as `python -m tunelab.cli_job ARGS`."""
+it. Run as `python -m tunelab.cli.job ARGS`."""
 
 import signal
 

@@ -4,7 +4,7 @@ A JSONL file's rows are read and checked one at a time (a bad row is the one-lin
 in-memory reader gives) and written to an Arrow file. The split is the in-memory path's: the
 same seeded shuffle over row indices (three_splits, limit_train, then mix_in's shuffle). The
 train split is encoded by `datasets.map` in data.num_proc processes, in rounds
-(arrow_files.mapped_rounds), with the same template, labels and max_length policy, and its kept
+(files.mapped_rounds), with the same template, labels and max_length policy, and its kept
 rows are written to one Arrow file that training reads memory-mapped. The val and test splits
 are held in memory: evaluation reads them whole (keep them small). Cached under a key of the
 files, tokenizer, template and settings, like pretrain's blocks.
@@ -26,14 +26,6 @@ from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 from tunelab.config import DataConfig
-from tunelab.data.arrow_files import (
-    SUMMARY,
-    WRITE_BATCH,
-    ArrowRows,
-    cached_build,
-    mapped_rounds,
-    rows_per_round,
-)
 from tunelab.data.conversations import Example, example_of, read_examples
 from tunelab.data.lm_encode import IGNORE
 from tunelab.data.lm_prepare import (
@@ -46,6 +38,14 @@ from tunelab.data.lm_prepare import (
 )
 from tunelab.data.prepare import three_splits
 from tunelab.data.readers import jsonl_records
+from tunelab.data.streaming.files import (
+    SUMMARY,
+    WRITE_BATCH,
+    ArrowRows,
+    cached_build,
+    mapped_rounds,
+    rows_per_round,
+)
 from tunelab.data.templates import resolve_template
 from tunelab.errors import DataError, TunelabError
 

@@ -4,8 +4,8 @@ Each task says which series its curves panel shows; nothing here knows a task.""
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunelab.markdown_cells import TableColumn, epoch_table
-from tunelab.train_history import read_history
+from tunelab.charts.markdown_cells import TableColumn, epoch_table
+from tunelab.charts.train_history import read_history
 
 
 class LazyPyplot:

@@ -19,7 +19,7 @@ from pathlib import Path
 from tunelab.data.templates import PLAIN_TEMPLATES
 from tunelab.data.tool_calls import CALL_HOWTO, TOOLS_INTRO, renders_tools
 from tunelab.errors import TunelabError
-from tunelab.export import export_run
+from tunelab.export.hf import export_run
 from tunelab.methods import METHODS
 from tunelab.models.loader import load_tokenizer
 from tunelab.run_record import RunRecord, read_record
