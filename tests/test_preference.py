@@ -11,7 +11,9 @@ from tests.helpers import assert_one_line_error, run_cli
 
 from tunelab.artifacts import load_run
 from tunelab.data.preference import read_pairs
+from tunelab.errors import TunelabError
 from tunelab.pipeline import load_config, open_task, run
+from tunelab.run_record import read_record
 
 STORIES = str(ASSETS / "stories260K")
 CONTRACT = ["config.yaml", "data_summary.json", "metrics.jsonl", "eval_before.json", "eval_after.json",
@@ -86,6 +88,18 @@ def test_dpo_raises_held_out_preference_accuracy(pairs_file, tmp_path):
         "generate", tmp_path / "dpo", "--prompt", "Tell me about the cat.", "--max-new-tokens", "8"
     )
     assert code == 0 and json.loads(output.strip().splitlines()[-1])["answer"] is not None
+    # what a run can be asked comes from its record: the UI's playground chats with it too
+    assert read_record(tmp_path / "dpo").abilities == ["chat"]
+
+
+def test_a_reward_run_scores_and_is_not_served_as_a_classifier(reward_run):
+    """Issue 36: the server served a reward run as a one-label classifier ("reward, 1.0")."""
+    from tunelab.serve.catalog import load_catalog
+
+    run_dir, _ = reward_run
+    assert read_record(run_dir).abilities == ["score"]
+    with pytest.raises(TunelabError, match="serve takes sft and classify runs"):
+        load_catalog([str(run_dir)])
 
 
 @pytest.mark.parametrize("method", ["lora", "qlora"])

@@ -46,6 +46,18 @@ class RunRecord(BaseModel):
         """A generative run with a prompt template: generate, chat and serve can use it."""
         return self.model_kind == "causal_lm" and self.template is not None
 
+    @property
+    def abilities(self) -> list[str]:
+        """What the run can be asked, from what it is (never from its task's name): `chat`
+        (sft, dpo, kto, orpo, grpo, rloo, ppo), `classify` (a head with class names) or `score`
+        (a one-output head: a reward model, whose one "label" is its score). The UI and the
+        server ask this."""
+        if self.answers_questions:
+            return ["chat"]
+        if self.model_kind == "classifier":
+            return ["classify"] if len(self.labels) >= 2 else ["score"]
+        return []
+
 
 def write_record(run_dir: Path, record: RunRecord) -> None:
     """The run's finish mark, so written whole or not at all (beside it, then renamed)."""

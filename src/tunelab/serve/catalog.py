@@ -148,7 +148,7 @@ def load_catalog(arguments: list[str]) -> Catalog:
     catalog, pools = Catalog(), {}
     for name, run_dir in named_run_dirs(arguments):
         record = read_record(run_dir)
-        if record.model_kind == "classifier" and not record.labels:
+        if "score" in record.abilities:  # a reward model: one output, no class names
             raise TunelabError(
                 f"{run_dir} is a {record.task} run; serve takes sft and classify runs"
             )

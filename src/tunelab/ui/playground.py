@@ -66,8 +66,8 @@ class Playground:
 
     def classify(self, run: str, texts: list[str]) -> list[dict]:
         run_dir = self.workspace.run_dir(run)
-        if read_record(run_dir).task != "classify":
-            raise TunelabError(f"{run} is not a classify run")
+        if "classify" not in read_record(run_dir).abilities:
+            raise TunelabError(f"{run} is not a classifier with class names")
         texts = [t for t in texts if t.strip()]
         if not texts:
             raise TunelabError("texts: type at least one text")

@@ -116,9 +116,11 @@ def run_view(workspace: Workspace, name: str) -> dict:
     status, error = status_of(workspace, "train", name, is_finished(run_dir))
     job = read_job(workspace, "train", name) or {}
     events = read_events(run_dir)
+    record = read_record(run_dir) if status == "finished" else None
     return {
         "name": name,
-        "task": read_record(run_dir).task if status == "finished" else None,
+        "task": record.task if record else None,
+        "abilities": record.abilities if record else [],
         "status": status,
         "error": error,
         "progress": progress(run_dir, events, job.get("started")) if status == "running" else {},

@@ -333,7 +333,7 @@ function fillRunChoices(runs) {
   const chosen = select.value;
   select.replaceChildren(new Option("choose a finished run", ""), ...finished.map((run) => {
     const option = new Option(`${run.name} (${run.task})`, run.name);
-    option.dataset.task = run.task;
+    option.dataset.abilities = (run.abilities || []).join(" ");
     return option;
   }));
   select.value = chosen;
@@ -382,10 +382,11 @@ async function pollCompare() {
 
 // ---- Playground ----------------------------------------------------------------------
 function showPlayground() {
+  // what the run can be asked comes from its record (run_record.abilities), not its task's name
   const option = $("#play-run").selectedOptions[0];
-  const task = option ? option.dataset.task : undefined;
-  $("#chat-box").hidden = task !== "sft";
-  $("#classify-box").hidden = task !== "classify";
+  const abilities = option && option.dataset.abilities ? option.dataset.abilities.split(" ") : [];
+  $("#chat-box").hidden = !abilities.includes("chat");
+  $("#classify-box").hidden = !abilities.includes("classify");
 }
 
 async function streamAnswer(base, target) {
