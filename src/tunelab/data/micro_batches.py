@@ -17,7 +17,7 @@ import torch
 from tunelab.config import MICRO_BATCH_TOKENS
 
 FORWARD_TOKENS = (
-    MICRO_BATCH_TOKENS  # the cut of forward passes without gradients (config/__init__.py says why)
+    MICRO_BATCH_TOKENS  # the cut of forward passes without gradients (config/sections.py says why)
 )
 
 
