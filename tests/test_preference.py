@@ -14,6 +14,7 @@ from tunelab.data.preference import read_pairs
 from tunelab.errors import TunelabError
 from tunelab.pipeline import load_config, open_task, run
 from tunelab.run_record import read_record
+from tunelab.tasks import TASKS, check_read_settings
 
 STORIES = str(ASSETS / "stories260K")
 CONTRACT = ["config.yaml", "data_summary.json", "metrics.jsonl", "eval_before.json", "eval_after.json",
@@ -129,6 +130,22 @@ def test_ranked_lists_expand_into_every_better_worse_pair(tmp_path):
     path.write_text(json.dumps({"prompt": "Q", "ranked": ["best", "good", "bad"]}) + "\n")
     pairs = [(p.chosen, p.rejected) for p in read_pairs(str(path))]
     assert pairs == [("best", "good"), ("best", "bad"), ("good", "bad")]
+
+
+def test_a_data_setting_the_task_does_not_read_is_a_one_line_error(pairs_file, tmp_path):
+    """Issue 35: data.val_path was ignored without a word by the preference tasks."""
+    for task in ("dpo", "reward", "ppo"):
+        extra = ("data.val_path=val.jsonl", f"task.reward_run={tmp_path}")[
+            : 2 if task == "ppo" else 1
+        ]
+        code, output = run_cli(
+            "train", *overrides(task, pairs_file, tmp_path / task, "lora", *extra)
+        )
+        assert_one_line_error(code, output, "data.val_path", f"task '{task}' does not read it")
+        assert not (tmp_path / task).exists()
+    # the default written out (a finished run's config.yaml holds every field) changes nothing
+    config = load_config(None, overrides("dpo", pairs_file, tmp_path / "d", "lora", "data.mix=[]"))
+    check_read_settings(TASKS.get("dpo"), config)
 
 
 def test_unsupported_method_and_missing_reward_run_are_one_line_errors(pairs_file, tmp_path):

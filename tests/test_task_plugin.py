@@ -87,3 +87,27 @@ def test_a_task_registered_outside_the_package_runs_end_to_end(tmp_path):
     ranked = [r["method"] for r in sorted(rows, key=lambda r: r["score"])]  # lower is better
     assert table.index(f"| {ranked[0]} ") < table.index(f"| {ranked[1]} ")
     assert "| tokens |" in table.splitlines()[0]  # the column the task adds
+
+
+def test_a_task_without_its_trainers_hooks_is_refused_when_it_registers():
+    """Issue 35: a task naming the loop trainer without `validate` and `loss_units` failed with
+    an AttributeError in the middle of its first run."""
+    import pytest
+
+    from tunelab.errors import TunelabError
+    from tunelab.tasks import TASKS
+
+    class HalfSettings(TaskSettings):
+        name: Literal["toy_half"] = "toy_half"
+
+    class HalfTask(RepeatTask):
+        name = "toy_half"
+        settings = HalfSettings
+        trainer = "trl"  # which calls trl_trainer and train_size: neither is here
+
+    with pytest.raises(TunelabError) as refused:
+        register_task(HalfTask)
+    message = str(refused.value)
+    assert "\n" not in message and "lacks train_size, trl_trainer" in message
+    assert "tunelab.train.trl_bridge.TrlHooks" in message
+    assert "toy_half" not in TASKS.names()

@@ -31,7 +31,7 @@ from tunelab.pipeline.run_dir import (
 from tunelab.report import write_report
 from tunelab.run_record import RunRecord, write_record
 from tunelab.runtime import process_state
-from tunelab.tasks import TASKS, RunContext, Task, check_method
+from tunelab.tasks import TASKS, RunContext, Task, check_method, check_read_settings
 from tunelab.train import TRAINERS, FitState, check_settings
 from tunelab.train.tracking import tracked
 
@@ -43,6 +43,7 @@ def open_task(config: RunConfig, resume: bool = False) -> Task:
     task_class, method = TASKS.get(config.task.name), METHODS.get(config.method.name)
     check_method(task_class, method)
     check_settings(TRAINERS.get(task_class.trainer), config.train, task_class)
+    check_read_settings(task_class, config)
     if config.eval.split == "val" and not task_class.scores_on_val:
         raise TunelabError(f"eval.split: task '{task_class.name}' scores its test split only")
     set_seed(config.train.seed)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from accelerate import Accelerator
+from pydantic import BaseModel
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -77,8 +78,9 @@ class RunContext:
 
 
 class Task(ABC):
-    """One task. Subclasses set the class attributes and implement the four stages; the
-    trainer named by `trainer` asks for what it needs (train/__init__.py lists the protocols)."""
+    """One task. Subclasses set the class attributes and implement the four stages, plus the
+    hooks of the trainer named by `trainer` (its Protocol, beside it in train/), which
+    `register_task` checks."""
 
     name: ClassVar[str]
     settings: ClassVar[type[TaskSettings]]
@@ -92,6 +94,9 @@ class Task(ABC):
     monitors: ClassVar[frozenset[str]] = frozenset({"val_loss"})  # train.monitor choices
     caches_frozen_blocks: ClassVar[bool] = False  # loop trainer: head/freeze run them once
     scores_on_val: ClassVar[bool] = False  # eval.split=val: compare's search may tune it
+    # data.* / eval.* settings this task does not read: changing one is a one-line error (as a
+    # train.* setting its trainer ignores is), never silently without effect
+    ignores: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, run: RunContext):
         self.run = run
@@ -171,10 +176,73 @@ def prompt_record(config: RunConfig, template: str | None) -> dict:
 TASKS: Registry[type[Task]] = Registry("task")
 
 
+# The hooks each trainer calls on a task: a typing.Protocol declared beside the trainer
+# (train/loop_trainer.py, trl_bridge.py, ppo.py) and handed here, a layer below, so that a task
+# lacking one is refused when it registers, not with an AttributeError in the middle of a run.
+TRAINER_HOOKS: dict[str, type] = {}
+
+
+def hook_names(protocol: type) -> list[str]:
+    """A protocol's members: its methods and properties, and its annotated attributes."""
+    members = {n for n in vars(protocol) if not n.startswith("_")}
+    return sorted(members | set(getattr(protocol, "__annotations__", {})))
+
+
+def provides(task: type[Task], name: str) -> bool:
+    """On the class (a method, property or class attribute) or declared for its instances."""
+    declared = (getattr(k, "__annotations__", {}) for k in task.__mro__)
+    return hasattr(task, name) or any(name in names for names in declared)
+
+
+def check_hooks(task: type[Task]) -> None:
+    protocol = TRAINER_HOOKS.get(task.trainer)
+    missing = [n for n in hook_names(protocol) if not provides(task, n)] if protocol else []
+    if missing:
+        raise TunelabError(
+            f"task '{task.name}' trains with the {task.trainer} trainer but lacks "
+            f"{', '.join(missing)} (its hooks: {protocol.__module__}.{protocol.__name__})"
+        )
+
+
+def register_trainer_hooks(trainer: str, protocol: type) -> None:
+    """A trainer's protocol; tasks registered before it are checked now, later ones when they
+    register."""
+    TRAINER_HOOKS[trainer] = protocol
+    for task in TASKS.values():
+        if task.trainer == trainer:
+            check_hooks(task)
+
+
 def register_task(task: type[Task]) -> type[Task]:
-    """Register a task class and its settings (the config's task union picks them up)."""
+    """Register a task class and its settings (the config's task union picks them up); a task
+    without its trainer's hooks is refused here."""
+    check_hooks(task)
     TASK_SETTINGS.register(task.name)(task.settings)
     return TASKS.register(task.name)(task)
+
+
+def changed_fields(section: BaseModel) -> list[str]:
+    """The fields set to something other than their default (a finished run's config.yaml
+    writes every field out: a default written out changes nothing)."""
+    fields = type(section).model_fields
+    return sorted(
+        name
+        for name in section.model_fields_set
+        if getattr(section, name) != fields[name].get_default(call_default_factory=True)
+    )
+
+
+def check_read_settings(task: type[Task], config: RunConfig) -> None:
+    """Refuse a changed data.* or eval.* setting the task does not read."""
+    for prefix, section in (("data", config.data), ("eval", config.eval)):
+        unread = [
+            f"{prefix}.{n}" for n in changed_fields(section) if f"{prefix}.{n}" in task.ignores
+        ]
+        if unread:
+            raise TunelabError(
+                f"{unread[0]}: task '{task.name}' does not read it (it would change nothing); "
+                "remove it"
+            )
 
 
 def check_method(task: type[Task], method: MethodSpec) -> None:

@@ -6,14 +6,31 @@ embeddings and lower blocks frozen (head, freeze) and the task allows it, those 
 once and the top trains from their cached output."""
 
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 from torch import nn
 from transformers import DataCollatorWithPadding
 
-from tunelab.tasks.base import Task
+from tunelab.tasks.base import Task, register_trainer_hooks
 from tunelab.train.frozen_cache import cacheable, estimated_bytes, frozen_prefix_cached
 from tunelab.train.loop import FitState, Trainer
 from tunelab.train.trainers import TrainerSpec, register_trainer
+
+
+class LoopHooks(Protocol):
+    """What the loop calls on a task (tasks/base.register_task checks a task has them)."""
+
+    collate: Callable[[list[dict]], dict]  # rows -> a padded batch
+    caches_frozen_blocks: bool
+
+    def loop_rows(self) -> tuple[list[dict], list[dict]]: ...  # encoded train and val rows
+
+    def validate(self, model: nn.Module, rows: list[dict]) -> dict: ...
+
+    def compute_loss(self, model: nn.Module, batch: dict) -> tuple: ...  # (loss, correct)
+
+    def loss_units(self, batch: dict) -> int: ...  # what the loss is averaged over
 
 
 def fit_rows(task: Task, model: nn.Module, train: list, val: list, cached: bool) -> FitState:
@@ -51,3 +68,4 @@ def fit_loop(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
 
 
 register_trainer(TrainerSpec("loop", fit_loop, bf16_weights=True))
+register_trainer_hooks("loop", LoopHooks)

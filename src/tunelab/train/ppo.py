@@ -13,14 +13,16 @@ after each epoch (adapter, value head, optimizer, random state) is what --resume
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from tunelab.errors import notice
 from tunelab.models.trainable import trainable_state
-from tunelab.tasks.base import Task
+from tunelab.tasks.base import Task, register_trainer_hooks
 from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
 from tunelab.train.guards import check_finite
 from tunelab.train.loop import FitState
@@ -294,3 +296,19 @@ register_trainer(
         ),
     )
 )
+
+
+class PpoHooks(Protocol):
+    """What PPO calls on a task (tasks/base.register_task checks a task has them)."""
+
+    add_special_tokens: bool  # the prompts' tokenization: False where a chat template wrote them
+    reward: Callable[[list[str], list[str]], torch.Tensor]  # (questions, answers) -> rewards
+
+    def prompts(self, split: str) -> list[str]: ...
+
+    def render(self, question: str) -> str: ...  # the policy's prompt for a question
+
+    def validate(self, policy: nn.Module) -> dict: ...
+
+
+register_trainer_hooks("ppo", PpoHooks)

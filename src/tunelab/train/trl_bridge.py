@@ -9,6 +9,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -17,7 +18,7 @@ from transformers import EarlyStoppingCallback, TrainerCallback
 from tunelab.config import TrainConfig
 from tunelab.errors import notice
 from tunelab.runtime import mixed_precision
-from tunelab.tasks.base import Task
+from tunelab.tasks.base import Task, register_trainer_hooks
 from tunelab.train.guards import check_finite
 from tunelab.train.hf_checkpoints import newest_intact_checkpoint
 from tunelab.train.loop import FitState
@@ -180,3 +181,14 @@ register_trainer(
         ),
     )
 )
+
+
+class TrlHooks(Protocol):
+    """What the bridge calls on a task (tasks/base.register_task checks a task has them)."""
+
+    def trl_trainer(self, model: nn.Module, arguments: dict, callbacks: list): ...  # TRL's
+
+    def train_size(self) -> int: ...  # training rows a pass (the step count's basis)
+
+
+register_trainer_hooks("trl", TrlHooks)

@@ -69,6 +69,7 @@ class ClassifyTask(Task):
     monitors = frozenset({"val_loss", "val_accuracy", "val_macro_f1"})
     caches_frozen_blocks = True
     scores_on_val = True
+    ignores = frozenset({"data.mix"})  # mixing sources is sft's
     collate: ClassVar = None  # pad to the longest row
 
     def prepare(self) -> dict:

@@ -24,6 +24,8 @@ class PretrainTask(GenerativeTask):
     settings = PretrainSettings
     methods = TRAINED_METHODS
     score = Score("perplexity", higher_is_better=False)
+    # documents are split by data.split alone; mixing is sft's
+    ignores = frozenset({"data.val_path", "data.test_path", "data.mix"})
 
     def prepare(self) -> dict:
         prepare = prepare_pretrain_arrow if streams(self.config.data) else prepare_pretrain

@@ -47,6 +47,7 @@ class PairTask(Task):
     trainer: ClassVar = "trl"
     methods: ClassVar = TRL_METHODS
     panel: ClassVar[Panel]  # the validation curves TRL's logs give this task
+    ignores: ClassVar = frozenset({"data.val_path", "data.mix"})  # split_pairs: split, test_path
 
     def prepare(self) -> dict:
         self.template = resolve_template(self.config.task.template, self.tokenizer)

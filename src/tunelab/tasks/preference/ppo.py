@@ -3,6 +3,7 @@ answers, and tunelab's own PPO (train/ppo.py; TRL 1.x has none) updates the poli
 penalty to its adapter-disabled self. Scored by the mean reward of greedy answers to held-out
 prompts."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +62,8 @@ class PpoTask(Task):
     model_kind = "causal_lm"
     trainer = "ppo"
     score = Score("mean_reward")
+    reward: Callable[[list[str], list[str]], torch.Tensor]  # set by prepare (the reward run)
+    ignores = frozenset({"data.val_path", "data.test_path", "data.mix"})  # split by data.split
 
     def prepare(self) -> dict:
         config = self.config

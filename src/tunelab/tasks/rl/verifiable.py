@@ -67,6 +67,7 @@ class VerifiableTask(Task):
     trainer: ClassVar = "trl"
     methods: ClassVar = frozenset({"lora", "qlora", "full"})
     score: ClassVar = Score("pass_at_1")
+    ignores: ClassVar = frozenset({"data.mix"})
 
     def prepare(self) -> dict:
         config = self.config
