@@ -13,7 +13,7 @@ from tunelab.config import DataConfig, MixSource
 from tunelab.data.conversations import read_examples
 from tunelab.data.lm_encode import IGNORE, encode_segments
 from tunelab.data.lm_prepare import SftFormat, mix_in
-from tunelab.data.templates import render
+from tunelab.data.templates import adds_special_tokens, render
 from tunelab.pipeline import load_config, run
 
 RECORDS = {
@@ -50,7 +50,7 @@ def test_only_the_response_tokens_are_trained(tmp_path, stories_chat_tokenizer, 
     [example] = read_examples(str(write_jsonl(tmp_path / "d.jsonl", [RECORDS[fmt]])))
     segments = render(example.messages, template, stories_chat_tokenizer, None)
     encoded = encode_segments(
-        segments, stories_chat_tokenizer, template == "chat", train_on_prompt=False
+        segments, stories_chat_tokenizer, adds_special_tokens(template), train_on_prompt=False
     )
     [trained] = trained_runs(encoded)
     assert trained[-1] == stories_chat_tokenizer.eos_token_id  # EOS is learned, so generation stops
@@ -75,7 +75,7 @@ def test_every_assistant_turn_of_a_conversation_is_trained(tmp_path, stories_cha
     for template in ("chat", "qa"):
         segments = render(example.messages, template, stories_chat_tokenizer, "Be brief.")
         encoded = encode_segments(
-            segments, stories_chat_tokenizer, template == "chat", train_on_prompt=False
+            segments, stories_chat_tokenizer, adds_special_tokens(template), train_on_prompt=False
         )
         decoded = [
             stories_chat_tokenizer.decode(r, skip_special_tokens=True).strip()

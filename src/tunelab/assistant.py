@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tunelab.artifacts import load_run
 from tunelab.data.readers import jsonl_records
-from tunelab.data.templates import generation_prompt
+from tunelab.data.templates import adds_special_tokens, generation_prompt
 from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
 from tunelab.run_record import RunRecord, read_record
@@ -39,7 +39,7 @@ class Assistant:
         prompts = [self.prompt(h) for h, flag in zip(histories, flags, strict=True) if not flag]
         if self.guard and prompts:
             sampling["banned_opening"] = self.guard.refusal_opening(
-                self.tokenizer, prompts[0], self.record.template != "chat"
+                self.tokenizer, prompts[0], adds_special_tokens(self.record.template)
             )
         generated = iter(self.reply(prompts, streamer, **sampling) if prompts else [])
         if streamer is not None and any(flags):
@@ -47,12 +47,11 @@ class Assistant:
         return [self.guard.refusal if flag else next(generated) for flag in flags]
 
     def reply(self, prompts: list[str], streamer=None, **sampling) -> list[str]:
-        chat = self.record.template == "chat"
         return generate(
             self.model,
             self.tokenizer,
             prompts,
-            add_special_tokens=not chat,
+            add_special_tokens=adds_special_tokens(self.record.template),
             streamer=streamer,
             **sampling,
         )

@@ -19,7 +19,10 @@ class LmEncoded:
 
 
 def encode_segments(
-    segments: list[Segment], tokenizer: PreTrainedTokenizerBase, chat: bool, train_on_prompt: bool
+    segments: list[Segment],
+    tokenizer: PreTrainedTokenizerBase,
+    special_tokens: bool,
+    train_on_prompt: bool,
 ) -> dict:
     """Token ids and labels, the trained tokens known exactly; each trained segment ends with
     EOS (appended unless the template already closed the turn with it).
@@ -32,8 +35,8 @@ def encode_segments(
     ids, labels, text = [], [], ""
     for segment in segments:
         text += segment.text
-        # Plain templates get the tokenizer's BOS once; chat templates write their own specials.
-        whole = tokenizer(text, add_special_tokens=not chat)["input_ids"]
+        # special_tokens: templates.adds_special_tokens (plain: BOS once; chat writes its own)
+        whole = tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
         if whole[: len(ids)] == ids:
             part = whole[len(ids) :]
         else:

@@ -20,7 +20,7 @@ from tunelab.data.lm_encode import (
 )
 from tunelab.data.prepare import three_splits
 from tunelab.data.readers import read_records
-from tunelab.data.templates import render, resolve_template
+from tunelab.data.templates import adds_special_tokens, render, resolve_template
 from tunelab.errors import DataError, TunelabError
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -94,12 +94,12 @@ def mix_in(train: list[Example], config: DataConfig, seed: int) -> tuple[list[Ex
 def encode_examples(
     examples: list[Example], tokenizer, form: SftFormat, template: str, data: DataConfig
 ) -> LmEncoded:
-    chat = template == "chat"
+    special_tokens = adds_special_tokens(template)
     encoded = [
         encode_segments(
             render(e.messages, template, tokenizer, form.system, e.tools, form.reasoning),
             tokenizer,
-            chat,
+            special_tokens,
             form.train_on_prompt,
         )
         for e in examples

@@ -29,6 +29,14 @@ class Segment:
     trained: bool  # the response: the tokens the loss is computed on
 
 
+def adds_special_tokens(template: str | None) -> bool:
+    """The one rule for tokenizing a rendered prompt: a chat template writes the model's special
+    tokens itself (BOS, turn markers), so its text is tokenized without adding them again; a
+    plain template's text gets the tokenizer's (BOS). Training, evaluation, generate, chat, the
+    server and the scope guard all ask this."""
+    return template != "chat"
+
+
 def resolve_template(name: str, tokenizer: PreTrainedTokenizerBase, tools: bool = False) -> str:
     """'auto' picks the model's chat template when it has one; a user template needs {prompt}.
     Rows with tools need a chat template that writes them (tools_template)."""

@@ -1,7 +1,12 @@
 """Checks of the encoded rows of the generative tasks: what the model is trained to predict."""
 
 from tunelab.data.lm_encode import IGNORE, encode_segments
-from tunelab.data.templates import generation_prompt, render, without_reasoning
+from tunelab.data.templates import (
+    adds_special_tokens,
+    generation_prompt,
+    render,
+    without_reasoning,
+)
 from tunelab.doctor.findings import Finding
 
 SAMPLE = 200  # rows looked at by the checks that render and tokenize again
@@ -91,14 +96,15 @@ def template_match(task, summary: dict) -> list[Finding]:
     examples = (getattr(data, "examples", None) or {}).get("test", [])[:SAMPLE]
     if not examples or data.template is None:
         return []
-    tokenizer, system, chat = task.tokenizer, task.config.task.system, data.template == "chat"
+    tokenizer, system = task.tokenizer, task.config.task.system
+    special_tokens = adds_special_tokens(data.template)
     policy, differ = getattr(task.config.task, "reasoning", "train"), []
     for example in examples:
         messages = without_reasoning(example.messages) if policy == "drop" else example.messages
         trained = render(messages, data.template, tokenizer, system, example.tools, policy)
-        ids = encode_segments(trained, tokenizer, chat, False)["input_ids"]
+        ids = encode_segments(trained, tokenizer, special_tokens, False)["input_ids"]
         text = generation_prompt(messages[:-1], data.template, tokenizer, system, example.tools)
-        prompt = tokenizer(text, add_special_tokens=not chat)["input_ids"]
+        prompt = tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
         if ids[: len(prompt)] != prompt:
             differ.append(example.row)
     if differ:

@@ -16,7 +16,7 @@ from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 
 from tunelab.artifacts import load_base, load_run, method_of
-from tunelab.data.templates import generation_prompt
+from tunelab.data.templates import adds_special_tokens, generation_prompt
 from tunelab.errors import TunelabError
 from tunelab.export.gguf import SETUP_HINT, export_gguf
 from tunelab.models.loader import load_tokenizer
@@ -61,8 +61,7 @@ class Served:
 
     @property
     def adds_special_tokens(self) -> bool:
-        """A chat template writes BOS itself; plain prompts get the tokenizer's."""
-        return self.template != "chat"
+        return adds_special_tokens(self.template)
 
     @property
     def default_max_tokens(self) -> int:

@@ -10,7 +10,7 @@ import torch
 from tunelab.data.conversations import Example
 from tunelab.data.encode import make_loader
 from tunelab.data.lm_encode import IGNORE, lm_collator
-from tunelab.data.templates import generation_prompt
+from tunelab.data.templates import adds_special_tokens, generation_prompt
 from tunelab.data.tool_calls import split_reasoning
 from tunelab.generation import generate
 from tunelab.tasks.generative.loss import labelled_token_loss
@@ -140,7 +140,7 @@ def evaluate_answers(
         prompts,
         eval_config.max_new_tokens,
         eval_config.batch_size,
-        add_special_tokens=template != "chat",
+        add_special_tokens=adds_special_tokens(template),
         description=f"answering {len(prompts)} {name} questions",
         banned_opening=banned_opening,
     )

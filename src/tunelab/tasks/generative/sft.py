@@ -17,6 +17,7 @@ from tunelab.data.encode import padding_share
 from tunelab.data.lm_prepare import SftFormat, encode_examples, prepare_sft
 from tunelab.data.streaming.corpus import streams
 from tunelab.data.streaming.sft import prepare_sft_arrow
+from tunelab.data.templates import adds_special_tokens
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import Column, Score, prompt_record, register_task
 from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
@@ -235,7 +236,9 @@ class SftTask(GenerativeTask):
         prompt = answer_prompts(
             with_shots(examples[:1], self.shots), template, self.tokenizer, system
         )
-        opening = self.guard.refusal_opening(self.tokenizer, prompt[0], template != "chat")
+        opening = self.guard.refusal_opening(
+            self.tokenizer, prompt[0], adds_special_tokens(template)
+        )
         start = self.tokenizer.decode([opening]).strip()
         redo = [i for i, a in enumerate(answers) if not flags[i] and a.startswith(start)]
         if redo:

@@ -11,7 +11,7 @@ from tunelab.charts import Panel
 from tunelab.config import split_seed
 from tunelab.data.lm_prepare import split_by_fractions
 from tunelab.data.preference import Pair, read_pairs, rendered_prompt
-from tunelab.data.templates import resolve_template
+from tunelab.data.templates import adds_special_tokens, resolve_template
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import Task, prompt_record
 from tunelab.tasks.preference.report import preference_report
@@ -60,7 +60,7 @@ class PairTask(Task):
 
     @property
     def add_special_tokens(self) -> bool:
-        return self.template != "chat"  # a chat template writes its own special tokens
+        return adds_special_tokens(self.template)
 
     def split_texts(self) -> dict[str, list[str]]:
         return {

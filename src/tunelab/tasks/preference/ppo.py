@@ -16,7 +16,7 @@ from tunelab.config import split_seed
 from tunelab.config.settings import PromptedTaskSettings
 from tunelab.data.lm_prepare import split_by_fractions
 from tunelab.data.preference import read_prompts
-from tunelab.data.templates import generation_prompt, resolve_template
+from tunelab.data.templates import adds_special_tokens, generation_prompt, resolve_template
 from tunelab.errors import TunelabError
 from tunelab.generation import generate
 from tunelab.tasks.base import Score, Task, prompt_record, register_task
@@ -78,7 +78,7 @@ class PpoTask(Task):
 
     @property
     def add_special_tokens(self) -> bool:
-        return self.template != "chat"
+        return adds_special_tokens(self.template)
 
     def split_texts(self) -> dict[str, list[str]]:
         return self.splits

@@ -16,7 +16,7 @@ from tunelab.config.settings import PromptedTaskSettings
 from tunelab.data.lm_prepare import split_files
 from tunelab.data.preference import prompt_of
 from tunelab.data.readers import read_records
-from tunelab.data.templates import generation_prompt, resolve_template
+from tunelab.data.templates import adds_special_tokens, generation_prompt, resolve_template
 from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
 from tunelab.tasks.base import Score, Task, prompt_record
@@ -90,7 +90,7 @@ class VerifiableTask(Task):
 
     @property
     def add_special_tokens(self) -> bool:
-        return self.template != "chat"  # a chat template writes its own special tokens
+        return adds_special_tokens(self.template)
 
     def render(self, question: str) -> str:
         messages = [{"role": "user", "content": question}]
