@@ -146,3 +146,24 @@ def test_early_stopping_stops_and_restores_the_best_epoch(model_dirs, toy_csv, t
     ]
     summary = train_tiny(model_dirs["llama"], toy_csv, tmp_path / "run", "head", extra)
     assert summary["epochs_run"] == 3 and summary["best_epoch"] == 1
+
+
+def test_a_run_finds_its_base_from_any_folder_and_refuses_another_model_there(
+    model_dirs, toy_csv, tmp_path, monkeypatch
+):
+    """Issue 36: a run recorded its base by the relative path it was given; from another working
+    folder `predict` failed with the Hub's connection message, and from a folder holding another
+    model at that path it answered with that model, exit 0."""
+    import shutil
+
+    shutil.copytree(model_dirs["stories260K"], tmp_path / "base")
+    monkeypatch.chdir(tmp_path)
+    train_tiny("./base", toy_csv, tmp_path / "run", "lora")
+    (tmp_path / "elsewhere" / "base").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "elsewhere")  # its ./base is an empty folder
+    code, output = run_cli("predict", tmp_path / "run", "a good film")
+    assert code == 0, output
+    shutil.rmtree(tmp_path / "base")
+    shutil.copytree(model_dirs["llama"], tmp_path / "base")  # another Llama at the same path
+    code, output = run_cli("predict", tmp_path / "run", "a good film")
+    assert_one_line_error(code, output, "no longer holds the base model the run was trained from")

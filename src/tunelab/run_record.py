@@ -4,6 +4,7 @@ One writer (pipeline.run, at the end of a run) and one reader (`read_record`), u
 command that opens a run directory: eval, predict, generate, chat, export, quantize, report,
 compare, and a PPO run that starts from an sft run or scores with a reward run."""
 
+import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,8 @@ class RunRecord(BaseModel):
     task: str
     method: str
     model: str  # model.name as configured
-    base_model: str  # the folder the run started from
+    base_model: str  # the folder the run started from (absolute), or a Hub id
+    base_fingerprint: str | None = None  # base_fingerprint() of that folder at training
     model_kind: ModelKind
     artifact: Literal["model", "adapter", "trainable", "prompt"]
     method_settings: dict[str, Any]
@@ -95,6 +97,27 @@ def is_local_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1
 
 
+# what tells one model folder from another without reading its weights: the model's config,
+# tokenizer files and the size of each weights file
+FINGERPRINTED = ("config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+
+
+def base_fingerprint(folder: str | Path) -> str | None:
+    """A digest of a local model folder (None for a Hub id): a run refuses a base folder that
+    holds another model at the same path, instead of answering with it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.name in FINGERPRINTED and path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        elif path.suffix in WEIGHT_SUFFIXES and path.is_file():
+            digest.update(f"{path.name}\0{path.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
 def check_run_files(run_dir: Path, record: RunRecord) -> None:
     """The files a finished run is loaded from, checked before any command starts its work."""
     artifact = run_dir / record.artifact
@@ -104,7 +127,14 @@ def check_run_files(run_dir: Path, record: RunRecord) -> None:
             "incomplete (train it again with --overwrite)"
         )
     base = record.base_model
-    if record.artifact != "model" and is_local_path(base) and not Path(base).is_dir():
+    if record.artifact == "model":
+        return  # the run holds its whole model
+    if is_local_path(base) and not Path(base).is_dir():
         raise TunelabError(
             f"{run_dir}: the base model it was trained from, {record.base_model}, is gone"
+        )
+    if record.base_fingerprint and base_fingerprint(base) != record.base_fingerprint:
+        raise TunelabError(
+            f"{run_dir}: {base} no longer holds the base model the run was trained from (its "
+            "config, tokenizer or weights differ); put that model back there"
         )

@@ -29,7 +29,7 @@ from tunelab.pipeline.run_dir import (
     write_json,
 )
 from tunelab.report import write_report
-from tunelab.run_record import RunRecord, write_record
+from tunelab.run_record import RunRecord, base_fingerprint, write_record
 from tunelab.runtime import process_state
 from tunelab.tasks import TASKS, RunContext, Task, check_method, check_read_settings
 from tunelab.train import TRAINERS, FitState, check_settings
@@ -80,13 +80,19 @@ def fit(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
         return TRAINERS.get(task.trainer).fit(task, model)
 
 
+def local_or_hub(model_path: str) -> str:
+    """A local folder as an absolute path: later commands find it from any working folder."""
+    return str(Path(model_path).resolve()) if Path(model_path).is_dir() else model_path
+
+
 def record_of(task: Task) -> RunRecord:
     run, config = task.run, task.config
     return RunRecord(
         task=task.name,
         method=run.method.name,
         model=config.model.name,
-        base_model=run.model_path,
+        base_model=local_or_hub(run.model_path),
+        base_fingerprint=base_fingerprint(run.model_path),
         model_kind=task.model_kind,
         artifact=run.method.artifact,
         method_settings=config.method.model_dump(),
