@@ -2,10 +2,13 @@
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from peft import PeftModel
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import (
     AutoModelForCausalLM,
@@ -14,6 +17,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from tunelab.errors import TunelabError
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_causal_lm, load_classifier, load_tokenizer
@@ -21,6 +25,28 @@ from tunelab.models.mean_pooling import MeanPoolingClassifier, is_mean_pooling_f
 from tunelab.models.prompt_classifier import PromptClassifier
 from tunelab.models.trainable import load_trainable_state, trainable_state
 from tunelab.run_record import RunRecord, read_record
+
+# what loading a run's files raises when they are damaged: a truncated safetensors file, a
+# corrupt JSON config, a tokenizer file missing, labels that do not fit the head, a vocabulary
+# that does not fit the weights
+LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError)
+
+
+@contextmanager
+def loading(run_dir: Path) -> Iterator[None]:
+    """Loading a finished run's files: damage is one line naming the run, not a traceback."""
+    try:
+        yield
+    except TunelabError:
+        raise
+    except LOAD_ERRORS as exc:
+        lines = str(exc).strip().splitlines()
+        reason = lines[0][:300] if lines else type(exc).__name__
+        raise TunelabError(
+            f"{run_dir}: its files cannot be loaded ({type(exc).__name__}: {reason}); damaged "
+            "or truncated? train the run again"
+        ) from None
+
 
 TRAINABLE_FILE = "trainable.safetensors"
 PROMPT_FILE = "prompt.json"
@@ -99,13 +125,14 @@ def load_run(
     run_dir = Path(run_dir)
     record = read_record(run_dir)
     folder = run_dir / record.artifact
-    tokenizer = load_tokenizer(str(folder))
-    tokenizer.padding_side = record.padding_side
-    if record.artifact == "adapter":
-        model = PeftModel.from_pretrained(load_base(record, tokenizer), folder)
-    elif record.artifact == "trainable":
-        model = load_trainable(folder, record, tokenizer)
-    else:
-        model = load_model_folder(folder, record, tokenizer)
+    with loading(run_dir):
+        tokenizer = load_tokenizer(str(folder))
+        tokenizer.padding_side = record.padding_side
+        if record.artifact == "adapter":
+            model = PeftModel.from_pretrained(load_base(record, tokenizer), folder)
+        elif record.artifact == "trainable":
+            model = load_trainable(folder, record, tokenizer)
+        else:
+            model = load_model_folder(folder, record, tokenizer)
     model.eval()
     return model, tokenizer, record

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from tunelab.artifacts import load_base
+from tunelab.artifacts import load_base, loading
 from tunelab.errors import TunelabError
 from tunelab.methods import METHODS
 from tunelab.models.loader import load_tokenizer
@@ -50,8 +50,9 @@ def export_run(run_dir: str | Path, out: str | Path, merge: bool) -> Path:
         shutil.copytree(folder, out)
         return out
     check_mergeable(record)
-    tokenizer = load_tokenizer(str(folder))
-    merged = PeftModel.from_pretrained(full_precision_base(record, tokenizer), folder)
+    with loading(run_dir):
+        tokenizer = load_tokenizer(str(folder))
+        merged = PeftModel.from_pretrained(full_precision_base(record, tokenizer), folder)
     merged = merged.merge_and_unload()
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)

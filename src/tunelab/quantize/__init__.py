@@ -12,7 +12,7 @@ from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tunelab.artifacts import load_run
+from tunelab.artifacts import load_run, loading
 from tunelab.errors import TunelabError
 from tunelab.export.hf import merged_if_possible
 from tunelab.hardware import write_measurement
@@ -112,9 +112,10 @@ def four_bit(run_dir: Path, record: RunRecord, tokenizer) -> nn.Module:
         llm_int8_skip_modules=["score", "classifier", "pre_classifier"],
     )
     source = record.base_model if record.artifact == "adapter" else str(run_dir / "model")
-    model = load_classifier(source, record.labels, tokenizer, quantization_config=config)
-    if record.artifact == "adapter":
-        model = PeftModel.from_pretrained(model, run_dir / "adapter")
+    with loading(run_dir):
+        model = load_classifier(source, record.labels, tokenizer, quantization_config=config)
+        if record.artifact == "adapter":
+            model = PeftModel.from_pretrained(model, run_dir / "adapter")
     return model.eval()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 
-from tunelab.artifacts import load_base, load_run, method_of
+from tunelab.artifacts import load_base, load_run, loading, method_of
 from tunelab.data.templates import adds_special_tokens, generation_prompt
 from tunelab.errors import TunelabError
 from tunelab.export.gguf import SETUP_HINT, export_gguf
@@ -142,6 +142,24 @@ def attach_adapter(pool: TorchPool, name: str, folder: Path) -> None:
     pool.model.eval()
 
 
+def add_shared(catalog: Catalog, pools: dict, name: str, run_dir: Path, record: RunRecord) -> None:
+    """A run served on a base shared with other runs (its adapter attached to the base's pool)."""
+    tokenizer = load_tokenizer(str(run_dir / record.artifact))
+    key = pool_key(record)
+    if key not in pools:
+        pools[key] = open_shared(record, tokenizer)
+        if base_name(record) not in catalog.models:
+            catalog.add(Served(base_name(record), "generate", pools[key], tokenizer))
+    pool = pools[key]
+    if len(tokenizer) != len(pool.tokenizer):
+        raise TunelabError(f"{run_dir}: its tokenizer differs from the other runs on its base")
+    adapter = BASE_ADAPTER
+    if record.artifact == "adapter":
+        attach_adapter(pool, name, run_dir / record.artifact)
+        adapter = name
+    catalog.add(Served(name, "generate", pool, tokenizer, record, adapter))
+
+
 def load_catalog(arguments: list[str]) -> Catalog:
     """Every run (and each shared base) under the name a request's `model` field gives."""
     catalog, pools = Catalog(), {}
@@ -156,20 +174,8 @@ def load_catalog(arguments: list[str]) -> Catalog:
             kind = "classify" if record.model_kind == "classifier" else "generate"
             catalog.add(Served(name, kind, TorchPool(model, tokenizer), tokenizer, record))
             continue
-        tokenizer = load_tokenizer(str(run_dir / record.artifact))
-        key = pool_key(record)
-        if key not in pools:
-            pools[key] = open_shared(record, tokenizer)
-            if base_name(record) not in catalog.models:
-                catalog.add(Served(base_name(record), "generate", pools[key], tokenizer))
-        pool = pools[key]
-        if len(tokenizer) != len(pool.tokenizer):
-            raise TunelabError(f"{run_dir}: its tokenizer differs from the other runs on its base")
-        adapter = BASE_ADAPTER
-        if record.artifact == "adapter":
-            attach_adapter(pool, name, run_dir / record.artifact)
-            adapter = name
-        catalog.add(Served(name, "generate", pool, tokenizer, record, adapter))
+        with loading(run_dir):
+            add_shared(catalog, pools, name, run_dir, record)
     for served in catalog.models.values():  # the base rows of a mixed pool use no adapter
         if served.pool.mixed and served.adapter is None:
             served.adapter = BASE_ADAPTER
