@@ -11,7 +11,7 @@ from tests.helpers import assert_one_line_error, run_cli
 
 from tunelab.artifacts import load_run
 from tunelab.data.preference import read_pairs
-from tunelab.errors import TunelabError
+from tunelab.errors import DataError, TunelabError
 from tunelab.pipeline import load_config, open_task, run
 from tunelab.run_record import read_record
 from tunelab.tasks import TASKS, check_read_settings
@@ -130,6 +130,29 @@ def test_ranked_lists_expand_into_every_better_worse_pair(tmp_path):
     path.write_text(json.dumps({"prompt": "Q", "ranked": ["best", "good", "bad"]}) + "\n")
     pairs = [(p.chosen, p.rejected) for p in read_pairs(str(path))]
     assert pairs == [("best", "good"), ("best", "bad"), ("good", "bad")]
+
+
+def test_pairs_that_prefer_nothing_are_left_out_and_a_file_of_them_is_one_line(tmp_path, capsys):
+    """Issue 36: chosen == rejected in every pair trained silently."""
+    rows = [{"prompt": f"Q{i}", "chosen": "same", "rejected": "same"} for i in range(3)]
+    path = tmp_path / "same.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="nothing to prefer"):
+        read_pairs(str(path))
+    rows[1]["rejected"] = "other"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [p.row for p in read_pairs(str(path))] == [2]
+    assert "2 pairs whose chosen equals their rejected were left out (first: row 1)" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("task", ["reward", "dpo", "kto"])
+def test_prompts_that_fill_max_length_are_one_line(pairs_file, tmp_path, task):
+    """Issue 36: every pair longer than data.max_length was a traceback inside TRL."""
+    code, output = run_cli("train", *overrides(task, pairs_file, tmp_path / "r", "lora",
+                                               "data.max_length=4"))  # fmt: skip
+    assert_one_line_error(code, output, "data.max_length=4", "no room for the answers")
 
 
 def test_a_data_setting_the_task_does_not_read_is_a_one_line_error(pairs_file, tmp_path):

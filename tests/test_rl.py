@@ -127,15 +127,16 @@ def test_a_user_reward_that_raises_stops_the_run_naming_the_function_and_row(toy
 @pytest.mark.parametrize(
     ("returned", "expected"),
     [(lambda n: [1.0] * (n - 1), "returned 2 values for 3 completions"),
-     (lambda n: [1.0, "yes", 1.0], "returned 'yes' (str), not a number"),
-     (lambda n: 1.0, "returned a float, not a list of 3 numbers")],
+     (lambda n: [1.0, "yes", 1.0], "returned 'yes' (str), not a finite number"),
+     (lambda n: 1.0, "returned a float, not a list of 3 numbers"),
+     (lambda n: [1.0, float("inf"), 1.0], "returned inf (float), not a finite number")],
 )  # fmt: skip
 def test_a_reward_of_the_wrong_count_or_type_is_one_line_naming_the_row(returned, expected):
     reward = checked("mine", lambda prompts, completions, **fields: returned(len(completions)))
     with pytest.raises(DataError) as error:
         reward(["p"] * 3, ["c"] * 3, _row=[4, 5, 6], _file=["d.jsonl"] * 3, answer=["a"] * 3)
     assert expected in str(error.value) and "d.jsonl" in str(error.value)
-    row = 5 if "yes" in expected else 4
+    row = 5 if ("yes" in expected or "inf" in expected) else 4
     assert f"row {row}" in str(error.value)
 
 
@@ -164,6 +165,15 @@ def test_a_bad_reward_setting_is_a_one_line_error(toy, tmp_path):
     assert_one_line_error(code, output, "row 1", "field 'answer'", "is not a number")
     code, output = run_cli("train", *overrides[:-1], "train.batch_size=6", overrides[-1])
     assert_one_line_error(code, output, "multiple of task.num_generations")
+    code, output = run_cli(
+        "train", *overrides, "task.rewards=[{function: exact_number, weight: 0}]"
+    )
+    assert_one_line_error(code, output, "task.rewards", "other than 0")
+    # a reward file that ends the process at import ended the run with exit 0 and no result
+    quits = tmp_path / "quits.py"
+    quits.write_text("import sys\nsys.exit(0)\n")
+    code, output = run_cli("train", *overrides, f"task.rewards=[{{function: '{quits}:f'}}]")
+    assert_one_line_error(code, output, "quits.py fails to load", "SystemExit")
 
 
 def test_orpo_prefers_the_chosen_answers_without_a_reference(pairs_file, tmp_path):  # noqa: F811

@@ -11,7 +11,7 @@ from itertools import combinations
 from tunelab.data.conversations import text_of
 from tunelab.data.readers import read_records
 from tunelab.data.templates import generation_prompt
-from tunelab.errors import DataError
+from tunelab.errors import DataError, notice
 
 FORMAT_HINT = "expected prompt (or instruction/input) with chosen/rejected, or prompt with ranked"
 
@@ -55,11 +55,22 @@ def pairs_of(record: dict, path, row: int) -> list[Pair]:
 
 
 def read_pairs(source: str, fmt: str = "auto") -> list[Pair]:
+    """The file's pairs; a pair whose chosen equals its rejected prefers nothing and is left out
+    with a note (real sets have a few: HH-RLHF), and a file of nothing else is an error."""
     path, records = read_records(source, fmt)
     pairs = [pair for row, record in records for pair in pairs_of(record, path, row)]
     if not pairs:
         raise DataError(path, "no data rows")
-    return pairs
+    kept = [p for p in pairs if p.chosen.strip() != p.rejected.strip()]
+    if not kept:
+        raise DataError(path, "every pair's chosen equals its rejected: there is nothing to prefer")
+    if len(kept) < len(pairs):
+        same = [p.row for p in pairs if p.chosen.strip() == p.rejected.strip()]
+        notice(
+            f"{path}: {len(same)} pairs whose chosen equals their rejected were left out "
+            f"(first: row {same[0]})"
+        )
+    return kept
 
 
 def rendered_prompt(pair: Pair, template: str, tokenizer, system: str | None) -> str:

@@ -52,8 +52,26 @@ class PairTask(Task):
     def prepare(self) -> dict:
         self.template = resolve_template(self.config.task.template, self.tokenizer)
         self.splits = split_pairs(self.config)
+        self.check_room_for_answers()
         splits = {name: {"pairs": len(pairs)} for name, pairs in self.splits.items()}
         return {"template": self.template, "splits": splits}
+
+    def check_room_for_answers(self) -> None:
+        """A prompt that fills data.max_length leaves no token of either answer to compare; a
+        split of nothing else was a traceback inside TRL."""
+        limit = self.config.data.max_length
+        for name, pairs in self.splits.items():
+            if not any(self.fits(pairs[i : i + 256], limit) for i in range(0, len(pairs), 256)):
+                raise TunelabError(
+                    f"{self.config.data.path}: every {name} prompt is at least data.max_length="
+                    f"{limit} tokens long, leaving no room for the answers; raise data.max_length"
+                )
+
+    def fits(self, pairs: list[Pair], limit: int) -> bool:
+        """Whether any of these pairs' prompts leaves room for an answer under `limit`."""
+        prompts = [self.prompt(p) for p in pairs]
+        sizes = self.tokenizer(prompts, add_special_tokens=self.add_special_tokens)["input_ids"]
+        return any(len(ids) < limit for ids in sizes)
 
     def prompt(self, pair: Pair) -> str:
         return rendered_prompt(pair, self.template, self.tokenizer, self.config.task.system)

@@ -38,7 +38,10 @@ class RewardSpec(StrictModel):
         description="exact_number, exact_text, regex, length_penalty, reward_run, or your own "
         "FILE.py:NAME (see docs/rl.md for its signature)."
     )
-    weight: float = Field(1.0, description="Its weight in the summed reward.")
+    weight: float = Field(
+        1.0,
+        description="Its weight in the summed reward (not 0: a reward weighted 0 is no reward).",
+    )
     field: str = Field("answer", description="exact_number / exact_text: the row's answer field.")
     pattern: str | None = Field(None, description="regex: what the completion must contain.")
     max_tokens: int | None = Field(
@@ -48,6 +51,8 @@ class RewardSpec(StrictModel):
 
     @model_validator(mode="after")
     def settings_of_the_function(self):
+        if self.weight == 0 or not math.isfinite(self.weight):
+            raise ValueError("weight must be a finite number other than 0 (0 adds nothing)")
         needs = {"regex": "pattern", "length_penalty": "max_tokens", "reward_run": "run"}
         if self.function in needs and getattr(self, needs[self.function]) is None:
             raise ValueError(f"{self.function} needs {needs[self.function]}")
@@ -127,7 +132,8 @@ def user_function(spec: RewardSpec) -> Callable:
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
-    except Exception as exc:  # the user's file: any error it raises is theirs to see in one line
+    except (Exception, SystemExit) as exc:  # the user's file: its error is theirs, in one line
+        # SystemExit too: a file that calls sys.exit() at import ended the run with exit 0
         raise TunelabError(
             f"task.rewards: {spec.function}: {path} fails to load: {exc!r}"
         ) from None
@@ -186,11 +192,12 @@ def checked(name: str, function: Callable) -> Callable:
             problem = f"returned {len(values)} values for {len(completions)} completions"
             raise DataError(file, f"reward {name} {problem}", row=number)
         for i, value in enumerate(values):
-            if not isinstance(value, int | float) or math.isnan(value):
+            if not isinstance(value, int | float) or not math.isfinite(value):
                 file, number = where(located, i)
                 raise DataError(
                     file,
-                    f"reward {name} returned {value!r} ({type(value).__name__}), not a number",
+                    f"reward {name} returned {value!r} ({type(value).__name__}), not a finite "
+                    "number",
                     row=number,
                 )
         return [float(v) for v in values]
