@@ -160,3 +160,28 @@ def test_overwrite_replaces_a_run_directory_and_refuses_a_link_to_one(
     code, printed = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir), "--overwrite")
     assert code == 0, printed
     assert not (run_dir / "stale.txt").exists() and (run_dir / "run_info.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["data.text_field=label"], "would read the label it is asked for"),
+        (["data.test_path={data}"], "data.test_path is the training file"),
+        (["data.val_path={data}"], "data.val_path is the training file"),
+        (["train.grad_accum=99"], "no optimizer step would run"),
+        (["train.precision=fp16"], "needs a CUDA GPU"),
+    ],
+)
+def test_settings_that_would_make_the_scores_meaningless_are_one_line(
+    model_dirs, toy_csv, tmp_path, extra, expected
+):
+    """Issue 36: test accuracy 1.0 from the label read as text, the training file scored as the
+    test one, a run that trained nothing ("after" = "before"), fp16 on a CPU: all accepted."""
+    if "fp16" in extra[0]:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("fp16 is a GPU's precision")
+    extra = [e.format(data=toy_csv) for e in extra]
+    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, tmp_path / "run", *extra))
+    assert_one_line_error(code, output, expected)

@@ -64,6 +64,11 @@ def resolve_precision(config: TrainConfig, bf16_weights: bool = True) -> Precisi
     """train.precision as Accelerate runs it, and why. bf16_weights: the trainer holds frozen
     weights in bf16 during a bf16 epoch (tunelab's loop does; TRL's trainers and PPO do not),
     which is what the probe then measures."""
+    if config.precision == "fp16" and not torch.cuda.is_available():
+        raise TunelabError(
+            "train.precision=fp16 needs a CUDA GPU, and this machine has none (fp16 autocast on a "
+            "CPU is slower than fp32 and not what a GPU run would do); use auto, bf16 or fp32"
+        )
     if config.precision != "auto":
         return PrecisionChoice(config.precision, f"train.precision={config.precision}")
     if torch.cuda.is_available():

@@ -250,6 +250,12 @@ class Trainer:
     def fit(self, train: list[dict], resume: bool) -> FitState:
         self.examples, self.budget = train, Budget(self.config, self.acc, self.run_dir)
         batches = math.ceil(len(train) / self.config.batch_size)
+        if batches < self.config.grad_accum:
+            raise TunelabError(
+                f"train.grad_accum={self.config.grad_accum}: an epoch has {batches} batches of "
+                f"train.batch_size={self.config.batch_size}, so no optimizer step would run; "
+                "lower train.grad_accum or train.batch_size"
+            )
         scheduler = self.make_scheduler(math.ceil(batches / self.config.grad_accum))
         state = self.resume(scheduler) if resume else FitState()
         with training_progress(self.acc.is_main_process) as progress:
