@@ -137,6 +137,16 @@ def test_methods_lower_held_out_perplexity_and_reload(tmp_path, method, lr):
         ({"prompt": "Hi", "completion": "  "}, ["d.jsonl", "row 1", "completion", "empty"]),
         ({"text": "Hi"}, ["d.jsonl", "row 1", "unknown record format"]),
         ({"messages": [{"role": "user", "content": "Hi"}]}, ["row 1", "messages", "last message"]),
+        # issue 36: an answer to no question trained silently
+        (
+            {
+                "messages": [
+                    {"role": "system", "content": "Be kind."},
+                    {"role": "assistant", "content": "Hello."},
+                ]
+            },
+            ["row 1", "messages", "opens with the assistant's turn"],
+        ),
     ],
 )
 def test_bad_sft_rows_are_one_line_errors(tmp_path, record, expected):

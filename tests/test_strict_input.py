@@ -34,6 +34,12 @@ BAD_TABLES = {
     "ragged row": ("text,label\nx,a\ny,b,extra\n", ["row 2", "expected 2 columns"]),
     "labels 1 and 1.0": ("text,label\nx,1\ny,1.0\n", ["row 2", "field 'label'", "'1'"]),
     "labels Spam and spam": ("text,label\nx,Spam\ny,spam\n", ["row 2", "two classes"]),
+    # issue 36: an invisible variant became a third class; the error shows what no one can see
+    "spam with a zero-width space": (
+        "text,label\nx,spam\ny,spam\u200b\n",
+        ["row 2", "two classes", "'spam\\u200b'"],
+    ),
+    "spam with a NUL": ("text,label\nx,spam\ny,sp\x00am\n", ["row 2", "'sp\\x00am'"]),
 }
 
 

@@ -71,6 +71,14 @@ def chat_messages(record: dict, key: str, path: Path, row: int) -> list[dict]:
     messages = [chat_message(turn, f"{key}[{i}]", path, row) for i, turn in enumerate(turns)]
     if messages[-1]["role"] != "assistant":
         raise DataError(path, "the last message must be the assistant's", row=row, field=key)
+    first = next(m["role"] for m in messages if m["role"] != "system")
+    if first != "user":  # an answer to no question: at inference there is always one
+        raise DataError(
+            path,
+            f"the conversation opens with the {first}'s turn, not the user's",
+            row=row,
+            field=key,
+        )
     return messages
 
 

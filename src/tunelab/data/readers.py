@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -211,8 +212,20 @@ def to_row(path: Path, number: int, record: dict, text_field: str, label_field: 
     )
 
 
+def without_invisible(text: str) -> str:
+    """Text less its control and format characters (NUL, zero-width space, BOM, soft hyphen)."""
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))
+
+
+def shown(label: str) -> str:
+    """A label as the error shows it: escaped where it holds characters no one can see."""
+    return label if without_invisible(label) == label else ascii(label)[1:-1]
+
+
 def class_key(label: str) -> str:
-    """What two spellings of one class share: case, spacing and number format aside."""
+    """What two spellings of one class share: case, spacing, number format and invisible
+    characters aside (`spam` with a zero-width space was a third class)."""
+    label = without_invisible(label)
     try:
         return repr(float(label))
     except ValueError:
@@ -227,8 +240,8 @@ def check_label_spellings(path: Path, rows: list[Row], field: str) -> None:
         if seen.label != row.label:
             raise DataError(
                 path,
-                f"label '{row.label}' and label '{seen.label}' (row {seen.row}) would be two "
-                "classes; write one class one way",
+                f"label '{shown(row.label)}' and label '{shown(seen.label)}' (row {seen.row}) "
+                "would be two classes; write one class one way",
                 row=row.row,
                 field=field,
             )
