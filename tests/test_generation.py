@@ -4,7 +4,7 @@ generate, chat, data preview, merged export, few-shot, and a mixing comparison."
 import json
 
 import pytest
-from tests.helpers import run_cli
+from tests.helpers import assert_one_line_error, run_cli
 from tests.lm_helpers import QA, sft_overrides, write_jsonl
 
 from tunelab.assistant import load_assistant
@@ -52,6 +52,30 @@ def test_a_vanishing_temperature_is_greedy_and_impossible_sampling_a_usage_error
     for option, value in (("--top-p", "0"), ("--temperature", "1e308")):
         code, output = run_cli("generate", run_dir, *question, option, value)
         assert code == 2 and option in output and "Traceback" not in output, output
+
+
+def test_generation_stays_within_the_models_context(learned_run, capsys):
+    """Issue 36: --max-new-tokens 100000 ran until the process was killed, a prompt past the
+    context and an empty prompt were accepted, a chat history past the context was sent whole."""
+    run_dir, _ = learned_run
+    code, output = run_cli("generate", run_dir, "--prompt", "What do cats say?",
+                           "--max-new-tokens", "100000")  # fmt: skip
+    assert code == 0, output  # cut to the 512 tokens of stories260K's context; EOS comes first
+    assert json.loads(output.strip().splitlines()[-1])["answer"] == "Cats say meow."
+    code, output = run_cli("generate", run_dir, "--prompt", "cat " * 600)
+    assert_one_line_error(code, output, "fills the model's context of 512 tokens")
+    code, output = run_cli("generate", run_dir, "--prompt", " ")
+    assert_one_line_error(code, output, "--prompt", "empty question")
+    assistant = load_assistant(run_dir)
+    exchange = [
+        {"role": "user", "content": "cat " * 100},
+        {"role": "assistant", "content": "Meow."},
+    ]
+    history = [*exchange * 3, {"role": "user", "content": "What do cats say?"}]
+    kept = assistant.fitted(history, max_new_tokens=64)
+    assert kept[-1] == history[-1] and len(kept) < len(history) and len(kept) % 2 == 1
+    assert assistant.prompt_tokens(kept) + 64 <= 512
+    assert "the chat outgrew the model's context" in capsys.readouterr().err
 
 
 def test_data_preview_marks_the_trained_tokens(tmp_path):

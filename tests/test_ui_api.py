@@ -3,6 +3,7 @@ one-line error naming its field, paths stay inside the workspace, uploads are li
 binding beyond localhost needs --auth. The browser flows are in test_ui_browser.py."""
 
 import base64
+import json
 import os
 import shutil
 import time
@@ -89,6 +90,67 @@ def test_bad_input_is_one_line_next_to_its_field(client, workspace, changes, fie
     assert response.status_code == 422
     body = response.json()
     assert body["field"] == field and words in body["error"] and "\n" not in body["error"]
+
+
+@pytest.mark.parametrize(
+    "changes, field, words",
+    [
+        # keys the form does not show skipped every check: the preview read a file outside
+        ({"data.mix": "[{path: /etc/hosts, weight: 1}]"}, "data.mix", "not a field"),
+        ({"eval.test_sets": "{x: /etc/hosts}"}, "eval.test_sets", "not a field"),
+        # the paths the form does show, whatever their field, stay inside the workspace
+        ({"task.name": "grpo", "method.name": "lora", "task.rewards": "[{function: '/tmp/x.py:f'}]"},
+         "task.rewards", "inside the workspace"),
+        ({"task.name": "grpo", "method.name": "lora",
+          "task.rewards": "[{function: reward_run, run: ../runs/r}]"},
+         "task.rewards", "inside the workspace"),
+        ({"task.name": "ppo", "method.name": "lora", "task.reward_run": "/tmp/reward"},
+         "task.reward_run", "inside the workspace"),
+        ({"task.name": "sft", "method.name": "lora", "task.scope_guard": "/tmp/m"},
+         "task.scope_guard", "inside the workspace"),
+    ],
+)  # fmt: skip
+def test_every_path_a_form_carries_is_confined_to_the_workspace(client, changes, field, words):
+    """Issue 36: form keys the page does not show, and task settings that name files (a reward
+    function is run as code), skipped the workspace check."""
+    for endpoint in ("/api/check", "/api/config", "/api/runs"):
+        response = client.post(endpoint, json=form(**changes))
+        assert response.status_code == 422, (endpoint, response.text)
+        body = response.json()
+        assert body["field"] == field and words in body["error"], (endpoint, body)
+
+
+def test_preference_and_rl_runs_pass_the_forms_check_with_a_preview(client, workspace):
+    """Issue 36: the form offered dpo, grpo, reward, kto, orpo, ppo and rloo and could start none
+    (the check's preview knew only classify, sft and pretrain rows)."""
+    pairs = [{"prompt": f"Is film {i} good?", "chosen": "Yes, very.", "rejected": "No."}
+             for i in range(12)]  # fmt: skip
+    (workspace.root / "data" / "pairs.jsonl").write_text(
+        "".join(json.dumps(p) + "\n" for p in pairs)
+    )
+    sums = [{"question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(12)]
+    (workspace.root / "data" / "sums.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sums))
+    cases = [("dpo", "data/pairs.jsonl", {}, "[chosen] Yes, very."),
+             ("reward", "data/pairs.jsonl", {}, "[rejected] No."),
+             ("grpo", "data/sums.jsonl", {"task.rewards": "[{function: exact_number}]"}, "[answer]")]  # fmt: skip
+    for task, data, extra, shown in cases:
+        values = form(**{"task.name": task, "method.name": "lora", "data.path": data, **extra})
+        response = client.post("/api/check", json=values)
+        assert response.status_code == 200, (task, response.text)
+        preview = response.json()["preview"]
+        assert preview[0].startswith("--- ") and shown in "\n".join(preview), (task, preview)
+
+
+def test_a_link_out_of_the_workspace_is_not_offered(client, workspace, tmp_path):
+    """Issue 36: a symbolic link out of the workspace made the New-run form a 500."""
+    (tmp_path / "elsewhere.csv").write_text("text,label\nx,a\n")
+    os.symlink(tmp_path / "elsewhere.csv", workspace.root / "data" / "out.csv")
+    os.symlink(tmp_path, workspace.root / "models" / "outside")
+    response = client.get("/api/form?task=classify&method=head")
+    assert response.status_code == 200
+    fields = {f["key"]: f for f in response.json()["fields"]}
+    assert "data/out.csv" not in fields["data.path"]["choices"]
+    assert "data/toy.csv" in fields["data.path"]["choices"]
 
 
 def test_files_are_served_from_inside_the_workspace_only(client, workspace, tmp_path):

@@ -7,8 +7,8 @@ from pathlib import Path
 from tunelab.artifacts import load_run
 from tunelab.data.readers import jsonl_records
 from tunelab.data.templates import adds_special_tokens, generation_prompt
-from tunelab.errors import DataError, TunelabError
-from tunelab.generation import generate
+from tunelab.errors import DataError, TunelabError, notice
+from tunelab.generation import context_of, generate
 from tunelab.run_record import RunRecord, read_record
 from tunelab.tasks.generative.scope_guard import ScopeGuard, load_guard
 
@@ -24,6 +24,24 @@ class Assistant:
         """History ends with the user's message; the run's few-shot turns come first."""
         messages = [*self.record.shots, *history]
         return generation_prompt(messages, self.record.template, self.tokenizer, self.record.system)
+
+    def fitted(self, history: list[dict], max_new_tokens: int) -> list[dict]:
+        """The latest turns of a chat whose prompt leaves `max_new_tokens` within the model's
+        context: the oldest exchanges go first, with a note (a history past the context was
+        sent whole)."""
+        context = context_of(self.model)
+        kept = history
+        while context and len(kept) > 1 and self.prompt_tokens(kept) + max_new_tokens > context:
+            kept = kept[2:]  # the oldest exchange: a question and its answer
+        if len(kept) < len(history):
+            notice(
+                f"the chat outgrew the model's context: its first {len(history) - len(kept)} turns were left out"
+            )
+        return kept
+
+    def prompt_tokens(self, history: list[dict]) -> int:
+        special = adds_special_tokens(self.record.template)
+        return len(self.tokenizer(self.prompt(history), add_special_tokens=special)["input_ids"])
 
     def answer(self, questions: list[str], streamer=None, **sampling) -> list[str]:
         return self.converse(

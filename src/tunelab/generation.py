@@ -4,7 +4,30 @@ import torch
 from rich.progress import track
 from transformers import PreTrainedTokenizerBase
 
+from tunelab.errors import TunelabError
+
 MIN_TEMPERATURE = 1e-4  # below it, sampling is greedy decoding (the temperature's limit)
+
+
+def context_of(model: torch.nn.Module) -> int | None:
+    """The longest sequence (prompt + answer) the model was built for, where its config says."""
+    config = getattr(model, "config", None)
+    size = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return int(size) if size else None
+
+
+def answer_room(model: torch.nn.Module, prompt_tokens: int, max_new_tokens: int) -> int:
+    """max_new_tokens, cut to what the model's context leaves after the prompt (asking 100,000
+    ran until the process was killed); a prompt that fills the context is one line."""
+    context = context_of(model)
+    if context is None:
+        return max_new_tokens
+    if prompt_tokens >= context:
+        raise TunelabError(
+            f"a prompt of {prompt_tokens} tokens fills the model's context of {context} tokens; "
+            "shorten it"
+        )
+    return min(max_new_tokens, context - prompt_tokens)
 
 
 @torch.no_grad()
@@ -47,9 +70,10 @@ def generate(
                 padding=True,
                 add_special_tokens=add_special_tokens,
             ).to(next(model.parameters()).device)
+            room = answer_room(model, batch["input_ids"].shape[1], max_new_tokens)
             output = model.generate(
                 **batch,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=room,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
                 streamer=streamer,

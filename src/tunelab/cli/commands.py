@@ -217,6 +217,8 @@ def generate_command(
     questions = [*(prompt or []), *(read_questions(file) if file else [])]
     if not questions:
         raise TunelabError("no question given (--prompt or --file)")
+    if not all(q.strip() for q in questions):
+        raise TunelabError("--prompt: an empty question (there is nothing to answer)")
     assistant = load_assistant(run_dir)
     sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     answers = assistant.answer(questions, batch_size=batch_size, **sampling)
@@ -250,6 +252,7 @@ def chat(
         if not question:
             continue
         turns = [*(turns if history else []), {"role": "user", "content": question}]
+        turns = assistant.fitted(turns, max_new_tokens)
         out.print("assistant> ", end="")
         [answer] = assistant.converse([turns], streamer=streamer, **sampling)
         turns.append({"role": "assistant", "content": answer})

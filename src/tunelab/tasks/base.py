@@ -151,11 +151,21 @@ class Task(ABC):
         task's rows are not texts to compare."""
         return {}
 
+    def preview_texts(self, rows: int) -> list[str]:
+        """The first training rows as text, for `preview`: by default as `split_texts` has them."""
+        return self.split_texts().get("train", [])[:rows]
+
     def preview(self, rows: int) -> list:
-        """`tunelab data preview`: rich Text lines of the first training rows as trained."""
-        raise TunelabError(
-            f"data preview shows classify, sft and pretrain data; this config is {self.name}"
-        )
+        """`tunelab data preview` and the UI's New-run check: rich Text lines, a header and the
+        row, of the first training rows as the task reads them (a task may show more)."""
+        from rich.text import Text
+
+        texts = self.preview_texts(rows)
+        if not texts:
+            raise TunelabError(f"data preview: task '{self.name}' keeps no training rows to show")
+        return [
+            line for i, text in enumerate(texts, 1) for line in (Text(f"--- row {i}"), Text(text))
+        ]
 
     @classmethod
     @abstractmethod

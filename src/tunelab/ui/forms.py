@@ -109,21 +109,58 @@ def form_fields(workspace: Workspace, task: str, method: str) -> list[FormField]
 
 
 def overrides_of(workspace: Workspace, values: dict[str, Any]) -> list[str]:
-    """The form's non-empty values as `key=value` overrides; data paths made workspace paths
-    (a path outside it is the path field's error) and the run folder put under runs/."""
+    """The form's non-empty values as `key=value` overrides: only the fields the form shows for
+    its task and method (a key it does not show skipped every check: issue 36), every path one
+    of them carries confined to the workspace (a path outside it is that field's error), and
+    the run folder put under runs/."""
     name = check_field("name", lambda: check_name(str(values.get("name", ""))))
+    task, method = str(values.get("task.name", "")), str(values.get("method.name", ""))
+    shown = {f.key for f in form_fields(workspace, task, method)}
     overrides = []
     for key, value in values.items():
         text = "" if value is None else str(value).strip()
         if key == "name" or text == "":
             continue
-        if key in PATH_FIELDS:
-            text = check_field(key, lambda t=text: workspace.data_path(t))
-        elif key == "model.name" and text not in EMBEDDED:
-            text = check_field(key, lambda t=text: str(workspace.inside(t)))
+        if key not in shown:
+            raise FieldError(key, f"{key}: not a field of the {task} / {method} form")
+        text = check_field(key, lambda k=key, t=text: confined(workspace, k, t))
         overrides.append(f"{key}={text}")
     overrides.append(f"output.dir={workspace.run_dir(name)}")
     return overrides
+
+
+def confined(workspace: Workspace, key: str, text: str) -> str:
+    """A field's value with the paths it names made workspace paths; one that leads out of the
+    workspace is an error. Data files, model folders (an embedded name aside), the runs PPO and
+    reward functions read, the files of reward functions (they are run as code)."""
+    if key in PATH_FIELDS:
+        return workspace.data_path(text)
+    if key in ("model.name", "task.scope_guard"):
+        return text if text in EMBEDDED else str(workspace.inside(text))
+    if key == "task.reward_run":
+        return str(workspace.inside(text))
+    if key == "task.rewards":
+        return confined_rewards(workspace, text)
+    return text
+
+
+def confined_rewards(workspace: Workspace, text: str) -> str:
+    """task.rewards as typed (a YAML list): each user function's FILE.py and each reward run
+    inside the workspace."""
+    try:
+        specs = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text  # the config's own validation words the error
+    if not isinstance(specs, list):
+        return text
+    for spec in (s for s in specs if isinstance(s, dict)):
+        function = str(spec.get("function", ""))
+        file, colon, name = function.rpartition(":")
+        if colon and file.endswith(".py"):
+            spec["function"] = f"{workspace.inside(file)}:{name}"
+        if spec.get("run"):
+            spec["run"] = str(workspace.inside(str(spec["run"])))
+    return yaml.safe_dump(specs, default_flow_style=True, width=10**6).strip()
 
 
 def check_field(field: str, check):

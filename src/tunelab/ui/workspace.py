@@ -68,13 +68,18 @@ class Workspace:
     def config_file(self, name: str) -> Path:
         return self.root / "configs" / f"{check_name(name)}.yaml"
 
+    def holds(self, path: Path) -> bool:
+        """Whether `path`, links followed, is inside the workspace (a link may point out)."""
+        return path.resolve().is_relative_to(self.root)
+
     def files(self, folder: str, suffixes: tuple[str, ...]) -> list[str]:
-        """Workspace files under `folder` with one of `suffixes`, as workspace-relative paths."""
+        """Workspace files under `folder` with one of `suffixes`, as workspace-relative paths;
+        a link that leads out of the workspace is not offered (it made the form a 500)."""
         base = self.root / folder
-        return sorted(
-            self.relative(p) for p in base.rglob("*") if p.is_file() and p.suffix in suffixes
-        )
+        found = [p for p in base.rglob("*") if p.is_file() and p.suffix in suffixes]
+        return sorted(self.relative(p) for p in found if self.holds(p))
 
     def model_folders(self) -> list[str]:
-        """Local models: folders under models/ with a config.json."""
-        return sorted(self.relative(p.parent) for p in (self.root / "models").glob("*/config.json"))
+        """Local models: folders under models/ with a config.json (not through a link out)."""
+        found = (self.root / "models").glob("*/config.json")
+        return sorted(self.relative(p.parent) for p in found if self.holds(p.parent))

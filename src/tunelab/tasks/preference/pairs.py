@@ -5,6 +5,7 @@ by source row, prompts rendered through the template, TRL as the trainer, and th
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from torch import nn
 
 from tunelab.charts import Panel
@@ -84,6 +85,14 @@ class PairTask(Task):
         return {
             name: [f"{p.prompt} {p.chosen}" for p in pairs] for name, pairs in self.splits.items()
         }
+
+    def preview(self, rows: int) -> list[Text]:
+        """Each pair as the model reads it: the rendered prompt, then both answers."""
+        lines = []
+        for i, pair in enumerate(self.splits["train"][:rows], start=1):
+            shown = f"{self.prompt(pair)}\n[chosen] {pair.chosen}\n[rejected] {pair.rejected}"
+            lines += [Text(f"--- pair {i} (row {pair.row})"), Text(shown)]
+        return lines
 
     def train_size(self) -> int:
         return len(self.splits["train"])

@@ -80,6 +80,9 @@ class PpoTask(Task):
     def add_special_tokens(self) -> bool:
         return adds_special_tokens(self.template)
 
+    def preview_texts(self, rows: int) -> list[str]:
+        return [self.render(q) for q in self.splits["train"][:rows]]  # as the policy is asked
+
     def split_texts(self) -> dict[str, list[str]]:
         return self.splits
 

@@ -104,6 +104,13 @@ class VerifiableTask(Task):
     def train_size(self) -> int:
         return len(self.splits["train"]) * self.config.task.num_generations
 
+    def preview_texts(self, rows: int) -> list[str]:
+        """Each problem as the policy is asked it, and the answer its rewards check against."""
+        return [
+            f"{self.render(r['question'])}\n[answer] {r.get('answer', '')}"
+            for r in self.splits["train"][:rows]
+        ]
+
     def split_texts(self) -> dict[str, list[str]]:
         return {name: [r["question"] for r in rows] for name, rows in self.splits.items()}
 
