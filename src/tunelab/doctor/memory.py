@@ -6,6 +6,7 @@ from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModel
 
 from tunelab.doctor.findings import Finding
+from tunelab.methods import FULL_WEIGHTS, QUANTIZED_BASE
 
 ADAM_BYTES = 4 + 4 + 8  # fp32 weight copy being trained, its gradient, Adam's two moments
 
@@ -30,9 +31,9 @@ def memory_check(task) -> Finding:
         params = parameter_count(task.run.model_path)
     except (OSError, ValueError) as exc:
         return Finding("memory", "ok", f"not estimated ({str(exc).splitlines()[0]})")
-    method, train = task.config.method.name, task.config.train
-    weight_bytes = 0.5 if method == "qlora" else 4.0
-    trainable_share = 1.0 if method == "full" else 0.05  # adapters and heads train a few %
+    method, train = task.run.method, task.config.train
+    weight_bytes = 0.5 if method.can(QUANTIZED_BASE) else 4.0
+    trainable_share = 1.0 if method.can(FULL_WEIGHTS) else 0.05  # adapters, heads: a few %
     hidden = getattr(config, "hidden_size", 768)
     layers = getattr(config, "num_hidden_layers", 12)
     tokens = min(train.micro_batch_tokens or 10**9, train.batch_size * task.config.data.max_length)

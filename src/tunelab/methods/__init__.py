@@ -12,6 +12,24 @@ from tunelab.methods import (  # noqa: F401 - registration side effect
     prompting,
     qlora,
 )
-from tunelab.methods.base import METHODS, MethodSpec
+from tunelab.methods.base import (
+    FULL_WEIGHTS,
+    LOW_RANK,
+    METHODS,
+    NEW_HEAD_ONLY,
+    QUANTIZED_BASE,
+    VIRTUAL_TOKENS,
+    MethodSpec,
+    full_or_lora,
+)
 
-__all__ = ["METHODS", "MethodSpec"]
+__all__ = [
+    "FULL_WEIGHTS",
+    "LOW_RANK",
+    "METHODS",
+    "NEW_HEAD_ONLY",
+    "QUANTIZED_BASE",
+    "VIRTUAL_TOKENS",
+    "MethodSpec",
+    "full_or_lora",
+]

@@ -13,6 +13,20 @@ from tunelab.registry import Registry
 ApplyFn = Callable[[nn.Module, MethodSettings, Anatomy], nn.Module]
 
 
+# What a method does, as tasks and checks ask it (never by its name):
+FULL_WEIGHTS = "full_weights"  # every weight trains (full)
+LOW_RANK = "low_rank"  # a PEFT LoRA adapter on the frozen base (lora, qlora): TRL and PPO take it
+QUANTIZED_BASE = "quantized_base"  # the frozen base is held in 4 bits (qlora)
+VIRTUAL_TOKENS = "virtual_tokens"  # trained tokens put before each row (prompt, prefix tuning)
+NEW_HEAD_ONLY = "new_head_only"  # only a new head trains (head): nothing to train on an LM
+
+
+def full_or_lora(method: "MethodSpec") -> bool:
+    """What TRL's trainers take as it is: full weights, or a PEFT LoRA (on a 4-bit base for
+    qlora); the preference and RL tasks accept these."""
+    return method.can(FULL_WEIGHTS) or method.can(LOW_RANK)
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
@@ -27,6 +41,10 @@ class MethodSpec:
     load_options: Callable[[MethodSettings], dict] | None = None  # extra from_pretrained kwargs
     build: Callable | None = None  # builds the whole classifier instead of a new head (prompting)
     merges: bool = False  # the trained weights fold into the base (export --merge, --int8)
+    capabilities: frozenset[str] = frozenset()  # FULL_WEIGHTS, LOW_RANK, ... above
+
+    def can(self, capability: str) -> bool:
+        return capability in self.capabilities
 
     @property
     def trains(self) -> bool:

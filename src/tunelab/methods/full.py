@@ -5,7 +5,7 @@ from typing import Literal
 from torch import nn
 
 from tunelab.config.settings import MethodSettings
-from tunelab.methods.base import MethodSpec, register, set_trainable
+from tunelab.methods.base import FULL_WEIGHTS, MethodSpec, register, set_trainable
 from tunelab.models.anatomy import Anatomy
 
 
@@ -18,4 +18,13 @@ def apply_full(model: nn.Module, settings: FullSettings, anatomy: Anatomy) -> nn
     return model
 
 
-register(MethodSpec("full", FullSettings, apply_full, "model", "all parameters"))
+register(
+    MethodSpec(
+        "full",
+        FullSettings,
+        apply_full,
+        "model",
+        "all parameters",
+        capabilities=frozenset({FULL_WEIGHTS}),
+    )
+)

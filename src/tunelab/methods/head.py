@@ -5,7 +5,7 @@ from typing import Literal
 from torch import nn
 
 from tunelab.config.settings import MethodSettings
-from tunelab.methods.base import MethodSpec, head_modules, register, set_trainable
+from tunelab.methods.base import NEW_HEAD_ONLY, MethodSpec, head_modules, register, set_trainable
 from tunelab.models.anatomy import Anatomy
 
 
@@ -19,4 +19,13 @@ def apply_head(model: nn.Module, settings: HeadSettings, anatomy: Anatomy) -> nn
     return model
 
 
-register(MethodSpec("head", HeadSettings, apply_head, "model", "new head only"))
+register(
+    MethodSpec(
+        "head",
+        HeadSettings,
+        apply_head,
+        "model",
+        "new head only",
+        capabilities=frozenset({NEW_HEAD_ONLY}),
+    )
+)

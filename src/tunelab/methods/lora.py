@@ -7,7 +7,7 @@ from pydantic import Field
 from torch import nn
 
 from tunelab.config.settings import MethodSettings
-from tunelab.methods.base import MethodSpec, register
+from tunelab.methods.base import LOW_RANK, MethodSpec, register
 from tunelab.methods.fast_dropout import speed_up_lora_dropout
 from tunelab.methods.fused_lora import fuse_lora_layers
 from tunelab.methods.peft_common import wrap_with_peft
@@ -47,5 +47,13 @@ def apply_lora(model: nn.Module, settings: LoraSettings, anatomy: Anatomy) -> nn
 
 
 register(
-    MethodSpec("lora", LoraSettings, apply_lora, "adapter", "low-rank adapters + head", merges=True)
+    MethodSpec(
+        "lora",
+        LoraSettings,
+        apply_lora,
+        "adapter",
+        "low-rank adapters + head",
+        merges=True,
+        capabilities=frozenset({LOW_RANK}),
+    )
 )

@@ -7,7 +7,7 @@ from peft import PrefixTuningConfig
 from torch import nn
 
 from tunelab.errors import TunelabError
-from tunelab.methods.base import MethodSpec, register
+from tunelab.methods.base import VIRTUAL_TOKENS, MethodSpec, register
 from tunelab.methods.peft_common import VirtualTokenSettings, prompt_learning_dims, wrap_with_peft
 from tunelab.models.anatomy import Anatomy
 
@@ -41,5 +41,6 @@ register(
         apply_prefix_tuning,
         "adapter",
         "key/value prefixes + head",
+        capabilities=frozenset({VIRTUAL_TOKENS}),
     )
 )

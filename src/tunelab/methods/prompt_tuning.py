@@ -5,7 +5,7 @@ from typing import Literal
 from peft import PromptTuningConfig
 from torch import nn
 
-from tunelab.methods.base import MethodSpec, register
+from tunelab.methods.base import VIRTUAL_TOKENS, MethodSpec, register
 from tunelab.methods.peft_common import VirtualTokenSettings, prompt_learning_dims, wrap_with_peft
 from tunelab.models.anatomy import Anatomy
 
@@ -36,5 +36,6 @@ register(
         # The soft prompt enters as embeddings, so decoders cannot find the last real token from
         # the ids: left padding puts it at the last position.
         left_padding=True,
+        capabilities=frozenset({VIRTUAL_TOKENS}),
     )
 )

@@ -8,7 +8,7 @@ from pydantic import Field
 from torch import nn
 from transformers import BitsAndBytesConfig
 
-from tunelab.methods.base import MethodSpec, register
+from tunelab.methods.base import LOW_RANK, QUANTIZED_BASE, MethodSpec, register
 from tunelab.methods.lora import LoraSettings, apply_lora
 from tunelab.models.anatomy import Anatomy
 
@@ -57,5 +57,6 @@ register(
         "LoRA on a 4-bit base",
         load_options=quantization_options,
         merges=True,
+        capabilities=frozenset({LOW_RANK, QUANTIZED_BASE}),
     )
 )

@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from tunelab.config import RunConfig
 from tunelab.config.settings import TASK_SETTINGS, TaskSettings
 from tunelab.errors import TunelabError
-from tunelab.methods import MethodSpec
+from tunelab.methods import METHODS, MethodSpec
 from tunelab.models.loader import load_causal_lm
 from tunelab.registry import Registry
 from tunelab.run_record import ModelKind
@@ -84,7 +84,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     settings: ClassVar[type[TaskSettings]]
-    methods: ClassVar[frozenset[str]]  # the methods this task trains with (or prompts)
+    methods: ClassVar[frozenset[str]] = frozenset()  # a plugin may list method names instead
     model_kind: ClassVar[ModelKind]
     trainer: ClassVar[str]  # "loop", "trl" or "ppo" (train.TRAINERS)
     score: ClassVar[Score]
@@ -97,6 +97,12 @@ class Task(ABC):
     # data.* / eval.* settings this task does not read: changing one is a one-line error (as a
     # train.* setting its trainer ignores is), never silently without effect
     ignores: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def accepts(cls, method: MethodSpec) -> bool:
+        """Whether this task trains with (or prompts through) `method`: built-in tasks ask the
+        method's capabilities (methods/base.py), never its name; a plugin may list names."""
+        return method.name in cls.methods
 
     def __init__(self, run: RunContext):
         self.run = run
@@ -257,8 +263,9 @@ def check_read_settings(task: type[Task], config: RunConfig) -> None:
 
 def check_method(task: type[Task], method: MethodSpec) -> None:
     """The one place a (task, method) pair is accepted or refused."""
-    if method.name not in task.methods:
+    if not task.accepts(method):
+        accepted = [name for name in METHODS.names() if task.accepts(METHODS.get(name))]
         raise TunelabError(
             f"method.name: method '{method.name}' does not train task '{task.name}'; "
-            f"it takes {', '.join(sorted(task.methods))}"
+            f"it takes {', '.join(accepted)}"
         )

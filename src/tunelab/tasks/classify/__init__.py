@@ -14,7 +14,7 @@ from tunelab.config.settings import TaskSettings
 from tunelab.data.encode import encode_rows, label_counts
 from tunelab.data.prepare import Splits, prepare_splits
 from tunelab.errors import TunelabError
-from tunelab.methods import METHODS
+from tunelab.methods import MethodSpec
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_classifier
 from tunelab.tasks.base import Column, Score, Task, register_task
@@ -59,7 +59,6 @@ def pick_examples(rows: list, count: int) -> list[int]:
 class ClassifyTask(Task):
     name = "classify"
     settings = ClassifySettings
-    methods = frozenset(METHODS.names())  # every method
     model_kind = "classifier"
     trainer = "loop"
     score = Score("test_accuracy", "accuracy")
@@ -70,6 +69,11 @@ class ClassifyTask(Task):
     caches_frozen_blocks = True
     scores_on_val = True
     ignores = frozenset({"data.mix"})  # mixing sources is sft's
+
+    @classmethod
+    def accepts(cls, method: MethodSpec) -> bool:
+        return True  # every method: a new head, adapters, virtual tokens, prompting
+
     collate: ClassVar = None  # pad to the longest row
 
     def prepare(self) -> dict:

@@ -12,21 +12,26 @@ from torch import nn
 from tunelab.data.lm_encode import IGNORE, lm_collator
 from tunelab.data.lm_prepare import LmData
 from tunelab.data.preview import marked_text
+from tunelab.methods import NEW_HEAD_ONLY, MethodSpec
 from tunelab.tasks.base import Task
 from tunelab.tasks.generative.evaluate import perplexity
 from tunelab.tasks.generative.loss import causal_lm_loss, labelled_targets
 from tunelab.tasks.generative.report import generative_report
 
-# Methods that adapt a causal LM without a new head (`head` has nothing to train there).
-TRAINED_METHODS = frozenset(
-    {"full", "freeze", "lora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "adapter"}
-)
+
+def adapts_a_causal_lm(method: MethodSpec) -> bool:
+    """Methods that train a causal LM as it is: all but a new head's (nothing to train there)."""
+    return method.trains and not method.can(NEW_HEAD_ONLY)
 
 
 class GenerativeTask(Task):
     model_kind: ClassVar = "causal_lm"
     trainer: ClassVar = "loop"
     data: LmData
+
+    @classmethod
+    def accepts(cls, method: MethodSpec) -> bool:
+        return adapts_a_causal_lm(method)
 
     def load_model(self) -> nn.Module:
         return self.run.causal_lm()

@@ -10,7 +10,7 @@ from tunelab.config.settings import TaskSettings
 from tunelab.data.lm_prepare import prepare_pretrain
 from tunelab.data.streaming.corpus import prepare_pretrain_arrow, streams
 from tunelab.tasks.base import Score, register_task
-from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
+from tunelab.tasks.generative.common import GenerativeTask
 from tunelab.tasks.generative.evaluate import perplexity
 
 
@@ -22,7 +22,6 @@ class PretrainSettings(TaskSettings):
 class PretrainTask(GenerativeTask):
     name = "pretrain"
     settings = PretrainSettings
-    methods = TRAINED_METHODS
     score = Score("perplexity", higher_is_better=False)
     # documents are split by data.split alone; mixing is sft's
     ignores = frozenset({"data.val_path", "data.test_path", "data.mix"})

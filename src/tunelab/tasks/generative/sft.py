@@ -19,8 +19,9 @@ from tunelab.data.streaming.corpus import streams
 from tunelab.data.streaming.sft import prepare_sft_arrow
 from tunelab.data.templates import adds_special_tokens
 from tunelab.errors import TunelabError
+from tunelab.methods import VIRTUAL_TOKENS, MethodSpec
 from tunelab.tasks.base import Column, Score, prompt_record, register_task
-from tunelab.tasks.generative.common import TRAINED_METHODS, GenerativeTask
+from tunelab.tasks.generative.common import GenerativeTask, adapts_a_causal_lm
 from tunelab.tasks.generative.evaluate import (
     answer_prompts,
     evaluate_answers,
@@ -115,7 +116,6 @@ def with_shots(examples: list[Example], shots: list[dict]) -> list[Example]:
 class SftTask(GenerativeTask):
     name = "sft"
     settings = SftSettings
-    methods = TRAINED_METHODS | {"zero_shot", "few_shot"}
     score = HEADLINES[0]
     columns = (
         Column("rouge_l", "ROUGE-L"),
@@ -128,6 +128,10 @@ class SftTask(GenerativeTask):
     )
 
     @classmethod
+    def accepts(cls, method: MethodSpec) -> bool:
+        return adapts_a_causal_lm(method) or not method.trains  # prompting: the baselines
+
+    @classmethod
     def columns_for(cls, summary: dict) -> tuple[Column, ...]:
         """One column per figure of each extra held-out set (`set.NAME.FIGURE[+guard]` keys)."""
         keys = [k for k in summary if k.startswith("set.")]
@@ -135,7 +139,7 @@ class SftTask(GenerativeTask):
 
     def prepare(self) -> dict:
         settings, seed = self.config.task, split_seed(self.config)
-        if settings.packing and self.config.method.name in ("prompt_tuning", "prefix_tuning"):
+        if settings.packing and self.run.method.can(VIRTUAL_TOKENS):
             raise TunelabError(
                 f"task.packing: {self.config.method.name} puts its virtual tokens before each "
                 "row, where packed examples would share them; set task.packing=false"

@@ -22,7 +22,6 @@ class OrpoTask(PolicyPairTask):
     # ORPO's odds ratio is of mean per-token probabilities: the summed log-probability ranks
     # pairs mostly by length, which ORPO does not train (smollm2: 0.56 -> 0.56, docs/rl.md)
     score: ClassVar = Score("policy_accuracy_per_token")
-    methods: ClassVar = frozenset({"lora", "qlora", "full"})
 
     def load_model(self) -> nn.Module:
         self.reference = None  # reference-free; a full run's metrics use the policy itself

@@ -14,11 +14,9 @@ from tunelab.data.lm_prepare import split_by_fractions
 from tunelab.data.preference import Pair, read_pairs, rendered_prompt
 from tunelab.data.templates import adds_special_tokens, resolve_template
 from tunelab.errors import TunelabError
+from tunelab.methods import MethodSpec, full_or_lora
 from tunelab.tasks.base import Task, prompt_record
 from tunelab.tasks.preference.report import preference_report
-
-# Methods TRL's trainers take as they are: full weights, or a PEFT LoRA (4-bit base for qlora).
-TRL_METHODS = frozenset({"full", "lora", "qlora"})
 
 
 def split_pairs(config) -> dict[str, list[Pair]]:
@@ -46,9 +44,12 @@ def split_pairs(config) -> dict[str, list[Pair]]:
 
 class PairTask(Task):
     trainer: ClassVar = "trl"
-    methods: ClassVar = TRL_METHODS
     panel: ClassVar[Panel]  # the validation curves TRL's logs give this task
     ignores: ClassVar = frozenset({"data.val_path", "data.mix"})  # split_pairs: split, test_path
+
+    @classmethod
+    def accepts(cls, method: MethodSpec) -> bool:
+        return full_or_lora(method)
 
     def prepare(self) -> dict:
         self.template = resolve_template(self.config.task.template, self.tokenizer)

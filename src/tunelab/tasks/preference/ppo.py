@@ -19,6 +19,7 @@ from tunelab.data.preference import read_prompts
 from tunelab.data.templates import adds_special_tokens, generation_prompt, resolve_template
 from tunelab.errors import TunelabError
 from tunelab.generation import generate
+from tunelab.methods import LOW_RANK, MethodSpec
 from tunelab.tasks.base import Score, Task, prompt_record, register_task
 from tunelab.tasks.preference.evaluate import reward_scores
 from tunelab.tasks.preference.report import ppo_report
@@ -57,13 +58,16 @@ def reward_scorer(reward_run: str, batch_size: int):
 class PpoTask(Task):
     name = "ppo"
     settings = PpoSettings
-    # The reference is the policy with its adapter disabled: the policy must be an adapter.
-    methods = frozenset({"lora", "qlora"})
     model_kind = "causal_lm"
     trainer = "ppo"
     score = Score("mean_reward")
     reward: Callable[[list[str], list[str]], torch.Tensor]  # set by prepare (the reward run)
     ignores = frozenset({"data.val_path", "data.test_path", "data.mix"})  # split by data.split
+
+    @classmethod
+    def accepts(cls, method: MethodSpec) -> bool:
+        # the reference is the policy with its adapter disabled: the policy must be an adapter
+        return method.can(LOW_RANK)
 
     def prepare(self) -> dict:
         config = self.config

@@ -19,6 +19,7 @@ from tunelab.data.readers import read_records
 from tunelab.data.templates import adds_special_tokens, generation_prompt, resolve_template
 from tunelab.errors import DataError, TunelabError
 from tunelab.generation import generate
+from tunelab.methods import MethodSpec, full_or_lora
 from tunelab.tasks.base import Score, Task, prompt_record
 from tunelab.tasks.rl.report import rl_report
 from tunelab.tasks.rl.rewards import Reward, RewardSpec, build_rewards, check_answer_fields
@@ -65,9 +66,12 @@ def read_prompt_rows(source: str, fmt: str) -> list[dict]:
 class VerifiableTask(Task):
     model_kind: ClassVar = "causal_lm"
     trainer: ClassVar = "trl"
-    methods: ClassVar = frozenset({"lora", "qlora", "full"})
     score: ClassVar = Score("pass_at_1")
     ignores: ClassVar = frozenset({"data.mix"})
+
+    @classmethod
+    def accepts(cls, method: MethodSpec) -> bool:
+        return full_or_lora(method)  # TRL's GRPO and RLOO trainers
 
     def prepare(self) -> dict:
         config = self.config
