@@ -176,6 +176,13 @@ def test_unsupported_method_and_missing_reward_run_are_one_line_errors(pairs_fil
     assert_one_line_error(code, output, "method 'ia3'", "task 'dpo'")
     code, output = run_cli("train", *overrides("ppo", pairs_file, tmp_path / "b"))
     assert_one_line_error(code, output, "task.reward_run")
+    # a run that is not a reward model, told by what its record says it can do
+    dpo = tmp_path / "dpo"
+    run(load_config(None, overrides("dpo", pairs_file, dpo, "lora", "train.epochs=1")))
+    code, output = run_cli(
+        "train", *overrides("ppo", pairs_file, tmp_path / "p", "lora", f"task.reward_run={dpo}")
+    )
+    assert_one_line_error(code, output, "is a dpo run, not a reward run")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "Q", "chosen": "A"}) + "\n")
     code, output = run_cli("train", *overrides("reward", bad, tmp_path / "c"))

@@ -20,6 +20,7 @@ from tunelab.data.templates import adds_special_tokens, generation_prompt, resol
 from tunelab.errors import TunelabError
 from tunelab.generation import generate
 from tunelab.methods import LOW_RANK, MethodSpec
+from tunelab.run_record import read_record
 from tunelab.tasks.base import Score, Task, prompt_record, register_task
 from tunelab.tasks.preference.evaluate import reward_scores
 from tunelab.tasks.preference.report import ppo_report
@@ -36,11 +37,12 @@ class PpoSettings(PromptedTaskSettings):
 
 def reward_scorer(reward_run: str, batch_size: int):
     """score(questions, responses): the reward run's model on its own template's rendering."""
-    model, tokenizer, record = load_run(reward_run)
-    if record.task != "reward":
+    if "score" not in read_record(reward_run).abilities:  # checked before its model loads
         raise TunelabError(
-            f"task.reward_run: {reward_run} is a {record.task} run, not a reward run"
+            f"task.reward_run: {reward_run} is a {read_record(reward_run).task} run, not a "
+            "reward run"
         )
+    model, tokenizer, record = load_run(reward_run)
     template = record.template or "plain"
 
     def score(questions: list[str], responses: list[str]) -> torch.Tensor:
