@@ -74,6 +74,20 @@ def test_a_key_twice_in_a_jsonl_object(tmp_path):
     assert_data_error(path, "row 1", "field 'text'", "twice")
 
 
+def test_line_separators_inside_jsonl_strings_and_yaml_merge_keys_are_read(tmp_path):
+    """Issue 36, valid input refused: U+2028 / U+0085 raw inside a JSON string (JSON allows them)
+    split the line; a YAML merge key was refused."""
+    from tunelab.config.yaml_files import read_yaml
+
+    content = '{"text": "one\u2028two", "label": "a"}\n{"text": "x\u0085yz", "label": "b"}\n'
+    rows = read_rows(str(write(tmp_path, "d.jsonl", content)))
+    assert [(r.text, r.label) for r in rows] == [("one\u2028two", "a"), ("x\u0085yz", "b")]
+    config = write(
+        tmp_path, "c.yaml", "x: &fast\n  lr: 0.01\n  epochs: 2\ntrain:\n  <<: *fast\n  epochs: 3\n"
+    )
+    assert read_yaml(config)["train"] == {"lr": 0.01, "epochs": 3}
+
+
 def test_valid_odd_tables_keep_working(tmp_path):
     content = '\ufefftext,label\r\n"two\r\nlines, and a comma",1\r\nplain,2\r\n'
     rows = read_rows(str(write(tmp_path, "d.csv", content)))

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab.artifacts import load_run
-from tunelab.data.readers import jsonl_records
+from tunelab.data.readers import jsonl_records, text_lines
 from tunelab.data.templates import adds_special_tokens, generation_prompt
 from tunelab.errors import DataError, TunelabError, notice
 from tunelab.generation import context_of, generate
@@ -87,7 +87,7 @@ def read_questions(path: Path) -> list[str]:
     """A .jsonl file of {"question"|"prompt"|"instruction": ...} lines, or plain lines of text."""
     if not path.is_file():
         raise TunelabError(f"file not found: {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = [line.rstrip("\r") for line in text_lines(path.read_text(encoding="utf-8"))]
     if path.suffix != ".jsonl":
         return [line for line in lines if line.strip()]
     questions = []

@@ -10,11 +10,15 @@ from tunelab.errors import TunelabError
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys without a word; a config must not."""
+    """PyYAML keeps the last of two equal keys without a word; a config must not. A merge key
+    (`<<: *defaults`) is YAML's own way to override, so its keys are not counted (they were
+    refused as a tag with no constructor)."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(

@@ -147,6 +147,13 @@ def parse_json(path: Path, text: str, row: int | None):
         raise DataError(path, f"{kind} ({exc.msg})", row=row or exc.lineno) from None
 
 
+def text_lines(text: str) -> list[str]:
+    """Lines split at newlines only: str.splitlines also splits at U+2028, U+0085 and form
+    feeds, which JSON allows raw inside a string (such rows were refused as broken JSON)."""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def jsonl_records(path: Path, lines: Iterable[str]):
     """(row number, record) of each non-blank line; `lines` may be an open file (streamed)."""
     for number, line in enumerate(lines, start=1):
@@ -262,7 +269,7 @@ def read_records(
     if kind == "parquet":
         records = parquet_records(path)
     elif kind == "jsonl":
-        records = jsonl_records(path, decode_utf8(path).splitlines())
+        records = jsonl_records(path, text_lines(decode_utf8(path)))
     elif kind == "json":
         records = json_records(path, decode_utf8(path))
     else:
