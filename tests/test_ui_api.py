@@ -189,6 +189,16 @@ def test_a_token_or_password_is_required_when_set(workspace):
 def test_binding_beyond_localhost_needs_auth(tmp_path):
     code, output = run_cli("ui", "--workspace", tmp_path, "--host", "0.0.0.0")
     assert_one_line_error(code, output, "--auth")
+    # issue 36: `--auth ':'` or a one-character token guarded nothing; a workspace that is a file
+    # was a traceback. All refused before the server starts.
+    for secret, words in ((":", "user name"), ("x", "token needs at least 8"),
+                          ("ana:pw", "password needs at least 8")):  # fmt: skip
+        code, output = run_cli("ui", "--workspace", tmp_path, "--host", "0.0.0.0", "--auth", secret)
+        assert_one_line_error(code, output, "--auth", words)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, output = run_cli("ui", "--workspace", blocker, "--auth", "a-long-token")
+    assert_one_line_error(code, output, "--workspace", "cannot be made a workspace")
 
 
 def test_a_run_outlives_the_ui_that_started_it(workspace):

@@ -26,13 +26,15 @@ def ui(
 
     from tunelab import pipeline  # noqa: F401 - registers every task and method for the form
     from tunelab.ui.app import build_app
-    from tunelab.ui.auth import is_loopback
+    from tunelab.ui.auth import check_secret, is_loopback
     from tunelab.ui.workspace import Workspace
 
     if not is_loopback(host) and not auth:
         raise TunelabError(
             f"--host {host} reaches other machines; give --auth TOKEN or user:password"
         )
+    if auth is not None:
+        check_secret(auth)
     space = Workspace.open(workspace)
     print(f"tunelab ui: http://{host}:{port}/  (workspace {space.root})", flush=True)
     uvicorn.run(build_app(space, auth), host=host, port=port, log_level="warning")

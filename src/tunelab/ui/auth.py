@@ -12,6 +12,21 @@ from starlette.responses import JSONResponse, RedirectResponse
 COOKIE = "tunelab_auth"
 
 
+MIN_SECRET = 8  # characters of a token or a password: `--auth ':'` or `x` guarded nothing
+
+
+def check_secret(secret: str) -> None:
+    """A token, or user:password, worth the name: both parts given, the secret 8+ characters."""
+    from tunelab.errors import TunelabError
+
+    user, colon, password = secret.partition(":")
+    if colon and not user:
+        raise TunelabError("--auth: user:password needs a user name before the colon")
+    if len(password if colon else secret) < MIN_SECRET or not secret.strip():
+        what = "the password" if colon else "the token"
+        raise TunelabError(f"--auth: {what} needs at least {MIN_SECRET} characters")
+
+
 def is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1")
 

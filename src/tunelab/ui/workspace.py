@@ -33,8 +33,13 @@ class Workspace:
     @classmethod
     def open(cls, folder: str | Path) -> "Workspace":
         root = Path(folder).expanduser().resolve()
-        for sub in ("configs", "data", "runs", "jobs", "models", "compare"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("configs", "data", "runs", "jobs", "models", "compare"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission: it was a traceback
+            raise TunelabError(
+                f"--workspace {folder}: cannot be made a workspace ({exc.strerror})"
+            ) from None
         return cls(root)
 
     def inside(self, relative: str) -> Path:
