@@ -170,6 +170,8 @@ def test_overwrite_replaces_a_run_directory_and_refuses_a_link_to_one(
         (["data.val_path={data}"], "data.val_path is the training file"),
         (["train.grad_accum=99"], "no optimizer step would run"),
         (["train.precision=fp16"], "needs a CUDA GPU"),
+        (["method.k=99"], "method.k=99: the model has"),
+        (["method.name=prompt_tuning", "method.num_virtual_tokens=100000"], "context is"),
     ],
 )
 def test_settings_that_would_make_the_scores_meaningless_are_one_line(

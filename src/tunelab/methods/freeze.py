@@ -6,6 +6,7 @@ from pydantic import Field
 from torch import nn
 
 from tunelab.config.settings import MethodSettings
+from tunelab.errors import TunelabError
 from tunelab.methods.base import MethodSpec, head_modules, register, set_trainable
 from tunelab.models.anatomy import Anatomy
 
@@ -16,6 +17,10 @@ class FreezeSettings(MethodSettings):
 
 
 def apply_freeze(model: nn.Module, settings: FreezeSettings, anatomy: Anatomy) -> nn.Module:
+    if settings.k > len(anatomy.blocks):  # it trained every block without a word
+        raise TunelabError(
+            f"method.k={settings.k}: the model has {len(anatomy.blocks)} transformer blocks"
+        )
     top_blocks = list(anatomy.blocks)[len(anatomy.blocks) - settings.k :] if settings.k else []
     set_trainable([model], False)
     set_trainable([*head_modules(model, anatomy), *top_blocks, *anatomy.post_blocks], True)

@@ -5,6 +5,7 @@ from pydantic import Field
 from torch import nn
 
 from tunelab.config.settings import MethodSettings
+from tunelab.errors import TunelabError
 from tunelab.models.anatomy import Anatomy
 
 
@@ -18,9 +19,16 @@ def wrap_with_peft(
     return get_peft_model(model, config)
 
 
-def prompt_learning_dims(model: nn.Module) -> dict:
-    """Sizes PEFT's prompt methods need; read through the config's aliases (DistilBERT's `dim`)."""
+def prompt_learning_dims(model: nn.Module, num_virtual_tokens: int) -> dict:
+    """Sizes PEFT's prompt methods need; read through the config's aliases (DistilBERT's `dim`).
+    Virtual tokens that fill the model's context leave no room for a row: one line."""
     config = model.config
+    context = getattr(config, "max_position_embeddings", None)
+    if context and num_virtual_tokens >= context:
+        raise TunelabError(
+            f"method.num_virtual_tokens={num_virtual_tokens}: the model's context is {context} "
+            "tokens, and the rows need room beside the virtual ones"
+        )
     return {
         "token_dim": config.hidden_size,
         "num_attention_heads": config.num_attention_heads,

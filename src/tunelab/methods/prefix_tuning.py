@@ -30,7 +30,7 @@ def apply_prefix_tuning(
         PrefixTuningConfig,
         anatomy,
         num_virtual_tokens=settings.num_virtual_tokens,
-        **prompt_learning_dims(model),
+        **prompt_learning_dims(model, settings.num_virtual_tokens),
     )
 
 

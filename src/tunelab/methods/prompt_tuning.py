@@ -22,7 +22,7 @@ def apply_prompt_tuning(
         PromptTuningConfig,
         anatomy,
         num_virtual_tokens=settings.num_virtual_tokens,
-        **prompt_learning_dims(model),
+        **prompt_learning_dims(model, settings.num_virtual_tokens),
     )
 
 
