@@ -187,3 +187,20 @@ def test_settings_that_would_make_the_scores_meaningless_are_one_line(
     extra = [e.format(data=toy_csv) for e in extra]
     code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, tmp_path / "run", *extra))
     assert_one_line_error(code, output, expected)
+
+
+def test_a_config_declaring_fewer_blocks_than_the_weights_is_one_line(toy_csv, tmp_path):
+    """Issue 36: a config.json whose layer count was smaller than the weights' trained a smaller
+    model without a word."""
+    import json
+
+    from tests.conftest import ASSETS
+
+    model = tmp_path / "model"
+    shutil.copytree(ASSETS / "stories260K", model)
+    config = json.loads((model / "config.json").read_text())
+    config["num_hidden_layers"] -= 1
+    (model / "config.json").write_text(json.dumps(config))
+    code, output = run_cli("train", f"model.name={model}", f"data.path={toy_csv}",
+                           f"output.dir={tmp_path / 'run'}", *FAST_TRAIN)  # fmt: skip
+    assert_one_line_error(code, output, "config.json does not declare", "layers.")

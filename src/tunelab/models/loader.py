@@ -1,5 +1,7 @@
 """Load a pretrained backbone with a new classification head, and its tokenizer."""
 
+import re
+
 import torch
 from transformers import (
     AutoModel,
@@ -17,6 +19,24 @@ from tunelab.models.mean_pooling import MeanPoolingClassifier
 # The load report ("score.weight MISSING ... newly initialized") is expected for a new head.
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
+
+
+# a weight of a numbered transformer block (Llama layers.N, GPT-2 h.N, BERT layer.N, T5 block.N)
+BLOCK_WEIGHT = re.compile(r"(^|\.)(layers|h|layer|block|blocks)\.\d+\.")
+
+
+def loaded(path: str, load, **kwargs):
+    """`load(path, ...)` with the checkpoint's unused weights checked: a config.json declaring
+    fewer blocks than the weights hold trained a smaller model without a word."""
+    model, info = load(path, output_loading_info=True, **kwargs)
+    unused = [key for key in info.get("unexpected_keys", []) if BLOCK_WEIGHT.search(key)]
+    if unused:
+        raise TunelabError(
+            f"{path}: its weights hold transformer blocks its config.json does not declare "
+            f"(first unused: {sorted(unused)[0]}); the config's layer count is smaller than the "
+            "weights'"
+        )
+    return model
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
@@ -46,11 +66,12 @@ def load_classifier(
     common = {"dtype": torch.float32, "trust_remote_code": trust_remote_code, **options}
     try:
         if mean_pooling:
-            backbone = AutoModel.from_pretrained(path, **label_maps, **common)
+            backbone = loaded(path, AutoModel.from_pretrained, **label_maps, **common)
             model = MeanPoolingClassifier(backbone, len(labels))
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(
+            model = loaded(
                 path,
+                AutoModelForSequenceClassification.from_pretrained,
                 num_labels=len(labels),
                 pad_token_id=tokenizer.pad_token_id,
                 **label_maps,
@@ -69,7 +90,7 @@ def load_causal_lm(path: str, trust_remote_code: bool = False, **options) -> Pre
     """A pretrained causal LM with its own LM head (sft, pretrain, generation)."""
     common = {"dtype": torch.float32, "trust_remote_code": trust_remote_code, **options}
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **common)
+        model = loaded(path, AutoModelForCausalLM.from_pretrained, **common)
     except (OSError, ValueError) as exc:
         raise TunelabError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None
     if "quantization_config" in options:
