@@ -204,3 +204,17 @@ def test_a_config_declaring_fewer_blocks_than_the_weights_is_one_line(toy_csv, t
     code, output = run_cli("train", f"model.name={model}", f"data.path={toy_csv}",
                            f"output.dir={tmp_path / 'run'}", *FAST_TRAIN)  # fmt: skip
     assert_one_line_error(code, output, "config.json does not declare", "layers.")
+
+
+def test_resume_after_the_data_file_changed_is_refused(model_dirs, toy_csv, tmp_path):
+    """Issue 36: --resume continued on a changed data file without a word."""
+    data = tmp_path / "data.csv"
+    shutil.copy(toy_csv, data)
+    run_dir = tmp_path / "run"
+    code, output = run_cli(*tiny_cli_args(model_dirs, data, run_dir, "train.epochs=1"))
+    assert code == 0, output
+    assert str(data) in (run_dir / "data_files.json").read_text()
+    with data.open("a") as handle:
+        handle.write("a new row that was not there,pos\n")
+    code, output = run_cli(*tiny_cli_args(model_dirs, data, run_dir, "train.epochs=2"), "--resume")
+    assert_one_line_error(code, output, "--resume", str(data), "changed since the run started")

@@ -21,7 +21,9 @@ from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
 from tunelab.pipeline.run_dir import (
+    DATA_FILES,
     check_run_dir,
+    data_fingerprints,
     finished_summary,
     make_run_dir,
     run_summary,
@@ -149,6 +151,7 @@ def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dic
     if main:
         save_config(config, run_dir / "config.yaml")
         write_json(run_dir / "data_summary.json", data_summary)
+        write_json(run_dir / DATA_FILES, data_fingerprints(config))
     before = evaluate_before(task, model)
     bench_before = score_model(benchmarks, model, task.tokenizer)
     started = time.perf_counter()

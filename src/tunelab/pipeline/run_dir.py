@@ -1,6 +1,7 @@
 """The run sequence's own pieces: the run directory, the model folder a run starts from, and
 train_summary.json's figures (parameters, time, tokens/s, memory)."""
 
+import hashlib
 import json
 import os
 import resource
@@ -80,6 +81,40 @@ def check_overwrite(run_dir: Path) -> None:
         )
 
 
+DATA_FILES = "data_files.json"  # what the run read, to hold a resume to the same data
+
+
+def fingerprint(path: Path) -> str:
+    """A file's SHA-256 (streamed), or a folder's listing of names and sizes (a pretrain corpus
+    of many files is not read twice)."""
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{item.relative_to(path)}\0{item.stat().st_size}\n".encode())
+        return digest.hexdigest()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_fingerprints(config: RunConfig) -> dict[str, str]:
+    data = config.data
+    named = [data.path, data.val_path, data.test_path, *(m.path for m in data.mix)]
+    paths = [Path(p) for p in named if p and not p.startswith("builtin:")]
+    return {str(p): fingerprint(p) for p in paths if p.exists()}
+
+
+def data_changes(run_dir: Path, config: RunConfig) -> list[str]:
+    """The data files whose content differs from what the run read when it started."""
+    try:
+        saved = json.loads((run_dir / DATA_FILES).read_text())
+    except (OSError, ValueError):
+        return []  # a run stopped before it read its data: nothing to hold the resume to
+    now = data_fingerprints(config)
+    return sorted(path for path, digest in saved.items() if now.get(path) != digest)
+
+
 def check_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: bool) -> None:
     """Read-only, before anything is written: a run directory in use is only continued
     (--resume, with the config it started with) or replaced (--overwrite, a run directory
@@ -100,6 +135,12 @@ def check_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: boo
             f"--resume: the config differs from {run_dir / 'config.yaml'} in "
             f"{'; '.join(changes[:3])}{' ...' if len(changes) > 3 else ''}; resume with the "
             "same settings, or use --overwrite or another output.dir"
+        )
+    changed = data_changes(run_dir, config) if in_use and resume else []
+    if changed:
+        raise TunelabError(
+            f"--resume: {changed[0]} changed since the run started (its content differs from "
+            "what the run trained on); resume with the same data, or use --overwrite"
         )
 
 
