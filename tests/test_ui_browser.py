@@ -222,6 +222,29 @@ def test_an_sft_run_chats_with_streamed_text_beside_its_base(ui):
     shot(page, shots, "playground")
 
 
+def test_the_playground_chats_with_a_dpo_run(ui):
+    """Issue 35: the playground chatted only with sft runs (`task === "sft"`) while `tunelab
+    chat` talks to every run that answers questions; it now asks the run record's abilities."""
+    from tests.test_preference import overrides
+
+    page, _, space, _ = ui
+    pairs = [{"prompt": q, "chosen": a, "rejected": "I do not know."} for q, a in QA] * 3
+    (space.root / "data" / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    run_dir = space.root / "runs" / "prefs"
+    settings = overrides("dpo", space.root / "data" / "pairs.jsonl", run_dir, "lora",
+                         "train.epochs=1")  # fmt: skip
+    pipeline.run(pipeline.load_config(None, settings))
+    go(page, "playground")
+    page.reload()
+    page.wait_for_selector("#play-run option[value='prefs']", state="attached")
+    page.select_option("#play-run", "prefs")
+    assert page.is_visible("#chat-box") and not page.is_visible("#classify-box")
+    page.fill("#message", QA[0][0])
+    page.click("#send-button")
+    page.wait_for_function("document.querySelector('#answer-tuned').textContent.length > 0")
+    page.wait_for_selector("#send-button:not([disabled])", timeout=60_000)
+
+
 def test_an_export_button_runs_the_export_and_says_where(ui):
     page, _, space, shots = ui
     open_run(page, "films")
