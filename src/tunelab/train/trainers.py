@@ -18,7 +18,7 @@ from tunelab.runtime import (
     process_state,
     resolve_precision,
 )
-from tunelab.tasks.base import Task
+from tunelab.tasks.base import Task, changed_fields
 from tunelab.train.loop import FitState
 
 # fit(task, model) -> (the trained model, what happened); the task's run context has the rest.
@@ -49,9 +49,7 @@ def register_trainer(spec: TrainerSpec) -> TrainerSpec:
 def check_settings(spec: TrainerSpec, config: TrainConfig, task: type[Task]) -> None:
     """Refuse a train setting the user changed and this trainer would not honour. A default
     written out (a finished run's config.yaml holds every field) changes nothing: accepted."""
-    defaults = TrainConfig()
-    changed = {n for n in config.model_fields_set if getattr(config, n) != getattr(defaults, n)}
-    unused = sorted(changed & spec.ignores)
+    unused = sorted(set(changed_fields(config)) & spec.ignores)
     if unused:
         raise TunelabError(
             f"train.{unused[0]}: task '{task.name}' trains with the {spec.name} trainer, "
