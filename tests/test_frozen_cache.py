@@ -38,13 +38,14 @@ def test_the_frozen_blocks_run_once_instead_of_every_epoch(
     rows = {"count": 0}
 
     def load_and_count(*args, **kwargs):
-        model = load(*args, **kwargs)
+        loaded = load(*args, **kwargs)  # (model, loading report): tunelab checks the report
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
 
         def count(module, inputs, output):
             rows["count"] += len(output)
 
         model.base_model.layers[0].register_forward_hook(count)  # the lowest, frozen block
-        return model
+        return loaded
 
     monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", load_and_count)
     seen = {}

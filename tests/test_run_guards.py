@@ -166,8 +166,6 @@ def test_overwrite_replaces_a_run_directory_and_refuses_a_link_to_one(
     "extra, expected",
     [
         (["data.text_field=label"], "would read the label it is asked for"),
-        (["data.test_path={data}"], "data.test_path is the training file"),
-        (["data.val_path={data}"], "data.val_path is the training file"),
         (["train.grad_accum=99"], "no optimizer step would run"),
         (["train.precision=fp16"], "needs a CUDA GPU"),
         (["method.k=99"], "method.k=99: the model has"),

@@ -18,16 +18,22 @@ def context_of(model: torch.nn.Module) -> int | None:
 
 def answer_room(model: torch.nn.Module, prompt_tokens: int, max_new_tokens: int) -> int:
     """max_new_tokens, cut to what the model's context leaves after the prompt (asking 100,000
-    ran until the process was killed); a prompt that fills the context is one line."""
+    ran until the process was killed). A prompt already past the context (a long benchmark
+    question on a tiny model) keeps the old behaviour; `generate` and `chat` refuse it first."""
     context = context_of(model)
-    if context is None:
+    if context is None or prompt_tokens >= context:
         return max_new_tokens
-    if prompt_tokens >= context:
+    return min(max_new_tokens, context - prompt_tokens)
+
+
+def check_fits(model: torch.nn.Module, prompt_tokens: int) -> None:
+    """A prompt that fills the model's context: one line (the command line asks this)."""
+    context = context_of(model)
+    if context is not None and prompt_tokens >= context:
         raise TunelabError(
             f"a prompt of {prompt_tokens} tokens fills the model's context of {context} tokens; "
             "shorten it"
         )
-    return min(max_new_tokens, context - prompt_tokens)
 
 
 @torch.no_grad()

@@ -213,6 +213,7 @@ def generate_command(
 ):
     """Answer questions with an sft run (its template and stop rule); one JSON line each."""
     from tunelab.assistant import load_assistant, read_questions
+    from tunelab.generation import check_fits
 
     questions = [*(prompt or []), *(read_questions(file) if file else [])]
     if not questions:
@@ -220,6 +221,10 @@ def generate_command(
     if not all(q.strip() for q in questions):
         raise TunelabError("--prompt: an empty question (there is nothing to answer)")
     assistant = load_assistant(run_dir)
+    for question in questions:
+        check_fits(
+            assistant.model, assistant.prompt_tokens([{"role": "user", "content": question}])
+        )
     sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     answers = assistant.answer(questions, batch_size=batch_size, **sampling)
     for question, answer in zip(questions, answers, strict=True):
