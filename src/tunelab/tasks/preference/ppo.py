@@ -37,11 +37,9 @@ class PpoSettings(PromptedTaskSettings):
 
 def reward_scorer(reward_run: str, batch_size: int):
     """score(questions, responses): the reward run's model on its own template's rendering."""
-    if "score" not in read_record(reward_run).abilities:  # checked before its model loads
-        raise TunelabError(
-            f"task.reward_run: {reward_run} is a {read_record(reward_run).task} run, not a "
-            "reward run"
-        )
+    kind = read_record(reward_run)  # checked before its model loads
+    if "score" not in kind.abilities:
+        raise TunelabError(f"task.reward_run: {reward_run} is a {kind.task} run, not a reward run")
     model, tokenizer, record = load_run(reward_run)
     template = record.template or "plain"
 
