@@ -1,6 +1,8 @@
 """Kill -9 (or Ctrl-C) real `tunelab train` processes at random times, resume them, and check
-that each resumed run ends with the metrics of an uninterrupted one: the shared loop
-(classify), a TRL-bridged task (reward) and PPO, on the real stories260K Llama.
+that each resumed run ends with the weights and metrics of an uninterrupted one: the shared loop
+(classify with LoRA), a TRL-bridged task (reward) and PPO, on the real stories260K Llama. Each row
+says where the kill landed: while starting (no run folder yet), before the first checkpoint,
+between checkpoints, or after the run ended.
 
     .venv/bin/python benchmarks/kill_resume.py --kills 10
 
@@ -17,11 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+from safetensors.torch import load_file
+
 from tunelab.hardware import write_measurement  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STORIES = ROOT / "tests" / "assets" / "stories260K"
 RESULTS = ROOT / "benchmarks" / "results" / "kill_resume.json"
+SAME = 1e-6  # largest weight or metric difference still "the same run" (float32 rounding)
 sys.path.insert(0, str(ROOT))
 
 
@@ -66,20 +72,59 @@ def score(run_dir: Path) -> float:
     return json.loads((run_dir / "train_summary.json").read_text())["score"]
 
 
+def phase(run_dir: Path, finished: bool) -> str:
+    """Where a kill landed, read from what the run had written."""
+    if finished:
+        return "after the end"
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        return "between checkpoints"
+    return "before 1st checkpoint" if run_dir.is_dir() else "starting"
+
+
+def saved_weights(run_dir: Path) -> dict[str, np.ndarray]:
+    """Every tensor the finished run saved (its model or adapter), by file and name."""
+    tensors = {}
+    for path in sorted(run_dir.glob("*/*.safetensors")):
+        if path.parent.name != "checkpoints":
+            for name, tensor in load_file(path).items():
+                tensors[f"{path.parent.name}/{path.name}:{name}"] = tensor.float().numpy()
+    return tensors
+
+
+def weights_gap(run_dir: Path, straight: Path) -> float | None:
+    """The largest difference between a resumed run's saved weights and the uninterrupted
+    run's (None when they do not hold the same tensors)."""
+    got, expected = saved_weights(run_dir), saved_weights(straight)
+    if set(got) != set(expected) or not got:
+        return None
+    return max(float(np.abs(got[k] - expected[k]).max()) for k in expected)
+
+
+def metrics_gap(run_dir: Path, straight: Path) -> float | None:
+    """The largest difference between the two runs' numeric figures in eval_after.json."""
+    got, expected = (json.loads((d / "eval_after.json").read_text()) for d in (run_dir, straight))
+    numbers = {k: v for k, v in expected.items() if isinstance(v, int | float)}
+    if any(not isinstance(got.get(k), int | float) for k in numbers):
+        return None
+    return max((abs(got[k] - v) for k, v in numbers.items()), default=0.0)
+
+
 def killed_then_resumed(overrides, run_dir, at_s: float, how: signal.Signals) -> dict:
     process = train(overrides, run_dir)
     time.sleep(at_s)
     finished_first = process.poll() is not None
     process.send_signal(how)
     process.wait()
+    landed = phase(run_dir, finished_first)
     resumes, notes = 0, []
     while not (run_dir / "run_info.json").is_file() and resumes < 3:
         resumed = train(overrides, run_dir, resume=True)
         _, err = resumed.communicate()
         notes += [line for line in err.splitlines() if line.startswith(("note:", "error:"))]
         resumes += 1
-    return {"kill_s": round(at_s, 1), "signal": how.name, "finished_before_kill": finished_first,
-            "resumes": resumes, "notes": notes,
+    return {"kill_s": round(at_s, 1), "signal": how.name, "landed": landed,
+            "finished_before_kill": finished_first, "resumes": resumes, "notes": notes,
             "score": score(run_dir) if (run_dir / "run_info.json").is_file() else None}  # fmt: skip
 
 
@@ -99,30 +144,40 @@ def main() -> None:
                 train(case_overrides("trl", csv, pairs, None), reward_run).wait()
             overrides = case_overrides(case, csv, pairs, reward_run)
             started = time.perf_counter()
-            straight = train(overrides, root / f"{case}-straight")
+            straight_dir = root / f"{case}-straight"
+            straight = train(overrides, straight_dir)
             if straight.wait() != 0:
                 raise SystemExit(f"{case}: the uninterrupted run failed: {straight.stderr.read()}")
             seconds = time.perf_counter() - started
             expected, rows = score(root / f"{case}-straight"), []
             for i in range(args.kills):
                 how = signal.SIGINT if i % 3 == 2 else signal.SIGKILL  # every third a Ctrl-C
-                at = rng.uniform(0.15, 0.8) * seconds  # later kills often land after the end
-                row = killed_then_resumed(overrides, root / f"{case}-{i}", at, how)
-                row["same_score"] = row["score"] is not None and abs(row["score"] - expected) < 1e-4
+                at = rng.uniform(0.05, 0.8) * seconds  # from start-up to past the end
+                run_dir = root / f"{case}-{i}"
+                row = killed_then_resumed(overrides, run_dir, at, how)
+                done = row["score"] is not None
+                row["weights_gap"] = weights_gap(run_dir, straight_dir) if done else None
+                row["metrics_gap"] = metrics_gap(run_dir, straight_dir) if done else None
+                row["same"] = done and all(
+                    row[gap] is not None and row[gap] <= SAME
+                    for gap in ("weights_gap", "metrics_gap")
+                )
                 rows.append(row)
-                print(f"{case:5} kill {i}: {how.name:7} at {at:5.1f}s of {seconds:4.1f}s -> "
-                      f"resumes {row['resumes']} score {row['score']} (uninterrupted "
-                      f"{expected:.4f}) {'same' if row['same_score'] else 'DIFFERENT'}",
-                      flush=True)  # fmt: skip
+                print(f"{case:5} kill {i}: {how.name:7} at {at:5.1f}s of {seconds:4.1f}s "
+                      f"({row['landed']}) -> resumes {row['resumes']}, weights gap "
+                      f"{row['weights_gap']}, metrics gap {row['metrics_gap']}: "
+                      f"{'same' if row['same'] else 'DIFFERENT'}", flush=True)  # fmt: skip
             results[case] = {"uninterrupted_score": expected, "seconds": seconds, "kills": rows}
     write_measurement(RESULTS, results)
-    print(f"\n{'trainer':8} {'kills':>5} {'mid-run':>7} {'completed':>9} {'same score':>10}")
+    phases = ["starting", "before 1st checkpoint", "between checkpoints", "after the end"]
+    print(f"\n{'trainer':8} {'kills':>5} " + " ".join(f"{p:>21}" for p in phases)
+          + f" {'completed':>9} {'same weights+metrics':>20}")  # fmt: skip
     for case, result in results.items():
         kills = result["kills"]
-        mid_run = sum(k["resumes"] > 0 for k in kills)  # the others landed after the run ended
+        landed = " ".join(f"{sum(k['landed'] == p for k in kills):>21}" for p in phases)
         done = sum(k["score"] is not None for k in kills)
-        same = sum(k["same_score"] for k in kills)
-        print(f"{case:8} {len(kills):>5} {mid_run:>7} {done:>9} {same:>10}")
+        same = sum(k["same"] for k in kills)
+        print(f"{case:8} {len(kills):>5} {landed} {done:>9} {same:>20}")
     print(f"written: {RESULTS}")
 
 

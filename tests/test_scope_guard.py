@@ -81,8 +81,8 @@ def test_an_off_topic_question_never_reaches_the_lm(guarded_run):
     asked = []
     generate = assistant.reply
     assistant.reply = lambda prompts, *a, **k: asked.extend(prompts) or generate(prompts, *a, **k)
-    answers = assistant.answer([OFF_TOPIC[1], QA[0][0]], max_new_tokens=8)
-    assert answers[0] == REFUSAL
+    answers = assistant.answer([OFF_TOPIC[1], QA[0][0], OFF_TOPIC[1]], max_new_tokens=8)
+    assert answers[0] == answers[2] == REFUSAL and answers[1] != REFUSAL  # each in its place
     assert len(asked) == 1 and QA[0][0] in asked[0] and OFF_TOPIC[1] not in asked[0]
 
 

@@ -10,7 +10,7 @@ from tunelab.data.templates import adds_special_tokens, generation_prompt
 from tunelab.errors import DataError, TunelabError, notice
 from tunelab.generation import context_of, generate
 from tunelab.run_record import RunRecord, read_record
-from tunelab.tasks.generative.scope_guard import ScopeGuard, load_guard
+from tunelab.tasks.generative.scope_guard import GuardRouting, ScopeGuard, load_guard
 
 
 @dataclass
@@ -52,17 +52,22 @@ class Assistant:
         """A reply to each history (ending with the user's message). Questions the scope guard
         calls off-topic get the refusal sentence and never reach the LM; the rest are answered,
         not refused."""
+        routing = self.route(histories)
+        prompts = [self.prompt(history) for history in routing.answered(histories)]
+        if routing.banned_opening is not None:
+            sampling["banned_opening"] = routing.banned_opening
+        generated = self.reply(prompts, streamer, **sampling) if prompts else []
+        if streamer is not None and any(routing.refused):
+            streamer.on_finalized_text(routing.refusal, stream_end=True)
+        return routing.merged(generated)
+
+    def route(self, histories: list[list[dict]]) -> GuardRouting:
+        if self.guard is None:
+            return GuardRouting.unguarded(len(histories))
         asked = [history[-1]["content"] for history in histories]
-        flags = self.guard.off_topic(asked) if self.guard else [False] * len(asked)
-        prompts = [self.prompt(h) for h, flag in zip(histories, flags, strict=True) if not flag]
-        if self.guard and prompts:
-            sampling["banned_opening"] = self.guard.refusal_opening(
-                self.tokenizer, prompts[0], adds_special_tokens(self.record.template)
-            )
-        generated = iter(self.reply(prompts, streamer, **sampling) if prompts else [])
-        if streamer is not None and any(flags):
-            streamer.on_finalized_text(self.guard.refusal, stream_end=True)
-        return [self.guard.refusal if flag else next(generated) for flag in flags]
+        prompts = [self.prompt(history) for history in histories]
+        adds = adds_special_tokens(self.record.template)
+        return self.guard.route(asked, prompts, self.tokenizer, adds)
 
     def reply(self, prompts: list[str], streamer=None, **sampling) -> list[str]:
         return generate(

@@ -22,6 +22,7 @@ from tunelab.serve.responses import choice, envelope, sse_stream, usage, wait_do
 from tunelab.serve.rows import Job, refuse
 from tunelab.serve.schemas import ChatRequest, ClassifyRequest, CompletionRequest, Sampling
 from tunelab.tasks.classify.metrics import classify_with
+from tunelab.tasks.generative.scope_guard import GuardRouting
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,14 @@ class Server:
             events=asyncio.Queue(),
         )
 
-    async def off_topic(self, served: Served, turns: list[dict]) -> bool:
+    async def route(self, served: Served, turns: list[dict], prompt: str) -> GuardRouting:
         """The run's scope guard on the user's last message (one classifier pass, in a thread)."""
         question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
+        adds = served.adds_special_tokens
 
-        def run() -> bool:
+        def run() -> GuardRouting:
             with self.lock:
-                return served.guard.off_topic([question])[0]
+                return served.guard.route([question], [prompt], served.tokenizer, adds)
 
         return await anyio.to_thread.run_sync(run)
 
@@ -101,6 +103,22 @@ class Server:
             self.engine.submit(job)
         except QueueFull:
             raise ApiError(429, "the server is busy; retry shortly", retry_after="1") from None
+
+    async def answer(
+        self, jobs: list[Job], body: Sampling, request: Request, chat: bool, submit: bool = True
+    ):
+        """The jobs' replies as one response, or the first job's as an event stream; `submit`
+        False: the jobs are already done (the scope guard's refusal)."""
+        request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        for job in jobs if submit else []:
+            self.submit(job)
+        if body.stream:
+            return sse_stream(jobs[0], body, request_id, chat)
+        for job in jobs:
+            await wait_done(job, request)
+        choices = [choice(i, job, body if chat else None) for i, job in enumerate(jobs)]
+        kind = "chat.completion" if chat else "text_completion"
+        return {**envelope(kind, body.model, choices, request_id), "usage": usage(jobs)}
 
 
 def build_router(server: Server) -> APIRouter:
@@ -127,13 +145,13 @@ def build_router(server: Server) -> APIRouter:
         except TunelabError as exc:
             raise ApiError(400, str(exc), "messages") from None
         job = server.job(served, prompt, body)
-        if served.guard is not None and await server.off_topic(served, body.turns):
-            refuse(job, served.guard.refusal)  # the scope guard: the LM is never asked
-            return await answer([job], body, request, chat=True, submit=False)
-        if served.guard is not None:  # let through: answered, not refused (as `tunelab chat`)
-            adds = served.adds_special_tokens
-            job.banned_opening = served.guard.refusal_opening(served.tokenizer, prompt, adds)
-        return await answer([job], body, request, chat=True)
+        if served.guard is not None:  # the scope guard's policy, as `tunelab chat` applies it
+            routing = await server.route(served, body.turns, prompt)
+            if routing.refused[0]:
+                refuse(job, routing.refusal)  # the LM is never asked
+                return await server.answer([job], body, request, chat=True, submit=False)
+            job.banned_opening = routing.banned_opening
+        return await server.answer([job], body, request, chat=True)
 
     @v1.post("/completions")
     async def completions(body: CompletionRequest, request: Request):
@@ -141,21 +159,7 @@ def build_router(server: Server) -> APIRouter:
         if body.stream and len(body.prompt) > 1:
             raise ApiError(400, "stream takes one prompt", "prompt")
         jobs = [server.job(served, prompt, body) for prompt in body.prompt]
-        return await answer(jobs, body, request, chat=False)
-
-    async def answer(
-        jobs: list[Job], body: Sampling, request: Request, chat: bool, submit: bool = True
-    ):
-        request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-        for job in jobs if submit else []:
-            server.submit(job)
-        if body.stream:
-            return sse_stream(jobs[0], body, request_id, chat)
-        for job in jobs:
-            await wait_done(job, request)
-        choices = [choice(i, job, body if chat else None) for i, job in enumerate(jobs)]
-        kind = "chat.completion" if chat else "text_completion"
-        return {**envelope(kind, body.model, choices, request_id), "usage": usage(jobs)}
+        return await server.answer(jobs, body, request, chat=False)
 
     @v1.post("/classify")
     async def classify(body: ClassifyRequest):

@@ -148,17 +148,7 @@ class Trainer:
         self.acc.wait_for_everyone()
 
     def train_epoch(self, epoch: int, state: FitState, scheduler, progress) -> dict:
-        loader = self.acc.prepare_data_loader(
-            make_loader(
-                self.examples,
-                self.tokenizer,
-                self.config.batch_size,
-                shuffle=True,
-                group_by_length=self.config.group_by_length is not False,  # None: on
-                seed=self.config.seed + epoch,
-                collate=self.collate,
-            )
-        )
+        loader = self.epoch_loader(epoch)
         bar = progress.add_task(
             f"epoch {epoch}/{self.config.epochs}", total=len(loader), loss=0.0, tps=0.0
         )
@@ -168,33 +158,10 @@ class Trainer:
         for batch in loader:
             if self.budget.out_of_time() or self.budget.over_tokens(state.tokens, totals[3], batch):
                 break
-            with self.acc.accumulate(self.model):
-                loss, correct = self.loss_and_backward(batch)
-                where = f"epoch {epoch}, step {state.step + 1}"
-                check_finite(loss.item(), "training loss", where, self.config.lr, self.run_dir)
-                if self.acc.sync_gradients and self.config.max_grad_norm:
-                    norm = self.acc.clip_grad_norm_(
-                        self.model.parameters(), self.config.max_grad_norm
-                    )
-                    check_finite(
-                        float(full_value(norm)) if norm is not None else 0.0,  # DeepSpeed: None
-                        "gradient norm",
-                        where,
-                        self.config.lr,
-                        self.run_dir,
-                    )
-                self.optimizer.step()
-                scheduler.step()
-                self.optimizer.zero_grad()
-            rows = len(batch["input_ids"])
-            totals += torch.tensor(
-                [
-                    loss.item() * rows,
-                    float("nan") if correct is None else correct.item(),
-                    rows,
-                    batch["attention_mask"].sum().item(),
-                ]
+            loss, correct = self.optimizer_step(
+                batch, scheduler, f"epoch {epoch}, step {state.step + 1}"
             )
+            totals += batch_totals(batch, loss, correct)
             tps = totals[3].item() * self.acc.num_processes / (time.perf_counter() - start)
             progress.update(bar, advance=1, loss=loss.item(), tps=tps)
             if self.acc.sync_gradients:
@@ -210,16 +177,43 @@ class Trainer:
                             "tokens_per_s": tps,
                         }
                     )
-        totals = self.acc.reduce(totals, reduction="sum")
-        seconds = time.perf_counter() - start
-        record = {
-            "train_loss": (totals[0] / totals[2]).item(),
-            "train_tokens": int(totals[3]),
-            "train_seconds": seconds,
-        }
-        if not totals[1].isnan():  # only tasks that predict a class count correct rows
-            record["train_accuracy"] = (totals[1] / totals[2]).item()
-        return record
+        return epoch_record(self.acc.reduce(totals, reduction="sum"), time.perf_counter() - start)
+
+    def epoch_loader(self, epoch: int):
+        """The training rows in this epoch's order (the seed moves with the epoch)."""
+        return self.acc.prepare_data_loader(
+            make_loader(
+                self.examples,
+                self.tokenizer,
+                self.config.batch_size,
+                shuffle=True,
+                group_by_length=self.config.group_by_length is not False,  # None: on
+                seed=self.config.seed + epoch,
+                collate=self.collate,
+            )
+        )
+
+    def optimizer_step(
+        self, batch: dict, scheduler, where: str
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One batch's loss and gradients; the weights move when Accelerate says the
+        accumulated gradients are in (a non-finite loss or gradient norm stops the run)."""
+        with self.acc.accumulate(self.model):
+            loss, correct = self.loss_and_backward(batch)
+            check_finite(loss.item(), "training loss", where, self.config.lr, self.run_dir)
+            if self.acc.sync_gradients and self.config.max_grad_norm:
+                norm = self.acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+                check_finite(
+                    float(full_value(norm)) if norm is not None else 0.0,  # DeepSpeed: None
+                    "gradient norm",
+                    where,
+                    self.config.lr,
+                    self.run_dir,
+                )
+            self.optimizer.step()
+            scheduler.step()
+            self.optimizer.zero_grad()
+        return loss, correct
 
     def loss_and_backward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The batch's mean loss and its gradients, micro-batch by micro-batch when the batch is
@@ -294,3 +288,27 @@ class Trainer:
         if self.sharded:
             release(self.raw_model)  # evaluation and the artefact see a plain model
         return state
+
+
+def batch_totals(batch: dict, loss: torch.Tensor, correct: torch.Tensor | None) -> torch.Tensor:
+    """What one batch adds to an epoch's totals: loss sum, correct rows, rows, real tokens."""
+    rows = len(batch["input_ids"])
+    return torch.tensor(
+        [
+            loss.item() * rows,
+            float("nan") if correct is None else correct.item(),
+            rows,
+            batch["attention_mask"].sum().item(),
+        ]
+    )
+
+
+def epoch_record(totals: torch.Tensor, seconds: float) -> dict:
+    record = {
+        "train_loss": (totals[0] / totals[2]).item(),
+        "train_tokens": int(totals[3]),
+        "train_seconds": seconds,
+    }
+    if not totals[1].isnan():  # only tasks that predict a class count correct rows
+        record["train_accuracy"] = (totals[1] / totals[2]).item()
+    return record

@@ -64,6 +64,15 @@ def error_response(exc: TunelabError) -> JSONResponse:
 
 def api_router(workspace: Workspace, playground: Playground) -> APIRouter:
     api = APIRouter(prefix="/api")
+    api.include_router(run_routes(workspace))
+    api.include_router(compare_routes(workspace))
+    api.include_router(playground_routes(playground))
+    return api
+
+
+def run_routes(workspace: Workspace) -> APIRouter:
+    """The form, the runs it starts, and what is done with a finished run."""
+    api = APIRouter()
 
     @api.get("/form")
     def form(task: str = "classify", method: str = "lora"):
@@ -102,6 +111,25 @@ def api_router(workspace: Workspace, playground: Playground) -> APIRouter:
         resume_run(workspace, name)
         return run_view(workspace, name)
 
+    @api.post("/runs/{name}/export", status_code=201)
+    def export(name: str, body: ExportAsk):
+        return start_export(workspace, name, body.action)
+
+    @api.get("/runs/{name}/export")
+    def export_status(name: str):
+        return export_view(workspace, name)
+
+    @api.put("/upload", status_code=201)
+    async def upload(request: Request, name: str):
+        return await save_upload(workspace, request, name)
+
+    return api
+
+
+def compare_routes(workspace: Workspace) -> APIRouter:
+    """Finished runs side by side, and seeded / searched experiments started from the form."""
+    api = APIRouter()
+
     @api.post("/compare/runs")
     def compare_picked(runs: list[str]):
         return compare_runs(workspace, runs)
@@ -115,6 +143,13 @@ def api_router(workspace: Workspace, playground: Playground) -> APIRouter:
     def compare_status(name: str):
         return compare_view(workspace, name)
 
+    return api
+
+
+def playground_routes(playground: Playground) -> APIRouter:
+    """Asking a finished run (or its base) questions or texts to classify."""
+    api = APIRouter()
+
     @api.post("/chat")
     def chat(body: ChatAsk):
         sampling = {"max_new_tokens": body.max_new_tokens, "temperature": body.temperature}
@@ -125,18 +160,6 @@ def api_router(workspace: Workspace, playground: Playground) -> APIRouter:
     @api.post("/classify")
     def classify(body: ClassifyAsk):
         return playground.classify(body.run, body.texts)
-
-    @api.post("/runs/{name}/export", status_code=201)
-    def export(name: str, body: ExportAsk):
-        return start_export(workspace, name, body.action)
-
-    @api.get("/runs/{name}/export")
-    def export_status(name: str):
-        return export_view(workspace, name)
-
-    @api.put("/upload", status_code=201)
-    async def upload(request: Request, name: str):
-        return await save_upload(workspace, request, name)
 
     return api
 

@@ -3,24 +3,21 @@ front, and the guard's decisions alone; and the facts an off-topic answer must n
 
 from tunelab.data.conversations import Example
 from tunelab.tasks.generative.evaluate import answer_scores
+from tunelab.tasks.generative.scope_guard import GuardRouting
 
 GUARD_ALONE_KEYS = ("refusal_rate", "false_refusal_rate", "n_off_topic", "n_in_domain")
 
 
 def guard_effect(
-    examples: list[Example],
-    answers: list[str],
-    flags: list[bool],
-    refusal: str,
-    known_facts: set[str],
+    examples: list[Example], answered: list[str], routing: GuardRouting, known_facts: set[str]
 ) -> dict:
-    """Scores with the guard in front (flagged questions get the refusal, the rest keep the LM's
-    answer) and of the guard alone (its refusals, nothing generated)."""
-    guarded = [refusal if flag else answer for flag, answer in zip(flags, answers, strict=True)]
-    alone = [refusal if flag else "" for flag in flags]
-    decisions = answer_scores(examples, alone, refusal)
+    """Scores with the guard in front (refused questions get the refusal, the rest the LM's
+    `answered` replies) and of the guard alone (its refusals, nothing generated)."""
+    guarded = routing.merged(answered)
+    alone = routing.merged([""] * len(answered))
+    decisions = answer_scores(examples, alone, routing.refusal)
     return {
-        "with_guard": answer_scores(examples, guarded, refusal, known_facts),
+        "with_guard": answer_scores(examples, guarded, routing.refusal, known_facts),
         "guard_alone": {k: decisions[k] for k in GUARD_ALONE_KEYS},
     }
 

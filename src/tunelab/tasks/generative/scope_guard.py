@@ -10,6 +10,8 @@ far better from the same rows (docs/sft.md has the figures). The guard is a plai
 classify run in `RUN/scope_guard/`, so `tunelab eval` and `predict` work on it too."""
 
 import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab.artifacts import load_run
@@ -78,15 +80,61 @@ class ScopeGuard:
         results = classify_with(self.model, self.tokenizer, self.record, questions)
         return [r["probs"][OFF_TOPIC] for r in results]
 
+    def refuses(self, off_topic_probability: float) -> bool:
+        return off_topic_probability >= self.threshold
+
     def off_topic(self, questions: list[str]) -> list[bool]:
-        return [p >= self.threshold for p in self.off_topic_probabilities(questions)]
+        return [self.refuses(chance) for chance in self.off_topic_probabilities(questions)]
+
+    def route(
+        self, questions: list[str], prompts: list[str], tokenizer, add_special_tokens: bool
+    ) -> "GuardRouting":
+        """The policy, for `tunelab generate`/`chat`, the server and the sft evaluation alike: a
+        question whose off-topic probability reaches the threshold gets the refusal sentence; the
+        others are answered by the LM after their `prompts`, and may not open with the refusal's
+        first token (else the LM's own false refusals would add to the guard's)."""
+        chances = self.off_topic_probabilities(questions)
+        refused = [self.refuses(chance) for chance in chances]
+        answered = [prompt for prompt, no in zip(prompts, refused, strict=True) if not no]
+        opening = (
+            self.refusal_opening(tokenizer, answered[0], add_special_tokens) if answered else None
+        )
+        return GuardRouting(chances, refused, self.refusal, opening)
 
     def refusal_opening(self, tokenizer, prompt: str, add_special_tokens: bool) -> int:
         """The token the LM writes first when it refuses after `prompt`, tokenized in place (a
-        word's first token depends on what precedes it), to be banned on questions let through."""
+        word's first token depends on what precedes it). Every prompt of a template ends the same
+        way (the assistant's turn opening), so one prompt's opening holds for a batch."""
         before = tokenizer(prompt, add_special_tokens=add_special_tokens).input_ids
         whole = tokenizer(prompt + self.refusal, add_special_tokens=add_special_tokens).input_ids
         return whole[len(before)]
+
+
+@dataclass(frozen=True)
+class GuardRouting:
+    """The guard's decision on a batch of questions: which get `refusal` without reaching the
+    LM, and the token the LM may not open the others with (None when no guard or none is let
+    through)."""
+
+    chances: list[float]  # each question's off-topic probability
+    refused: list[bool]
+    refusal: str
+    banned_opening: int | None
+
+    @classmethod
+    def unguarded(cls, count: int) -> "GuardRouting":
+        """No guard: every question is answered by the LM, and may open with anything."""
+        return cls([0.0] * count, [False] * count, "", None)
+
+    def answered(self, items: Sequence) -> list:
+        """The items (prompts, examples) of the questions let through, in order."""
+        return [item for item, no in zip(items, self.refused, strict=True) if not no]
+
+    def merged(self, generated: Sequence[str]) -> list[str]:
+        """The replies in question order: the refusal where refused, else the LM's answers (one
+        per question let through, in order)."""
+        answers = iter(generated)
+        return [self.refusal if no else next(answers) for no in self.refused]
 
 
 def guard_run_dir(run_dir: str | Path) -> Path:

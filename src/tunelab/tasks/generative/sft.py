@@ -31,6 +31,7 @@ from tunelab.tasks.generative.evaluate import (
 from tunelab.tasks.generative.held_out import guard_effect, training_facts
 from tunelab.tasks.generative.scope_guard import (
     DEFAULT_THRESHOLD,
+    GuardRouting,
     ScopeGuard,
     side_run_config,
 )
@@ -220,36 +221,36 @@ class SftTask(GenerativeTask):
         scores, rows = self.answer_scores(model, examples, name)
         result = {**scores, "answers": rows}
         if self.guard is not None:
-            chances = self.guard.off_topic_probabilities([e.question for e in examples])
-            for row, chance in zip(rows, chances, strict=True):
+            routing = self.route(examples)
+            for row, chance in zip(rows, routing.chances, strict=True):
                 row["guard_off_topic"] = round(chance, 4)  # a threshold's figures, afterwards
-            flags = [chance >= self.guard.threshold for chance in chances]
-            answers = self.let_through(model, examples, [row["answer"] for row in rows], flags)
-            refusal = self.guard.refusal
-            result.update(guard_effect(examples, answers, flags, refusal, self.known_facts))
+            answered = self.let_through(model, examples, [row["answer"] for row in rows], routing)
+            result.update(guard_effect(examples, answered, routing, self.known_facts))
         return result
 
-    def let_through(self, model: nn.Module, examples: list[Example], answers, flags) -> list[str]:
-        """The LM's answers behind the guard, where a question let through may not be refused
-        (the refusal's first token is banned at step one, as `generate` and the server do). A
-        greedy answer that opened otherwise would not change: only the others are generated
-        again."""
-        if all(flags):
-            return answers
+    def route(self, examples: list[Example]) -> GuardRouting:
         template, system = self.data.template, self.config.task.system
-        prompt = answer_prompts(
-            with_shots(examples[:1], self.shots), template, self.tokenizer, system
-        )
-        opening = self.guard.refusal_opening(
-            self.tokenizer, prompt[0], adds_special_tokens(template)
-        )
-        start = self.tokenizer.decode([opening]).strip()
-        redo = [i for i, a in enumerate(answers) if not flags[i] and a.startswith(start)]
+        prompts = answer_prompts(with_shots(examples, self.shots), template, self.tokenizer, system)
+        questions = [example.question for example in examples]
+        return self.guard.route(questions, prompts, self.tokenizer, adds_special_tokens(template))
+
+    def let_through(
+        self, model: nn.Module, examples: list[Example], answers: list[str], routing: GuardRouting
+    ) -> list[str]:
+        """The LM's answers to the questions the guard lets through, which may not open with the
+        refusal's first token (banned at step one, as `generate` and the server do). A greedy
+        answer that opened otherwise would not change: only the others are generated again."""
+        if routing.banned_opening is None:
+            return []  # every question refused
+        start = self.tokenizer.decode([routing.banned_opening]).strip()
+        answered = routing.answered(list(range(len(examples))))
+        redo = [i for i in answered if answers[i].startswith(start)]
         if redo:
-            _, rows = self.answer_scores(model, [examples[i] for i in redo], "let-through", opening)
+            again = [examples[i] for i in redo]
+            _, rows = self.answer_scores(model, again, "let-through", routing.banned_opening)
             for i, row in zip(redo, rows, strict=True):
                 answers[i] = row["answer"]
-        return answers
+        return [answers[i] for i in answered]
 
     def evaluate(self, model: nn.Module) -> dict:
         """Held-out perplexity, generated answers and their scores, and the general set."""
