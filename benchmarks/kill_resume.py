@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,9 +111,53 @@ def metrics_gap(run_dir: Path, straight: Path) -> float | None:
     return max((abs(got[k] - v) for k, v in numbers.items()), default=0.0)
 
 
-def killed_then_resumed(overrides, run_dir, at_s: float, how: signal.Signals) -> dict:
+def events(run_dir: Path) -> list[dict]:
+    """The run's metrics.jsonl so far (a line still being written is left out)."""
+    path = run_dir / "metrics.jsonl"
+    text = path.read_text() if path.is_file() else ""
+    return [json.loads(line) for line in text.splitlines()[: text.count("\n")] if line]
+
+
+def epoch_shape(run_dir: Path) -> tuple[int, int]:
+    """A finished run's epochs and training steps logged per epoch."""
+    logged = events(run_dir)
+    epochs = sum(e["event"] == "eval" for e in logged)
+    return epochs, sum(e["event"] == "train" for e in logged) // max(epochs, 1)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """When to kill: `seconds` after the start (while starting up), or once `epochs` epochs have
+    been evaluated and `steps` more training steps logged, whatever the machine's load."""
+
+    seconds: float | None = None
+    epochs: int = 0
+    steps: int = 0
+
+    def __str__(self) -> str:
+        if self.seconds is not None:
+            return f"{self.seconds:.1f} s after start"
+        return f"epoch {self.epochs + 1}, step {self.steps + 1}"
+
+    def reached(self, run_dir: Path) -> bool:
+        evals, steps = 0, 0
+        for event in events(run_dir):
+            evals += event["event"] == "eval"
+            steps = 0 if event["event"] == "eval" else steps + (event["event"] == "train")
+        return evals > self.epochs or (evals == self.epochs and steps >= self.steps)
+
+
+def wait_for(process: subprocess.Popen, run_dir: Path, moment: Moment) -> None:
+    if moment.seconds is not None:
+        time.sleep(moment.seconds)
+        return
+    while process.poll() is None and not moment.reached(run_dir):
+        time.sleep(0.01)
+
+
+def killed_then_resumed(overrides, run_dir, moment: Moment, how: signal.Signals) -> dict:
     process = train(overrides, run_dir)
-    time.sleep(at_s)
+    wait_for(process, run_dir, moment)
     finished_first = process.poll() is not None
     process.send_signal(how)
     process.wait()
@@ -123,7 +168,7 @@ def killed_then_resumed(overrides, run_dir, at_s: float, how: signal.Signals) ->
         _, err = resumed.communicate()
         notes += [line for line in err.splitlines() if line.startswith(("note:", "error:"))]
         resumes += 1
-    return {"kill_s": round(at_s, 1), "signal": how.name, "landed": landed,
+    return {"moment": str(moment), "signal": how.name, "landed": landed,
             "finished_before_kill": finished_first, "resumes": resumes, "notes": notes,
             "score": score(run_dir) if (run_dir / "run_info.json").is_file() else None}  # fmt: skip
 
@@ -150,11 +195,18 @@ def main() -> None:
                 raise SystemExit(f"{case}: the uninterrupted run failed: {straight.stderr.read()}")
             seconds = time.perf_counter() - started
             expected, rows = score(root / f"{case}-straight"), []
+            epochs, steps = epoch_shape(straight_dir)
             for i in range(args.kills):
                 how = signal.SIGINT if i % 3 == 2 else signal.SIGKILL  # every third a Ctrl-C
-                at = rng.uniform(0.05, 0.8) * seconds  # from start-up to past the end
+                moment = (
+                    Moment(seconds=rng.uniform(0.5, 4.0))  # importing, loading the model
+                    if i == 0
+                    else Moment(  # the second kill always before the first checkpoint
+                        epochs=0 if i == 1 else rng.randrange(epochs), steps=rng.randrange(steps)
+                    )
+                )
                 run_dir = root / f"{case}-{i}"
-                row = killed_then_resumed(overrides, run_dir, at, how)
+                row = killed_then_resumed(overrides, run_dir, moment, how)
                 done = row["score"] is not None
                 row["weights_gap"] = weights_gap(run_dir, straight_dir) if done else None
                 row["metrics_gap"] = metrics_gap(run_dir, straight_dir) if done else None
@@ -163,7 +215,7 @@ def main() -> None:
                     for gap in ("weights_gap", "metrics_gap")
                 )
                 rows.append(row)
-                print(f"{case:5} kill {i}: {how.name:7} at {at:5.1f}s of {seconds:4.1f}s "
+                print(f"{case:5} kill {i}: {how.name:7} at {moment} "
                       f"({row['landed']}) -> resumes {row['resumes']}, weights gap "
                       f"{row['weights_gap']}, metrics gap {row['metrics_gap']}: "
                       f"{'same' if row['same'] else 'DIFFERENT'}", flush=True)  # fmt: skip

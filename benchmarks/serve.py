@@ -5,10 +5,11 @@ throughput: the seed-003 assistant at concurrency 1, 8 and 32: requests/s and ge
   naive side pays nothing for the network), (b) tunelab's batched torch engine over HTTP, and
   (c) the llama.cpp engine on the run's GGUF exports (--engines llama.cpp:q4_k_m ...).
 load: N requests at C concurrent to tiny runs: errors, p50 / p99 latency, and the server's RSS
-  after warm-up and at the end.
+  after warm-up and at the end; --mixed: answers, streams, completions, hostile sampling and bad
+  requests in turn (an error is a good request refused, a bad one answered, or any 5xx).
 
     python benchmarks/serve.py throughput runs/assistant_smollm2_qlora --requests 32
-    python benchmarks/serve.py load RUN_DIR [RUN_DIR ...] --requests 1000 --concurrency 32
+    python benchmarks/serve.py load RUN_DIR [RUN_DIR ...] --requests 1000 --concurrency 32 [--mixed]
 Each prints a table and writes benchmarks/results/serve_<mode>.json.
 """
 
@@ -68,21 +69,49 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def fire(url: str, bodies: list[dict], concurrency: int) -> list[tuple[int, float, int]]:
-    """(status, seconds, completion tokens) of each request, `concurrency` in flight."""
+async def fire(url: str, bodies: list, concurrency: int) -> list[tuple[int, float, int]]:
+    """(status, seconds, completion tokens) of each request, `concurrency` in flight. A body is
+    a chat request, or (path, JSON or raw bytes) for the mixed load."""
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
 
-        async def one(body: dict) -> tuple[int, float, int]:
+        async def one(body) -> tuple[int, float, int]:
+            path, payload = body if isinstance(body, tuple) else ("/v1/chat/completions", body)
+            sent = {"content": payload} if isinstance(payload, bytes) else {"json": payload}
             async with gate:
                 start = time.perf_counter()
-                response = await client.post("/v1/chat/completions", json=body)
+                response = await client.post(path, **sent)
                 seconds = time.perf_counter() - start
-                tokens = response.json().get("usage", {}).get("completion_tokens", 0)
+                streamed = response.headers.get("content-type", "").startswith("text/event-stream")
+                answer = {} if streamed else response.json()
+                tokens = answer.get("usage", {}).get("completion_tokens", 0)
                 return response.status_code, seconds, tokens
 
         return await asyncio.gather(*(one(body) for body in bodies))
+
+
+def mixed_bodies(names: list[str], asked: list[str], max_tokens: int) -> list[tuple]:
+    """The load of a public server: answers, streams, completions, hostile sampling, and bad
+    requests (unknown model, unknown role, broken JSON, an empty prompt) in turn; each as
+    (path, body, whether a 200 is the right answer)."""
+    kinds = []
+    for i, question in enumerate(asked):
+        model = names[i % len(names)]
+        chat = chat_body(model, question, max_tokens)
+        kinds.append([
+            ("/v1/chat/completions", chat, True),
+            ("/v1/chat/completions", {**chat, "stream": True}, True),
+            ("/v1/completions", {"model": model, "prompt": question, "max_tokens": max_tokens}, True),
+            ("/v1/chat/completions", {**chat, "temperature": 1e-30, "top_p": 1e-300,
+                                      "seed": 2**63}, True),
+            ("/v1/chat/completions", {**chat, "model": "no-such-model"}, False),
+            ("/v1/chat/completions", {**chat, "messages": [{"role": "wizard", "content": "hi"}]},
+             False),
+            ("/v1/chat/completions", b'{"model": "' + model.encode() + b'", "messages": [', False),
+            ("/v1/completions", {"model": model, "prompt": "", "max_tokens": max_tokens}, False),
+        ][i % 8])  # fmt: skip
+    return kinds
 
 
 def chat_body(model: str, question: str, max_tokens: int) -> dict:
@@ -142,7 +171,11 @@ def throughput(args) -> dict:
 def load(args) -> dict:
     names = [Path(d).resolve().name for d in args.run_dirs]
     asked = questions(args.requests)
-    bodies = [chat_body(names[i % len(names)], q, args.max_tokens) for i, q in enumerate(asked)]
+    planned = mixed_bodies(names, asked, args.max_tokens) if args.mixed else [
+        ("/v1/chat/completions", chat_body(names[i % len(names)], q, args.max_tokens), True)
+        for i, q in enumerate(asked)
+    ]  # fmt: skip
+    bodies = [(path, body) for path, body, _ in planned]
     warm = max(1, args.requests // 10)
     with live_server(args.run_dirs) as (url, pid):
         asyncio.run(fire(url, bodies[:warm], args.concurrency[-1]))
@@ -152,17 +185,22 @@ def load(args) -> dict:
         seconds = time.perf_counter() - start
         rss_end = rss_mb(pid)
     latencies = sorted(r[1] for r in results)
+    answered = list(zip(results, (ok for _, _, ok in planned), strict=True))
     report = {
         "runs": args.run_dirs,
+        "mixed": args.mixed,
         "requests": len(results),
         "concurrency": args.concurrency[-1],
-        "errors": sum(r[0] != 200 for r in results),
+        # a refused good request, an accepted bad one, or any 5xx
+        "errors": sum((r[0] == 200) != ok or r[0] >= 500 for r, ok in answered),
+        "refused_as_meant": sum(400 <= r[0] < 500 and not ok for r, ok in answered),
         "seconds": seconds,
         "requests_per_s": len(results) / seconds,
         "p50_s": statistics.median(latencies),
         "p99_s": latencies[int(0.99 * (len(latencies) - 1))],
         "rss_after_warmup_mb": rss_warm,
         "rss_end_mb": rss_end,
+        "rss_growth": rss_end / rss_warm - 1,
     }
     for key, value in report.items():
         print(f"{key:22} {value:.3f}" if isinstance(value, float) else f"{key:22} {value}")
@@ -176,6 +214,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--mixed", action="store_true", help="load: good, hostile and bad requests")
     parser.add_argument(
         "--engines",
         nargs="+",

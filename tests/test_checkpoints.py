@@ -147,9 +147,15 @@ def test_no_intact_checkpoint_means_a_fresh_start_said_in_one_line(tmp_path):
 EXTRA = ["train.epochs=3"]
 
 
+def saved_weights(run_dir: Path) -> dict:
+    """The finished run's saved model or adapter (not its checkpoints)."""
+    [path] = [p for p in run_dir.glob("*/*.safetensors") if p.parent.name != "checkpoints"]
+    return load_file(path)
+
+
 def assert_same_run(straight: Path, resumed: Path) -> None:
-    a = load_file(straight / "model" / "model.safetensors")
-    b = load_file(resumed / "model" / "model.safetensors")
+    a, b = saved_weights(straight), saved_weights(resumed)
+    assert a.keys() == b.keys()
     for name, tensor in a.items():
         np.testing.assert_allclose(tensor.numpy(), b[name].numpy(), atol=1e-6, err_msg=name)
     epochs = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
@@ -221,3 +227,28 @@ def test_a_damaged_last_checkpoint_resumes_from_the_one_before(
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "state.pt" in notes[0] and "epoch 1" in notes[0], notes
     assert_same_run(straight_run, run_dir)
+
+
+def test_a_kill_before_the_first_checkpoint_resumes_to_the_same_model(
+    model_dirs, toy_csv, tmp_path, tmp_path_factory, monkeypatch
+):
+    """LoRA's new weights are drawn after the before-evaluation, whose loaders draw a seed: a
+    resume that read eval_before.json back without its random state drew other weights."""
+    straight = tmp_path_factory.mktemp("straight_lora") / "run"
+    train_tiny(model_dirs["llama"], toy_csv, straight, "lora", EXTRA)
+    run_dir, steps = tmp_path / "run", []
+    original = loop.Trainer.loss_and_backward
+
+    def killed_at_step_3(self, batch):
+        steps.append(1)
+        if len(steps) == 3:
+            raise Killed
+        return original(self, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop.Trainer, "loss_and_backward", killed_at_step_3)
+        with pytest.raises(Killed):
+            train_tiny(model_dirs["llama"], toy_csv, run_dir, "lora", EXTRA)
+    assert (run_dir / "eval_before.json").is_file() and not (run_dir / "checkpoints").exists()
+    train_tiny(model_dirs["llama"], toy_csv, run_dir, "lora", EXTRA, resume=True)
+    assert_same_run(straight, run_dir)

@@ -5,6 +5,7 @@ artefact -> run record -> report. The task (tasks/) supplies each stage's conten
 trainer (train/); the CLI, compare and the UI call this and add nothing of their own."""
 
 import json
+import pickle
 import time
 from pathlib import Path
 
@@ -22,11 +23,14 @@ from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
 from tunelab.pipeline.run_dir import (
     DATA_FILES,
+    RANDOM_STATE,
     check_run_dir,
     data_fingerprints,
     finished_summary,
     make_run_dir,
+    restore_random_state,
     run_summary,
+    save_random_state,
     start_model,
     write_json,
 )
@@ -107,15 +111,21 @@ def record_of(task: Task) -> RunRecord:
 
 
 def evaluate_before(task: Task, model: nn.Module) -> dict:
-    """The before-evaluation, written at once; a resume reads it back instead of redoing it."""
-    path = task.run.run_dir / "eval_before.json"
+    """The before-evaluation, written at once; a resume reads it back instead of redoing it, and
+    takes back the random state the evaluation left: a DataLoader draws a seed even when it does
+    not shuffle, so skipping the evaluation would shift the new weights' initialisation and the
+    training order of a run killed before its first checkpoint (a checkpoint restores its own)."""
+    path, rng = task.run.run_dir / "eval_before.json", task.run.run_dir / RANDOM_STATE
     if task.run.resume and path.is_file():
         try:
-            return json.loads(path.read_text())
-        except ValueError:
-            pass  # damaged: evaluated again
+            before = json.loads(path.read_text())
+            restore_random_state(rng)
+            return before
+        except (ValueError, OSError, RuntimeError, pickle.UnpicklingError):
+            pass  # damaged or missing: evaluated again
     before = task.evaluate(model)
     if task.run.is_main:
+        save_random_state(rng)  # first: an eval_before.json always has its random state
         write_json(path, before)
     return before
 

@@ -4,11 +4,13 @@ train_summary.json's figures (parameters, time, tokens/s, memory)."""
 import hashlib
 import json
 import os
+import random
 import resource
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -223,3 +225,30 @@ def start_model(name: str) -> str:
         else:
             shutil.copytree(run_dir / record.artifact, merged)
     return str(merged)
+
+
+# The random state after the before-evaluation (torch, Python, NumPy): what a resume without a
+# checkpoint takes back so that it trains exactly as the uninterrupted run did.
+RANDOM_STATE = "random_state.pt"
+
+
+def save_random_state(path: Path) -> None:
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    staged = path.with_name(path.name + ".tmp")
+    torch.save(state, staged)
+    os.replace(staged, path)  # whole or absent, never half-written
+
+
+def restore_random_state(path: Path) -> None:
+    state = torch.load(path, weights_only=False)  # written by this run, not downloaded
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

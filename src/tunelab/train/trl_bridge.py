@@ -144,6 +144,8 @@ def fit_trl(task: Task, model: nn.Module) -> tuple[nn.Module, FitState]:
     if checkpoint is not None:  # forget the log lines of the epoch that did not finish
         epoch = json.loads((checkpoint / "trainer_state.json").read_text())["epoch"]
         stream.log.truncate_after(math.floor(epoch + 1e-6))
+    elif run.resume:  # killed before its first checkpoint: it starts again, so does its log
+        stream.log.truncate_after(0)
     callbacks = [stream, TimeLimit(config.max_minutes)]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
