@@ -66,6 +66,8 @@ def train(overrides: list[str], run_dir: Path, resume: bool = False) -> subproce
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # a background shell starts its children with Ctrl-C ignored: the run would not stop
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -2,6 +2,8 @@
 out of the loss, or removed, by `task.reasoning`; a generated reply's reasoning is split from the
 answer where it is scored and served."""
 
+import asyncio
+
 import pytest
 from tests.lm_helpers import STORIES
 
@@ -12,7 +14,7 @@ from tunelab.data.lm_prepare import SftFormat, encode_examples
 from tunelab.data.tool_calls import TOOLS_TEMPLATE
 from tunelab.errors import TunelabError
 from tunelab.models.loader import load_tokenizer
-from tunelab.serve.responses import chat_reply
+from tunelab.serve.responses import chat_reply, with_reasoning
 from tunelab.serve.schemas import ChatRequest
 from tunelab.tasks.generative.evaluate import scored_answers
 
@@ -101,3 +103,44 @@ def test_the_server_returns_the_reasoning_beside_the_answer():
         ],
     )
     assert earlier.messages[1].as_turn()["reasoning_content"] == THOUGHT
+
+
+def streamed(reply: str, cuts: tuple[int, ...]) -> dict[str, str]:
+    """The reply sent as the engine's text pieces (split at `cuts`) through the server's chat
+    stream stages; what each kind of delta adds up to."""
+    bounds = [0, *cuts, len(reply)]
+    pieces = [reply[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+    async def engine():
+        for piece in pieces:
+            yield "text", piece
+        yield "done", "stop"
+
+    async def collect() -> dict[str, str]:
+        sent = {"text": "", "reasoning": ""}
+        async for kind, value in with_reasoning(engine()):
+            if kind in sent:
+                assert value, "an empty delta"
+                sent[kind] += value
+        return sent
+
+    return asyncio.run(collect())
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        f"<think>\n{THOUGHT}.\n</think>\nIn Paris.",
+        f"<think>{THOUGHT}.</think>In  Paris.",
+        "In Paris, <think> is only a word here.",
+        f"<think>\n{THOUGHT}, and the reply was cut",
+    ],
+)
+def test_a_streamed_reply_sends_the_reasoning_apart_and_adds_up_to_the_whole_reply(reply):
+    body = ChatRequest(model="m", messages=[{"role": "user", "content": "Where?"}])
+    message, _ = chat_reply(reply, body)
+    several = tuple(sorted({3, 9, 40, len(reply) - 2}))
+    for cuts in [(), *((i,) for i in range(1, len(reply))), several]:
+        sent = streamed(reply, cuts)
+        assert sent["reasoning"] == message.get("reasoning_content", ""), cuts
+        assert sent["text"] == message["content"], cuts

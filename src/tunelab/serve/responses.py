@@ -8,7 +8,14 @@ import uuid
 from fastapi import Request
 from sse_starlette import EventSourceResponse
 
-from tunelab.data.tool_calls import CALL_OPEN, ToolCall, parse_reply, split_reasoning
+from tunelab.data.tool_calls import (
+    CALL_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    ToolCall,
+    parse_reply,
+    split_reasoning,
+)
 from tunelab.serve.errors import ApiError
 from tunelab.serve.rows import Job
 from tunelab.serve.schemas import ChatRequest, Sampling
@@ -81,11 +88,15 @@ def sse_stream(job: Job, body: Sampling, request_id: str, chat: bool) -> EventSo
         if chat:
             yield chunk({"role": "assistant", "content": ""})
         pieces = visible_pieces(job, strip=chat)
+        if chat and not body.call_opening:  # a forced call cannot open with reasoning
+            pieces = with_reasoning(pieces)
         if chat and body.offered_tools is not None:
             pieces = with_tool_calls(pieces, body)
         async for kind_, value in pieces:
             if kind_ == "text":
                 yield chunk({"content": value})
+            elif kind_ == "reasoning":
+                yield chunk({"reasoning_content": value})
             elif kind_ == "tool_calls":
                 yield chunk({"tool_calls": value})
             else:
@@ -112,6 +123,51 @@ async def visible_pieces(job: Job, strip: bool):
             yield kind, text[: len(text) - len(pending)]
 
 
+def unsure_tail(text: str, marker: str) -> int:
+    """How many of `text`'s last characters may be the start of `marker` (held back until the
+    next piece says whether they are)."""
+    return next((k for k in range(min(len(text), len(marker) - 1), 0, -1)
+                 if marker.startswith(text[-k:])), 0)  # fmt: skip
+
+
+async def with_reasoning(pieces):
+    """A chat stream whose reply opens with <think>...</think>: the reasoning goes out as
+    `reasoning_content` deltas and the rest as content, as DeepSeek's API and vLLM's reasoning
+    parsers stream them (chat_reply splits a finished reply the same way). A reply that does not
+    open with <think> streams as it was."""
+    held, state, started = "", "opening", False  # started: this part has sent text
+    async for kind, value in pieces:
+        if kind != "text":
+            rest = held.strip() if state == "thinking" else held
+            if rest:
+                yield ("reasoning" if state == "thinking" else "text"), rest
+            yield kind, value
+            return
+        held += value
+        if state == "opening":
+            if THINK_OPEN.startswith(held):
+                continue  # may still become <think>
+            thinking = held.startswith(THINK_OPEN)
+            state, started = ("thinking", False) if thinking else ("answering", True)
+            held = held[len(THINK_OPEN) :] if thinking else held
+        if state == "thinking":
+            held = held if started else held.lstrip()
+            end = held.find(THINK_CLOSE)
+            cut = end if end >= 0 else len(held) - unsure_tail(held, THINK_CLOSE)
+            sent = held[:cut].rstrip()  # whitespace may be the last before </think>: held
+            if sent:
+                yield "reasoning", sent
+                started = True
+            if end < 0:
+                held = held[len(sent) :]
+                continue
+            held, state, started = held[end + len(THINK_CLOSE) :], "answering", False
+        held = held if started else held.lstrip()
+        if held:
+            yield "text", held
+            held, started = "", True
+
+
 async def with_tool_calls(pieces, body: ChatRequest):
     """A chat stream where tools were offered: text streams until a `<tool_call>` may begin;
     from there the reply is held, and its calls go out as one `tool_calls` delta (each call
@@ -119,6 +175,9 @@ async def with_tool_calls(pieces, body: ChatRequest):
     "tool_calls". Text that held no call is sent as it was."""
     held, streaming = body.call_opening, not body.call_opening
     async for kind, value in pieces:
+        if kind == "reasoning":
+            yield kind, value
+            continue
         if kind != "text":
             _, calls = parse_reply(held)
             if calls:
@@ -171,6 +230,8 @@ def chat_reply(text: str, body: ChatRequest) -> tuple[dict, list[ToolCall]]:
     with <think>...</think> (a run trained on reasoning) has it as `reasoning_content`, as
     DeepSeek's API and vLLM's reasoning parsers return it."""
     reasoning, text = split_reasoning(body.call_opening + text)
+    if reasoning is None and text.lstrip().startswith(THINK_OPEN):  # cut inside its reasoning
+        reasoning, text = text.lstrip()[len(THINK_OPEN) :].strip(), ""  # as the stream sent it
     if body.offered_tools is None:
         message = {"role": "assistant", "content": text.strip()}
         calls = []
