@@ -26,13 +26,19 @@ def sft(tmp_path):
     base = sft_overrides(tmp_path, "lora")
     test = [{"question": f"Is {w} a colour?", "answer": f"{w} is a colour."}
             for w in ("red", "green", "blue", "pink", "grey")]  # fmt: skip
-    return [*base, f"data.test_path={write_jsonl(tmp_path / 'other.jsonl', test)}"]
+    val = [{"question": f"Is {w} a fruit?", "answer": f"{w} is a fruit."}
+           for w in ("apple", "pear", "plum")]  # fmt: skip
+    other, val_path = (
+        write_jsonl(tmp_path / "other.jsonl", test),
+        write_jsonl(tmp_path / "val.jsonl", val),
+    )
+    return [*base, f"data.test_path={other}", f"data.val_path={val_path}"]
 
 
 def test_a_clean_sft_config_is_all_ok(sft):
     found = findings_of(sft)
     assert {check: severity for check, (severity, _) in found.items()} == {
-        "leakage": "ok", "over max_length": "ok", "rows with nothing to learn": "ok",
+        "leakage": "ok", "validation leakage": "ok", "over max_length": "ok", "rows with nothing to learn": "ok",
         "stop token": "ok", "doubled BOS": "ok", "inference template": "ok", "memory": "ok",
         "machine": "ok"}  # fmt: skip
 
@@ -40,6 +46,14 @@ def test_a_clean_sft_config_is_all_ok(sft):
 def test_leakage_between_train_and_test(tmp_path):
     severity, message = findings_of(sft_overrides(tmp_path, "lora"))["leakage"]
     assert severity == "fatal" and "6 test rows equal a training row" in message
+
+
+def test_validation_rows_repeating_training_rows(tmp_path):
+    """The training file repeats each row 4 times: the validation split cut from it repeats
+    training rows, and early stopping would choose on memorised rows."""
+    severity, message = findings_of(sft_overrides(tmp_path, "lora"))["validation leakage"]
+    assert severity == "fatal" and "val rows equal a training row" in message
+    assert "early stopping" in message
 
 
 def test_near_duplicates_count_as_leakage(sft, tmp_path):

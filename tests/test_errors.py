@@ -72,7 +72,15 @@ def test_malformed_jsonl_line(write, model_dirs, tmp_path):
 
 def test_unknown_config_key(write, tmp_path):
     config = write("c.yaml", "train:\n  epochz: 3\n")
-    assert_one_line_error(*run_cli("train", str(config)), "c.yaml", "train.epochz", "unknown key")
+    assert_one_line_error(
+        *run_cli("train", str(config)), "c.yaml", "train.epochz", "did you mean `epochs`?"
+    )
+    assert_one_line_error(  # a task's key, from the registered tasks' settings
+        *run_cli("train", "task.name=sft", "task.refusl=No."), "task.refusl", "`refusal`?"
+    )
+    code, out = run_cli("train", "method.zebra=1")
+    assert_one_line_error(code, out, "method.zebra", "unknown key")
+    assert "did you mean" not in out  # nothing near: no guess
 
 
 def test_unknown_method_name(tmp_path):

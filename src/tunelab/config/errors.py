@@ -1,7 +1,9 @@
 """A pydantic ValidationError of a run config as one line naming the field the way the user
 writes it (task.reward_run, not the union's internal path)."""
 
-from pydantic import ValidationError
+import difflib
+
+from pydantic import BaseModel, ValidationError
 
 from tunelab.config.settings import DEFAULT_SECTIONS, METHOD_SETTINGS, TASK_SETTINGS
 
@@ -15,7 +17,8 @@ def validation_problem(error: ValidationError) -> tuple[str, str]:
     field = ".".join(loc)
     problem = first["msg"]
     if first["type"] == "extra_forbidden":
-        problem = "unknown key"
+        near = difflib.get_close_matches(loc[-1], known_keys(loc[:-1]), n=1)
+        problem = "unknown key" + (f" (did you mean `{near[0]}`?)" if near else "")
     elif first["type"] == "union_tag_invalid":
         registry = TASK_SETTINGS if first["loc"][0] == "task" else METHOD_SETTINGS
         name = first["ctx"]["tag"]
@@ -29,3 +32,21 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     field, problem = validation_problem(error)
     extra = f" ({len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
     return f"{source}: {field}: {problem}{extra}"
+
+
+def known_keys(section: list[str]) -> list[str]:
+    """The keys a config section takes (for task and method: those of every registered task or
+    method, since a misspelt key is told apart before the name is), to suggest the nearest."""
+    from tunelab.config.sections import RunConfig
+
+    if section[:1] == ["task"]:
+        models = TASK_SETTINGS.values()
+    elif section[:1] == ["method"]:
+        models = METHOD_SETTINGS.values()
+    else:
+        models = [RunConfig]
+        for name in section:
+            field = next((m.model_fields.get(name) for m in models if name in m.model_fields), None)
+            kind = field.annotation if field is not None else None
+            models = [kind] if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+    return sorted({key for model in models for key in model.model_fields})

@@ -37,22 +37,33 @@ def near_duplicates(train: list[str], test: list[str]) -> tuple[int, int]:
 
 
 def leakage(task, summary: dict) -> list[Finding]:
+    """Test and validation rows that repeat training rows: a test score that overstates the
+    model, or a validation curve that picks the epoch (and a search its settings) on memory."""
     texts = task.split_texts()
-    if not texts.get("train") or not texts.get("test"):
+    if not texts.get("train"):
         return []
-    exact, near = near_duplicates(texts["train"], texts["test"])
-    rows = len(texts["test"])
-    if exact + near == 0:
-        return [Finding("leakage", "ok", f"no test row repeats a training row ({rows} checked)")]
-    share = (exact + near) / rows
     return [
-        Finding(
-            "leakage",
-            "fatal" if share >= 0.5 else "warn",
-            f"{exact} test rows equal a training row and {near} more nearly do "
-            f"({share:.0%} of {rows}): the test score overstates the model",
-        )
+        split_leakage(texts["train"], texts[split], split, name)
+        for split, name in (("test", "leakage"), ("val", "validation leakage"))
+        if texts.get(split)
     ]
+
+
+def split_leakage(train: list[str], held: list[str], split: str, name: str) -> Finding:
+    exact, near = near_duplicates(train, held)
+    rows = len(held)
+    if exact + near == 0:
+        return Finding(name, "ok", f"no {split} row repeats a training row ({rows} checked)")
+    share = (exact + near) / rows
+    harm = "the test score overstates the model" if split == "test" else (
+        "early stopping and the search choose on rows the model trained on"
+    )  # fmt: skip
+    return Finding(
+        name,
+        "fatal" if share >= 0.5 else "warn",
+        f"{exact} {split} rows equal a training row and {near} more nearly do "
+        f"({share:.0%} of {rows}): {harm}",
+    )
 
 
 def label_balance(task, summary: dict) -> list[Finding]:
