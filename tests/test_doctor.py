@@ -175,6 +175,26 @@ def test_doctor_command_exit_code_on_fatal(tmp_path):
     assert code == 1 and "FATAL" in output and "leakage" in output
 
 
+def test_every_bad_row_of_a_file_is_listed_and_train_names_the_first(tmp_path):
+    records = [{"question": q, "answer": a} for q, a in QA] * 3
+    for row in (3, 8, 11):  # rows 4, 9 and 12 of the file
+        records[row] = {"question": "  ", "answer": "An answer."}
+    records[13] = {"question": "Asked?"}  # row 14: no answer
+    bad = write_jsonl(tmp_path / "bad.jsonl", records)
+    overrides = [*sft_overrides(tmp_path, "lora"), f"data.path={bad}"]
+    found, _ = diagnose(load_config(None, overrides))
+    assert [(f.check, f.severity) for f in found] == [("data", "fatal")] * 4
+    assert [f.message.split(": ")[0] for f in found] == [
+        f"{bad}, row {n}, field '{field}'"
+        for n, field in [(4, "question"), (9, "question"), (12, "question"), (14, "answer")]
+    ]
+    code, output = run_cli("train", *overrides)
+    assert_one_line_error(
+        code, output, "bad.jsonl, row 4, field 'question'", "3 more bad rows: 9, 12, 14"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_leakage_between_preference_pairs(tmp_path):
     from tests.test_preference import overrides
 

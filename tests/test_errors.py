@@ -45,6 +45,7 @@ def test_empty_text(write, model_dirs, tmp_path):
     assert_one_line_error(
         *train_on(path, model_dirs, tmp_path), "d.csv", "row 31", "field 'text'", "empty"
     )
+    assert not (tmp_path / "run").exists()  # a run that failed before training leaves no folder
 
 
 def test_label_absent_from_training(write, model_dirs, tmp_path):

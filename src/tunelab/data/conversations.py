@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunelab.data.readers import read_records
+from tunelab.data.readers import every_row, read_records
 from tunelab.data.tool_calls import ToolCall, split_reasoning
 from tunelab.errors import DataError
 
@@ -201,7 +201,7 @@ def example_of(record: dict, path: Path, row: int) -> Example:
 
 def read_examples(source: str, fmt: str = "auto") -> list[Example]:
     path, records = read_records(source, fmt)
-    examples = [example_of(record, path, row) for row, record in records]
+    examples = every_row(records, lambda row, record: example_of(record, path, row))
     if not examples:
         raise DataError(path, "no data rows")
     return examples

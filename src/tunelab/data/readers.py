@@ -4,10 +4,11 @@ import csv
 import io
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from tunelab.errors import DataError, TunelabError
 
@@ -206,6 +207,27 @@ def text_value(path: Path, number: int, record: dict, field: str) -> str:
     return value
 
 
+T = TypeVar("T")
+MOST_PROBLEMS = 50  # bad rows gathered before a file is read no further
+
+
+def every_row(records: Iterable[tuple[int, dict]], convert: Callable[[int, dict], T]) -> list[T]:
+    """Each parsed record converted; a bad row does not stop the reading: the file's bad rows
+    (up to MOST_PROBLEMS) are raised together as one DataError. (A line that does not parse
+    stopped the reading before: rows after it cannot be told apart.)"""
+    converted, problems = [], []
+    for number, record in records:
+        try:
+            converted.append(convert(number, record))
+        except DataError as exc:
+            problems.append(exc)
+            if len(problems) == MOST_PROBLEMS:
+                break
+    if problems:
+        raise DataError.gathered(problems)
+    return converted
+
+
 def to_row(path: Path, number: int, record: dict, text_field: str, label_field: str) -> Row:
     label = text_value(path, number, record, label_field).strip()
     text = record.get(text_field)
@@ -288,7 +310,7 @@ def read_rows(
     """All rows of a data file, validated; `builtin:sms_spam` is the packaged SMS Spam
     Collection."""
     path, records = read_records(source, fmt, columns, (text_field, label_field))
-    rows = [to_row(path, n, r, text_field, label_field) for n, r in records]
+    rows = every_row(records, lambda n, r: to_row(path, n, r, text_field, label_field))
     if not rows:
         raise DataError(path, "no data rows")
     check_label_spellings(path, rows, label_field)

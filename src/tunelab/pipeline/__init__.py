@@ -6,7 +6,9 @@ trainer (train/); the CLI, compare and the UI call this and add nothing of their
 
 import json
 import pickle
+import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from accelerate.utils import set_seed
@@ -67,8 +69,8 @@ def diagnose(config: RunConfig) -> tuple[list[Finding], dict]:
     task = open_task(config)
     try:
         summary = task.prepare()
-    except DataError:
-        raise  # a malformed file: its one-line error
+    except DataError as exc:  # bad rows: each one a finding (train names the first)
+        return [Finding("data", "fatal", str(problem)) for problem in exc.problems], {}
     except TunelabError as exc:  # an empty split, every answer cut by max_length
         return [Finding("data", "fatal", str(exc))], {}
     return run_checks(task, summary), summary
@@ -139,16 +141,22 @@ def train_side_run(task: Task) -> None:
         task.use_side_run(Path(side.output.dir))
 
 
-def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:
-    """Train and evaluate one run; everything lands in config.output.dir."""
-    run_dir = Path(config.output.dir)
-    check_run_dir(run_dir, config, resume, overwrite)
-    if resume and (summary := finished_summary(run_dir, config)) is not None:
-        notice(f"{run_dir} finished before; nothing to resume (--overwrite trains it again)")
-        return summary
-    task = open_task(config, resume and not overwrite)
-    main = task.run.is_main
-    benchmarks = bench_settings(config, task.model_kind) if main else None
+@contextmanager
+def removed_on_failure(run_dir: Path, created: bool):
+    """A run folder this run created goes again when the run fails before it trains (bad data,
+    a fatal finding, a model that does not load): a failed start leaves nothing behind. A run
+    that fails while training keeps its folder (its log and checkpoints resume it)."""
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def start_run(task: Task, overwrite: bool):
+    """The run folder, the prepared data (checked), the side run and the loaded model."""
+    run_dir, config, main = task.run.run_dir, task.config, task.run.is_main
     if main:
         make_run_dir(run_dir, overwrite)
     process_state().wait_for_everyone()
@@ -162,8 +170,23 @@ def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dic
         save_config(config, run_dir / "config.yaml")
         write_json(run_dir / "data_summary.json", data_summary)
         write_json(run_dir / DATA_FILES, data_fingerprints(config))
-    before = evaluate_before(task, model)
-    bench_before = score_model(benchmarks, model, task.tokenizer)
+    return model
+
+
+def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train and evaluate one run; everything lands in config.output.dir."""
+    run_dir = Path(config.output.dir)
+    check_run_dir(run_dir, config, resume, overwrite)
+    if resume and (summary := finished_summary(run_dir, config)) is not None:
+        notice(f"{run_dir} finished before; nothing to resume (--overwrite trains it again)")
+        return summary
+    task = open_task(config, resume and not overwrite)
+    main = task.run.is_main
+    benchmarks = bench_settings(config, task.model_kind) if main else None
+    with removed_on_failure(run_dir, created=main and not run_dir.exists()):
+        model = start_run(task, overwrite)
+        before = evaluate_before(task, model)
+        bench_before = score_model(benchmarks, model, task.tokenizer)
     started = time.perf_counter()
     model, state = fit(task, model)
     after = task.evaluate(model) if task.run.method.trains else before
