@@ -72,6 +72,13 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(
     assert states == {0: "complete", 1: "fail", 2: "complete"}
     rerun = next(t for t in record["trials"] if t["number"] == 2)
     assert rerun["params"] == killed.params
+    # another budget in the same folder would put its runs beside the finished ones: refused
+    code, output = run_cli("compare", experiment, "--max-tokens", "2000")
+    assert_one_line_error(code, output, "budget_overrides changed", "use another output_dir")
+    changed = [{**variants[0], "overrides": ["method.name=head", "train.epochs=2"]}]
+    code, output = run_cli("compare", write_experiment(tmp_path, changed, search=search))
+    assert_one_line_error(code, output, "variant head changed")
+    assert os.stat(first).st_mtime_ns == stamp
 
 
 def test_a_bad_search_is_one_line_naming_the_field(tmp_path, model_dirs, toy_csv):

@@ -206,6 +206,28 @@ def pick_variants(experiment: Experiment, only: list[str] | None, path: Path) ->
     return experiment.model_copy(update={"variants": kept})
 
 
+RAN_FILE = "experiment_ran.yaml"
+
+
+def check_unchanged(ran_file: Path, ran: dict) -> None:
+    """A sweep resumed in the same output_dir must be the experiment it was: finished trials and
+    seeds are reused, so a changed base, override, budget or variant would put runs of two
+    experiments on one leaderboard. More seeds, more trials and other variants may be added."""
+    if not ran_file.is_file():
+        return
+    before = yaml.safe_load(ran_file.read_text()) or {}
+    changed = [
+        key for key in ("base", "overrides", "budget_overrides") if before.get(key) != ran.get(key)
+    ]
+    earlier = {v["name"]: v for v in before.get("variants", [])}
+    changed += [f"variant {v['name']}" for v in ran["variants"] if earlier.get(v["name"], v) != v]
+    if changed:
+        raise TunelabError(
+            f"{ran_file.parent}: {', '.join(changed)} changed since this output_dir was used "
+            "(its finished trials and seeds would be reused); use another output_dir"
+        )
+
+
 def compare(
     path: Path,
     budget: list[str],
@@ -224,7 +246,8 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     # what ran, beside the results (the experiment file itself may live in this folder: the UI)
     ran = {**experiment.model_dump(exclude_none=True), "seeds": seeds, "budget_overrides": budget}
-    (out / "experiment_ran.yaml").write_text(yaml.safe_dump(ran, sort_keys=False))
+    check_unchanged(out / RAN_FILE, ran)
+    (out / RAN_FILE).write_text(yaml.safe_dump(ran, sort_keys=False))
     variants, failed, notes = [], [], []
     for item in plans:
         name = item.variant.name
