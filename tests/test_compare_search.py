@@ -157,3 +157,12 @@ def test_a_variant_that_would_write_outside_its_folder_is_refused(tmp_path, vari
     with pytest.raises(TunelabError, match=re.escape(message)):
         load_experiment(path)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, model_dirs, toy_csv):
+    write_base(tmp_path, model_dirs["stories260K"], toy_csv)
+    (tmp_path / "cmp").write_text("my notes")  # where the experiment would write
+    experiment = write_experiment(tmp_path, [{"name": "head", "overrides": ["method.name=head"]}])
+    code, output = run_cli("compare", experiment)
+    assert_one_line_error(code, output, "output_dir", "cannot use", "File exists")
+    assert (tmp_path / "cmp").read_text() == "my notes"

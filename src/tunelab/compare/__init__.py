@@ -243,7 +243,10 @@ def compare(
     budget = [*experiment.budget.overrides(), *budget]
     plans = plan(path, experiment, budget)
     out = Path(experiment.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file by that name, a read-only folder
+        raise TunelabError(f"{path}: output_dir: cannot use {out} ({exc.strerror})") from None
     # what ran, beside the results (the experiment file itself may live in this folder: the UI)
     ran = {**experiment.model_dump(exclude_none=True), "seeds": seeds, "budget_overrides": budget}
     check_unchanged(out / RAN_FILE, ran)
