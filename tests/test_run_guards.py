@@ -44,6 +44,11 @@ def test_resume_of_a_finished_run_trains_nothing(model_dirs, toy_csv, straight_r
     assert code == 0, output
     assert "finished before" in output
     assert weights.stat().st_mtime_ns == stamp
+    # fewer epochs than it trained: the 3-epoch weights would have been kept and called 2
+    code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir, "train.epochs=2"),
+                           "--resume")  # fmt: skip
+    assert_one_line_error(code, output, "has trained 3 epochs", "train.epochs=2", "--overwrite")
+    assert weights.stat().st_mtime_ns == stamp
     code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir), "--overwrite")
     assert code == 0 and weights.stat().st_mtime_ns != stamp, output
 

@@ -144,6 +144,25 @@ def check_run_dir(run_dir: Path, config: RunConfig, resume: bool, overwrite: boo
             f"--resume: {changed[0]} changed since the run started (its content differs from "
             "what the run trained on); resume with the same data, or use --overwrite"
         )
+    done = epochs_done(run_dir) if in_use and resume else 0
+    if done > config.train.epochs:  # the trained epochs would be kept and called fewer
+        raise TunelabError(
+            f"--resume: {run_dir} has trained {done} epochs; train.epochs={config.train.epochs} "
+            f"cannot take them back; use --overwrite to train {config.train.epochs} from the start"
+        )
+
+
+def epochs_done(run_dir: Path) -> int:
+    """The epochs a run has evaluated, read from its log (a line a kill cut is passed over)."""
+    path, done = run_dir / "metrics.jsonl", 0
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "eval":
+            done = max(done, int(event.get("epoch") or 0))
+    return done
 
 
 def make_run_dir(run_dir: Path, overwrite: bool) -> None:
