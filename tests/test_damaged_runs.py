@@ -6,12 +6,16 @@ import json
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.helpers import assert_one_line_error, run_cli, trained_run_dir
 from tests.lm_helpers import sft_overrides
 
+from tunelab.artifacts import load_run
 from tunelab.errors import TunelabError
 from tunelab.pipeline import load_config, run
 from tunelab.serve.catalog import load_catalog
+from tunelab.tasks.classify.metrics import classify_with
 
 
 def truncate(path):
@@ -86,3 +90,45 @@ def test_a_truncated_sft_adapter_is_one_line_in_generate(tmp_path):
     )
     code, output = run_cli("generate", damaged, "--prompt", "Hi", "--max-new-tokens", "4")
     assert_one_line_error(code, output, str(damaged), "cannot be loaded")
+
+
+# --- generated damage (issue 36's widened fuzz): any file of a finished run cut anywhere,
+# emptied or overwritten; loading gives the same predictions or one line naming the run
+
+TEXTS = ["a good film", "a bad film", "the plot was dull"]
+
+
+@pytest.fixture(scope="module")
+def lora_labels(lora_classifier) -> list[str]:
+    model, tokenizer, record = load_run(lora_classifier)
+    return [r["label"] for r in classify_with(model, tokenizer, record, TEXTS)]
+
+
+@given(data=st.data())
+@settings(max_examples=40, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+def test_generated_damage_to_any_run_file_loads_right_or_is_one_line(
+    lora_classifier, lora_labels, tmp_path, data
+):
+    files = sorted(
+        p.relative_to(lora_classifier)
+        for p in [*(lora_classifier / "adapter").rglob("*"), lora_classifier / "run_info.json"]
+        if p.is_file()
+    )
+    target = data.draw(st.sampled_from(files), label="file")
+    content = (lora_classifier / target).read_bytes()
+    cut = data.draw(st.integers(0, max(len(content) - 1, 0)), label="cut at")
+    damage = data.draw(st.sampled_from(["cut", "emptied", "cut + junk", "junk"]), label="damage")
+    damaged = {"cut": content[:cut], "emptied": b"", "cut + junk": content[:cut] + b"\x00\xff{]",
+               "junk": b"\xff" * 64}[damage]  # fmt: skip
+    copy = tmp_path / "damaged"
+    shutil.rmtree(copy, ignore_errors=True)  # the folder of the previous example
+    shutil.copytree(lora_classifier, copy)
+    (copy / target).write_bytes(damaged)
+    try:
+        model, tokenizer, record = load_run(copy)
+    except TunelabError as exc:
+        assert "\n" not in str(exc) and str(copy) in str(exc), str(exc)
+        return
+    got = [r["label"] for r in classify_with(model, tokenizer, record, TEXTS)]
+    assert got == lora_labels, f"{target} {damage}: loaded and answered otherwise"

@@ -29,6 +29,9 @@ from tunelab.quantize.smoothing import (
 from tunelab.run_record import RunRecord, read_record
 from tunelab.tasks import TASKS, Task
 
+# The new heads of tunelab's classifiers by module name (Transformers' score / classifier /
+# pre_classifier, the mean-pooling classifier's head): kept in full precision by INT8 and by the
+# 4-bit load, which must name them before the model exists.
 HEADS = ("score", "classifier", "pre_classifier", "head")
 CALIBRATION_ROWS = 128
 SMOOTHING_FILE = "int8_smoothing.safetensors"
@@ -109,7 +112,7 @@ def four_bit(run_dir: Path, record: RunRecord, tokenizer) -> nn.Module:
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_compute_dtype=torch.float32,
-        llm_int8_skip_modules=["score", "classifier", "pre_classifier"],
+        llm_int8_skip_modules=list(HEADS),
     )
     source = record.base_model if record.artifact == "adapter" else str(run_dir / "model")
     with loading(run_dir):
