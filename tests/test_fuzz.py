@@ -156,7 +156,10 @@ COMMANDS = ["predict", "eval", "generate", "chat", "export", "quantize", "report
             "compare", "doctor", "train"]  # fmt: skip
 OPTION = st.sampled_from(["--max-new-tokens", "--batch-size", "--temperature", "--top-p",
                           "--format", "--quant", "--port", "--nproc", "--data", "--out",
-                          "--limit-train", "--epochs", "--resume", "--int8", "--bogus"])  # fmt: skip
+                          "--limit-train", "--epochs", "--resume", "--int8", "--bogus",
+                          # the server's flags
+                          "--host", "--api-key", "--max-batch", "--batch-wait-ms", "--queue-size",
+                          "--max-tokens", "--engine"])  # fmt: skip
 TOKEN = st.text(alphabet=string.ascii_letters + string.digits + "-=./_ ", max_size=8)
 
 
