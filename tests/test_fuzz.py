@@ -177,3 +177,38 @@ def test_fuzzed_command_lines(command, options):
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert result.exit_code == 2, (args, result.output)
     assert "Traceback" not in result.output
+
+
+PAIR_TEXT = st.sampled_from(["", " ", "A kind cat.", "A mean cat.", "x" * 400, "é\u200b", None, 3])
+PAIR = st.fixed_dictionaries(
+    {"prompt": PAIR_TEXT, "chosen": PAIR_TEXT, "rejected": PAIR_TEXT}
+) | st.fixed_dictionaries({"prompt": PAIR_TEXT, "chosen": PAIR_TEXT})
+
+
+@settings(FUZZ, max_examples=30)
+@given(st.lists(PAIR, min_size=1, max_size=12), st.sampled_from(["reward", "dpo", "kto"]))
+def test_fuzzed_degenerate_preference_data(pairs, task):
+    """Pairs that prefer nothing, empty or missing fields, prompts filling max_length: the data is
+    prepared (degenerate pairs left out with a note) or refused in one line naming the file."""
+    from tests.test_preference import overrides
+
+    from tunelab.pipeline import diagnose
+
+    good = [{"prompt": f"Tell me about cat {i}.", "chosen": "A kind cat.", "rejected": "Mean."}
+            for i in range(20)]  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pairs.jsonl"
+        path.write_text("".join(json.dumps(p) + "\n" for p in [*good, *pairs]))
+        try:
+            config = load_config(None, overrides(task, path, Path(folder) / "run", "lora",
+                                                 "data.max_length=64"))  # fmt: skip
+            findings, summary = diagnose(config)
+        except TunelabError as exc:
+            assert "\n" not in str(exc), str(exc)
+            return
+    fatal = [f.message for f in findings if f.severity == "fatal"]
+    if fatal:  # bad rows: each one line naming the file and its row
+        assert all("\n" not in m and "pairs.jsonl, row " in m for m in fatal), fatal
+        return
+    kept = sum(next(iter(split.values())) for split in summary["splits"].values())
+    assert 20 <= kept <= 20 + len(pairs), summary  # no good pair lost, no bad one counted twice
