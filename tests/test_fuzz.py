@@ -212,3 +212,26 @@ def test_fuzzed_degenerate_preference_data(pairs, task):
         return
     kept = sum(next(iter(split.values())) for split in summary["splits"].values())
     assert 20 <= kept <= 20 + len(pairs), summary  # no good pair lost, no bad one counted twice
+
+
+UI_OPTION = st.sampled_from(["--workspace", "--host", "--port", "--auth", "--bogus"])
+UI_VALUE = st.text(alphabet=string.ascii_letters + string.digits + ":-_ @", max_size=12)
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.lists(st.tuples(UI_OPTION, UI_VALUE), max_size=3))
+def test_fuzzed_ui_flags(options):
+    """`tunelab ui`'s flags: the UI starts (uvicorn is handed the app; nothing binds here) or the
+    command ends in one line with exit 2, never a traceback."""
+    from unittest.mock import patch
+
+    started = []
+    with tempfile.TemporaryDirectory() as folder:
+        args = ["ui", "--workspace", str(Path(folder) / "ws")]
+        for option, value in options:  # a workspace stays inside the temporary folder
+            args += [option, str(Path(folder) / f"w{value}") if option == "--workspace" else value]
+        with patch("uvicorn.run", lambda app, **kwargs: started.append(kwargs)):
+            result = CliRunner().invoke(app, args, env={"TUNELAB_UI_AUTH": ""})
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == (0 if started else 2), (args, result.output)
