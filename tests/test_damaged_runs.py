@@ -93,15 +93,16 @@ def test_a_truncated_sft_adapter_is_one_line_in_generate(tmp_path):
 
 
 # --- generated damage (issue 36's widened fuzz): any file of a finished run cut anywhere,
-# emptied or overwritten; loading gives the same predictions or one line naming the run
+# emptied, overwritten or with one byte flipped (inside a tensor too: the checksums written at
+# the end of the run catch it); loading gives the same predictions or one line naming the run
 
 TEXTS = ["a good film", "a bad film", "the plot was dull"]
 
 
 @pytest.fixture(scope="module")
-def lora_labels(lora_classifier) -> list[str]:
+def lora_labels(lora_classifier) -> list[tuple]:
     model, tokenizer, record = load_run(lora_classifier)
-    return [r["label"] for r in classify_with(model, tokenizer, record, TEXTS)]
+    return [(r["label"], r["probs"]) for r in classify_with(model, tokenizer, record, TEXTS)]
 
 
 @given(data=st.data())
@@ -118,9 +119,11 @@ def test_generated_damage_to_any_run_file_loads_right_or_is_one_line(
     target = data.draw(st.sampled_from(files), label="file")
     content = (lora_classifier / target).read_bytes()
     cut = data.draw(st.integers(0, max(len(content) - 1, 0)), label="cut at")
-    damage = data.draw(st.sampled_from(["cut", "emptied", "cut + junk", "junk"]), label="damage")
+    damage = data.draw(st.sampled_from(["cut", "emptied", "cut + junk", "junk", "byte flipped"]),
+                       label="damage")  # fmt: skip
+    flipped = content[:cut] + bytes([content[cut] ^ 0x10]) + content[cut + 1 :] if content else b"x"
     damaged = {"cut": content[:cut], "emptied": b"", "cut + junk": content[:cut] + b"\x00\xff{]",
-               "junk": b"\xff" * 64}[damage]  # fmt: skip
+               "junk": b"\xff" * 64, "byte flipped": flipped}[damage]  # fmt: skip
     copy = tmp_path / "damaged"
     shutil.rmtree(copy, ignore_errors=True)  # the folder of the previous example
     shutil.copytree(lora_classifier, copy)
@@ -130,5 +133,17 @@ def test_generated_damage_to_any_run_file_loads_right_or_is_one_line(
     except TunelabError as exc:
         assert "\n" not in str(exc) and str(copy) in str(exc), str(exc)
         return
-    got = [r["label"] for r in classify_with(model, tokenizer, record, TEXTS)]
+    got = [(r["label"], r["probs"]) for r in classify_with(model, tokenizer, record, TEXTS)]
     assert got == lora_labels, f"{target} {damage}: loaded and answered otherwise"
+
+
+def test_a_byte_flipped_inside_a_weight_is_one_line(lora_classifier, tmp_path):
+    """The file keeps its shape (safetensors' own checks pass): only the checksums written when
+    the run finished tell it from the saved weights."""
+    damaged = damaged_copy(lora_classifier, tmp_path, lambda d: None)
+    weights = damaged / "adapter" / "adapter_model.safetensors"
+    content = bytearray(weights.read_bytes())
+    content[-1] ^= 0x40  # the last float's exponent: a weight many times larger
+    weights.write_bytes(bytes(content))
+    code, output = run_cli("predict", damaged, "a good film")
+    assert_one_line_error(code, output, str(damaged), "adapter_model.safetensors", "SHA-256")

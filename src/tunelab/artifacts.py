@@ -1,5 +1,6 @@
 """The trained artefact in the run directory (Hugging Face layout) and how to load it back."""
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -32,10 +33,46 @@ from tunelab.run_record import RunRecord, read_record
 LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError)
 
 
+CHECKSUMS = "checksums.json"  # each saved file's SHA-256, written when the run finished
+ARTIFACT_FOLDERS = ("model", "adapter", "trainable", "prompt")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: Path) -> None:
+    """Safetensors and JSON check their own shape, not their numbers: a byte flipped inside a
+    tensor would load as another weight without a word. The checksums make it one line."""
+    sums = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
+    (folder / CHECKSUMS).write_text(json.dumps(sums, indent=2))
+
+
+def check_checksums(run_dir: Path) -> None:
+    """Every saved file of the run's artefact as it was written (runs saved before checksums
+    were written are not checked)."""
+    for name in ARTIFACT_FOLDERS:
+        listing = run_dir / name / CHECKSUMS
+        if not listing.is_file():
+            continue
+        for file, expected in json.loads(listing.read_text()).items():
+            path = run_dir / name / file
+            if not path.is_file() or file_sha256(path) != expected:
+                raise TunelabError(
+                    f"{run_dir}: its files cannot be loaded ({name}/{file} is not the file the "
+                    "run saved: missing, or its SHA-256 differs); damaged? train the run again"
+                )
+
+
 @contextmanager
 def loading(run_dir: Path) -> Iterator[None]:
     """Loading a finished run's files: damage is one line naming the run, not a traceback."""
     try:
+        check_checksums(Path(run_dir))
         yield
     except TunelabError:
         raise
@@ -70,6 +107,7 @@ def save_artifact(model, tokenizer: PreTrainedTokenizerBase, folder: Path, kind:
     else:
         model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    write_checksums(staging)
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
 
