@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from tests.lm_helpers import STORIES, sft_overrides
 from typer.testing import CliRunner, Result
 
+from tunelab.artifacts import write_checksums
 from tunelab.bench.report import time_line
 from tunelab.bench.run import BenchSettings, bench, gate_failures, load_target, paired, score
 from tunelab.bench.sources import BENCHMARKS, bench_dir
@@ -130,7 +131,9 @@ def smollm2_run(tmp_path_factory):
 
 
 def damage(run_dir: Path, into: Path) -> Path:
-    """The same run with its LoRA B matrices set large: the adapter now rules every answer."""
+    """The same run with its LoRA B matrices set large: the adapter now rules every answer (a
+    bad model saved as a run saves it, checksums included: the gate must catch it, not the
+    loader)."""
     shutil.copytree(run_dir, into)
     weights = into / "adapter" / "adapter_model.safetensors"
     state = load_file(weights)
@@ -139,6 +142,7 @@ def damage(run_dir: Path, into: Path) -> Path:
         if "lora_B" in key:
             state[key] = tensor.normal_(0, 20.0)
     save_file(state, weights)
+    write_checksums(weights.parent)
     return into
 
 

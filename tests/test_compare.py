@@ -62,8 +62,10 @@ def test_compare_writes_the_leaderboard_and_skips_finished_variants(model_dirs, 
     assert all(r["machine"]["cpu"]["model"] == cpu.model for r in measured)
     assert f"Measured on: {cpu.model}, " in board and lora["precision"] == "fp32"
 
-    again = CliRunner().invoke(app, ["compare", str(experiment)])
+    again = CliRunner().invoke(app, ["compare", str(experiment), "--epochs", "2"])
     assert again.output.count("skipped") == 3
+    other = CliRunner().invoke(app, ["compare", str(experiment)])  # another budget: refused
+    assert other.exit_code == 2 and "budget_overrides changed" in other.output
 
 
 def test_zero_and_few_shot_return_probabilities(model_dirs, toy_csv, tmp_path):

@@ -48,7 +48,8 @@ def file_sha256(path: Path) -> str:
 def write_checksums(folder: Path) -> None:
     """Safetensors and JSON check their own shape, not their numbers: a byte flipped inside a
     tensor would load as another weight without a word. The checksums make it one line."""
-    sums = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS]
+    sums = {p.name: file_sha256(p) for p in files}
     (folder / CHECKSUMS).write_text(json.dumps(sums, indent=2))
 
 

@@ -52,8 +52,9 @@ class Assistant:
         """A reply to each history (ending with the user's message). Questions the scope guard
         calls off-topic get the refusal sentence and never reach the LM; the rest are answered,
         not refused."""
-        routing = self.route(histories)
-        prompts = [self.prompt(history) for history in routing.answered(histories)]
+        every = [self.prompt(history) for history in histories]
+        routing = self.route(histories, every)
+        prompts = routing.answered(every)
         if routing.banned_opening is not None:
             sampling["banned_opening"] = routing.banned_opening
         generated = self.reply(prompts, streamer, **sampling) if prompts else []
@@ -61,11 +62,10 @@ class Assistant:
             streamer.on_finalized_text(routing.refusal, stream_end=True)
         return routing.merged(generated)
 
-    def route(self, histories: list[list[dict]]) -> GuardRouting:
+    def route(self, histories: list[list[dict]], prompts: list[str]) -> GuardRouting:
         if self.guard is None:
             return GuardRouting.unguarded(len(histories))
         asked = [history[-1]["content"] for history in histories]
-        prompts = [self.prompt(history) for history in histories]
         adds = adds_special_tokens(self.record.template)
         return self.guard.route(asked, prompts, self.tokenizer, adds)
 
