@@ -79,8 +79,10 @@ def phase(run_dir: Path, finished: bool) -> str:
     """Where a kill landed, read from what the run had written."""
     if finished:
         return "after the end"
-    checkpoints = run_dir / "checkpoints"
-    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+    checkpoints = run_dir / "checkpoints"  # the loop's and PPO's; TRL's are trl/checkpoint-N
+    if (checkpoints.is_dir() and any(checkpoints.iterdir())) or any(
+        run_dir.glob("trl/checkpoint-*")
+    ):
         return "between checkpoints"
     return "before 1st checkpoint" if run_dir.is_dir() else "starting"
 
@@ -222,6 +224,9 @@ def main() -> None:
                       f"{row['weights_gap']}, metrics gap {row['metrics_gap']}: "
                       f"{'same' if row['same'] else 'DIFFERENT'}", flush=True)  # fmt: skip
             results[case] = {"uninterrupted_score": expected, "seconds": seconds, "kills": rows}
+    if RESULTS.is_file():  # a run of some --cases keeps the other cases' figures
+        earlier = json.loads(RESULTS.read_text())
+        results = {**{k: v for k, v in earlier.items() if k in ("loop", "trl", "ppo")}, **results}
     write_measurement(RESULTS, results)
     phases = ["starting", "before 1st checkpoint", "between checkpoints", "after the end"]
     print(f"\n{'trainer':8} {'kills':>5} " + " ".join(f"{p:>21}" for p in phases)
