@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunelab.data.readers import every_row, read_records
+from tunelab.data.gathering import every_row
+from tunelab.data.readers import read_records
 from tunelab.data.tool_calls import ToolCall, split_reasoning
 from tunelab.errors import DataError
 

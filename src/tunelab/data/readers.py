@@ -4,12 +4,12 @@ import csv
 import io
 import json
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
 
+from tunelab.data.gathering import every_row
 from tunelab.errors import DataError, TunelabError
 
 BUILTIN = {"builtin:sms_spam": ("sms_spam.tsv", "tsv", ["label", "text"])}
@@ -205,27 +205,6 @@ def text_value(path: Path, number: int, record: dict, field: str) -> str:
             field=field,
         )
     return value
-
-
-T = TypeVar("T")
-MOST_PROBLEMS = 50  # bad rows gathered before a file is read no further
-
-
-def every_row(records: Iterable[tuple[int, dict]], convert: Callable[[int, dict], T]) -> list[T]:
-    """Each parsed record converted; a bad row does not stop the reading: the file's bad rows
-    (up to MOST_PROBLEMS) are raised together as one DataError. (A line that does not parse
-    stopped the reading before: rows after it cannot be told apart.)"""
-    converted, problems = [], []
-    for number, record in records:
-        try:
-            converted.append(convert(number, record))
-        except DataError as exc:
-            problems.append(exc)
-            if len(problems) == MOST_PROBLEMS:
-                break
-    if problems:
-        raise DataError.gathered(problems)
-    return converted
 
 
 def to_row(path: Path, number: int, record: dict, text_field: str, label_field: str) -> Row:

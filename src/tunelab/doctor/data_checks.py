@@ -55,9 +55,10 @@ def split_leakage(train: list[str], held: list[str], split: str, name: str) -> F
     if exact + near == 0:
         return Finding(name, "ok", f"no {split} row repeats a training row ({rows} checked)")
     share = (exact + near) / rows
-    harm = "the test score overstates the model" if split == "test" else (
-        "early stopping and the search choose on rows the model trained on"
-    )  # fmt: skip
+    harm = {
+        "test": "the test score overstates the model",
+        "val": "early stopping and the search choose on rows the model trained on",
+    }[split]
     return Finding(
         name,
         "fatal" if share >= 0.5 else "warn",

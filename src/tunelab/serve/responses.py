@@ -126,8 +126,8 @@ async def visible_pieces(job: Job, strip: bool):
 def unsure_tail(text: str, marker: str) -> int:
     """How many of `text`'s last characters may be the start of `marker` (held back until the
     next piece says whether they are)."""
-    return next((k for k in range(min(len(text), len(marker) - 1), 0, -1)
-                 if marker.startswith(text[-k:])), 0)  # fmt: skip
+    longest = min(len(text), len(marker) - 1)
+    return next((k for k in range(longest, 0, -1) if marker.startswith(text[-k:])), 0)
 
 
 async def with_reasoning(pieces):

@@ -23,6 +23,7 @@ from tunelab.runtime import mixed_precision
 from tunelab.train.bf16_weights import bf16_copies_wanted, frozen_linears_in_bf16
 from tunelab.train.budget import Budget
 from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
+from tunelab.train.epoch_totals import batch_totals, epoch_record
 from tunelab.train.guards import check_finite
 from tunelab.train.metrics_log import MetricsLog
 from tunelab.train.optimizer import build_optimizer
@@ -288,27 +289,3 @@ class Trainer:
         if self.sharded:
             release(self.raw_model)  # evaluation and the artefact see a plain model
         return state
-
-
-def batch_totals(batch: dict, loss: torch.Tensor, correct: torch.Tensor | None) -> torch.Tensor:
-    """What one batch adds to an epoch's totals: loss sum, correct rows, rows, real tokens."""
-    rows = len(batch["input_ids"])
-    return torch.tensor(
-        [
-            loss.item() * rows,
-            float("nan") if correct is None else correct.item(),
-            rows,
-            batch["attention_mask"].sum().item(),
-        ]
-    )
-
-
-def epoch_record(totals: torch.Tensor, seconds: float) -> dict:
-    record = {
-        "train_loss": (totals[0] / totals[2]).item(),
-        "train_tokens": int(totals[3]),
-        "train_seconds": seconds,
-    }
-    if not totals[1].isnan():  # only tasks that predict a class count correct rows
-        record["train_accuracy"] = (totals[1] / totals[2]).item()
-    return record
