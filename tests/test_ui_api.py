@@ -66,6 +66,18 @@ def test_the_yaml_and_command_follow_the_form(client, workspace):
     assert described["command"] == "tunelab train configs/toy.yaml"
 
 
+def test_an_empty_name_is_no_error_until_the_run_is_started(client, workspace):
+    """Issue 36: the New-run form greeted a newcomer with a red error under the still-empty
+    name field (the YAML is kept in sync from the first moment)."""
+    described = client.post("/api/config", json=form(name=""))
+    assert described.status_code == 200, described.text
+    assert described.json()["command"] == "tunelab train configs/NAME.yaml"
+    assert not workspace.config_file("NAME").exists()
+    started = client.post("/api/runs", json=form(name=""))
+    assert started.status_code == 422 and started.json()["field"] == "name"
+    assert not (workspace.root / "runs" / "NAME").exists()
+
+
 def test_the_preview_shows_rows_as_the_model_reads_them(client):
     preview = client.post("/api/check", json=form()).json()["preview"]
     assert preview[0].startswith("--- row 1:") and "label" in preview[0]

@@ -98,6 +98,19 @@ def shot(page, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"ui_{name}.png"), full_page=True)
 
 
+def test_a_newcomer_is_not_greeted_with_an_error(ui):
+    """Issue 36: the fresh New-run form showed a red error under the empty name field."""
+    page, *_ = ui
+    go(page, "new")
+    page.reload()
+    page.wait_for_selector("body[data-form='classify/lora']")
+    page.wait_for_function("document.querySelector('#command').textContent.length > 0")
+    errors = page.eval_on_selector_all("#page-new .error", "els => els.map(e => e.textContent)")
+    assert errors and not any(errors), errors
+    assert page.locator("#fields .invalid").count() == 0
+    assert "configs/NAME.yaml" in page.inner_text("#command")
+
+
 def test_a_classify_run_made_in_the_form_finishes_with_its_accuracy(ui):
     page, _, _, shots = ui
     classify_form(page, "films")

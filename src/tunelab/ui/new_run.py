@@ -11,6 +11,9 @@ from tunelab.ui.forms import FieldError, build_config, config_yaml, data_error_f
 from tunelab.ui.workspace import Workspace
 
 PREVIEW_ROWS = 3
+# what the YAML and the command show while the name field is still empty: a newcomer is not met
+# with an error under a field they have not reached (issue 36); starting a run still needs a name
+NAME_PLACEHOLDER = "NAME"
 # the setting an error names ("... is empty; change data.split"): the field it is shown by
 NAMED_FIELD = re.compile(r"\b((?:data|train|task|method|model|eval)\.[a-z_]+)")
 MARK = re.compile(re.escape(html.escape("[[")) + "(.*?)" + re.escape(html.escape("]]")), re.S)
@@ -23,6 +26,8 @@ def marked_html(line: str) -> str:
 
 def describe(workspace: Workspace, values: dict) -> dict:
     """The YAML and the command the form stands for (no data read): kept in sync as it changes."""
+    if not str(values.get("name") or "").strip():
+        values = {**values, "name": NAME_PLACEHOLDER}
     _, raw, source = build_config(workspace, values)
     return {"yaml": config_yaml(raw), "command": train_command(source)}
 
