@@ -1,6 +1,8 @@
 """OpenAI's error body for every refused request: {"error": {"message", "type", "param",
 "code"}}, so that a client's SDK raises its usual exception and no request shows a traceback."""
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,11 +27,18 @@ def error_body(status: int, message: str, param=None, code=None, headers=None) -
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
+# the steps pydantic adds to a location for the branch of a union it tried ("input.str",
+# "prompt.list[str]", "function-after[...]"): not fields a client can find in its request
+UNION_BRANCH = re.compile(r"^(str|int|float|bool|[a-z-]+\[.*\])$")
+
+
 def first_problem(exc: RequestValidationError) -> tuple[str, str]:
     """The first validation error as (where, message): 'messages.0.role', 'Input should be ...'."""
     problem = exc.errors()[0]
-    where = ".".join(str(p) for p in problem["loc"] if p not in ("body",)) or "body"
-    return where, problem["msg"]
+    if problem["type"] == "json_invalid":  # its location is a character offset, not a field
+        return "body", f"not valid JSON ({problem.get('ctx', {}).get('error', problem['msg'])})"
+    steps = [str(p) for p in problem["loc"] if p != "body" and not UNION_BRANCH.match(str(p))]
+    return ".".join(steps) or "body", problem["msg"]
 
 
 def install_error_handlers(app: FastAPI) -> None:
