@@ -166,3 +166,21 @@ def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, model_dirs, toy_csv)
     code, output = run_cli("compare", experiment)
     assert_one_line_error(code, output, "output_dir", "cannot use", "File exists")
     assert (tmp_path / "cmp").read_text() == "my notes"
+
+
+def test_a_damaged_record_of_what_ran_is_one_line(tmp_path, model_dirs, toy_csv):
+    """Issue 36: experiment_ran.yaml cut by a kill (now written whole) or edited by hand was a
+    traceback, or taken for an experiment with no settings."""
+    from tunelab.compare import check_unchanged
+
+    for damage in (b"", b"\xff\xfe\x00", b"- a list\n"):
+        (tmp_path / "ran.yaml").write_bytes(damage)
+        with pytest.raises(TunelabError, match="ran.yaml: damaged"):
+            check_unchanged(tmp_path / "ran.yaml", {"variants": []})
+    write_base(tmp_path, model_dirs["stories260K"], toy_csv)
+    experiment = write_experiment(tmp_path, [{"name": "head", "overrides": ["method.name=head"]}])
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / "experiment_ran.yaml").write_text("base: [")
+    code, output = run_cli("compare", experiment)
+    assert_one_line_error(code, output, "experiment_ran.yaml: damaged")
+    assert not (tmp_path / "cmp" / "head").exists()

@@ -221,3 +221,17 @@ def test_resume_after_the_data_file_changed_is_refused(model_dirs, toy_csv, tmp_
         handle.write("a new row that was not there,pos\n")
     code, output = run_cli(*tiny_cli_args(model_dirs, data, run_dir, "train.epochs=2"), "--resume")
     assert_one_line_error(code, output, "--resume", str(data), "changed since the run started")
+
+
+def test_a_folder_being_trained_is_not_trained_by_a_second_process(model_dirs, toy_csv, tmp_path):
+    """A second `train` of a folder in use (the UI's resume of a running run, a compare rerun
+    while a killed sweep's trial lived on) wrote into it beside the first."""
+    from tunelab.files import held_alone
+
+    run_dir = tmp_path / "run"
+    with held_alone(run_dir, "being trained"):  # as the first process holds it
+        code, output = run_cli(*tiny_cli_args(model_dirs, toy_csv, run_dir), "--resume")
+    assert_one_line_error(code, output, f"{run_dir}: being trained by process")
+    assert not run_dir.exists()
+    with held_alone(run_dir, "being trained"):  # the lock went with its holder
+        pass

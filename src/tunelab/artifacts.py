@@ -19,6 +19,7 @@ from transformers import (
 )
 
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_causal_lm, load_classifier, load_tokenizer
@@ -50,7 +51,7 @@ def write_checksums(folder: Path) -> None:
     tensor would load as another weight without a word. The checksums make it one line."""
     files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS]
     sums = {p.name: file_sha256(p) for p in files}
-    (folder / CHECKSUMS).write_text(json.dumps(sums, indent=2))
+    write_whole(folder / CHECKSUMS, json.dumps(sums, indent=2))
 
 
 def check_checksums(run_dir: Path) -> None:

@@ -8,6 +8,7 @@ from tunelab.data.encode import encode_rows
 from tunelab.data.prepare import check_known_labels
 from tunelab.data.readers import read_rows
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 from tunelab.run_record import read_record
 from tunelab.tasks import TASKS
 from tunelab.tasks.classify.metrics import classify_with, evaluate
@@ -54,5 +55,5 @@ def evaluate_file(
     )
     metrics = evaluate(model, encoded.examples, labels, tokenizer, batch_size)
     metrics = {"file": str(data), "truncated_overlong": encoded.truncated, **metrics}
-    (Path(run_dir) / f"eval_{Path(data).stem}.json").write_text(json.dumps(metrics, indent=2))
+    write_whole(Path(run_dir) / f"eval_{Path(data).stem}.json", json.dumps(metrics, indent=2))
     return metrics

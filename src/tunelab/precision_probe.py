@@ -14,13 +14,13 @@ Written here because neither torch nor Accelerate chooses a precision by speed.
 """
 
 import json
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
+from tunelab.files import write_whole
 from tunelab.hardware import this_cpu
 from tunelab.models.embedded import cache_root
 
@@ -79,7 +79,5 @@ def cached_or_measured(key: str, bf16_weights: bool) -> float:
     if key not in cached:
         cached[key] = step_seconds(bf16=False) / step_seconds(True, bf16_weights)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(cached, indent=2))
-        temporary.replace(path)  # another process may probe at the same time
+        write_whole(path, json.dumps(cached, indent=2))  # another process may probe at once
     return cached[key]

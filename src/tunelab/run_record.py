@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 
 RUN_INFO = "run_info.json"
 
@@ -63,9 +64,7 @@ class RunRecord(BaseModel):
 
 def write_record(run_dir: Path, record: RunRecord) -> None:
     """The run's finish mark, so written whole or not at all (beside it, then renamed)."""
-    staging = Path(run_dir) / (RUN_INFO + ".tmp")
-    staging.write_text(record.model_dump_json(indent=2))
-    staging.replace(Path(run_dir) / RUN_INFO)
+    write_whole(Path(run_dir) / RUN_INFO, record.model_dump_json(indent=2))
 
 
 def is_finished(run_dir: str | Path) -> bool:

@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from tunelab.files import write_whole
 from tunelab.models.embedded import cache_root
 
 
@@ -51,6 +52,4 @@ def read_kept(path: Path) -> dict | None:
 
 def keep(path: Path, figures: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(figures))
-    staging.replace(path)  # a kill never leaves half a file to be read back
+    write_whole(path, json.dumps(figures))

@@ -8,6 +8,7 @@ from tunelab.bench.run import BenchSettings, bench_path, score, side_by_side
 from tunelab.bench.tasks import pick
 from tunelab.config import RunConfig
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 
 
 def bench_settings(config: RunConfig, model_kind: str) -> BenchSettings | None:
@@ -38,7 +39,7 @@ def write_bench(run_dir: Path, settings: BenchSettings, before: dict, after: dic
         "settings": {"tasks": settings.names, "limit": settings.limit, "fewshot": settings.fewshot},
         "scores": side_by_side(before, after),
     }
-    bench_path(run_dir).write_text(json.dumps(result, indent=1))
+    write_whole(bench_path(run_dir), json.dumps(result, indent=1))
 
 
 def bench_figures(before: dict | None, after: dict | None) -> dict[str, float]:

@@ -14,6 +14,7 @@ import yaml
 from tunelab.bench.bfcl import NAMES as BFCL_NAMES
 from tunelab.bench.sources import BENCHMARKS, Benchmark
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 from tunelab.models.embedded import cache_root
 
 PREFIX = "tunelab_"
@@ -103,7 +104,6 @@ def write_tasks(names: list[str], source: Path, limit: int | None, seed: int = 0
             path = folder / f"{name}.{split}.jsonl"
             write_jsonl(path, rows)
             files["test" if split == benchmark.scored_split else split] = str(path)
-        staging = config_path.with_suffix(".tmp")
-        staging.write_text(yaml.safe_dump(task_config(benchmark, files), sort_keys=False))
-        staging.rename(config_path)  # a folder interrupted mid-write is never taken as complete
+        # written last and whole: a folder interrupted mid-write is never taken as complete
+        write_whole(config_path, yaml.safe_dump(task_config(benchmark, files), sort_keys=False))
     return folder

@@ -11,6 +11,7 @@ from tunelab.bench.report import plot, table_lines, time_line
 from tunelab.bench.run import BenchSettings, bench, bench_path, gate_failures
 from tunelab.bench.tasks import QUICK_LIMIT, pick
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 from tunelab.report import write_report
 from tunelab.run_record import RUN_INFO
 
@@ -48,7 +49,7 @@ def bench_command(
     folder = out or (Path(target) if is_run else None)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        bench_path(folder).write_text(json.dumps(result, indent=1))
+        write_whole(bench_path(folder), json.dumps(result, indent=1))
         plot(result, folder / "bench.png")
         print(f"wrote {bench_path(folder)} and {folder / 'bench.png'}")
     if is_run and out is None:

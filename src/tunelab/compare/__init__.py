@@ -6,7 +6,9 @@ With `search:` each variant's settings are first chosen on validation (compare/s
 `seeds:` the chosen variant then runs once per seed, and the leaderboard shows intervals and
 verdicts (report/leaderboard.py). `budget:` gives every trial and final run the same budget."""
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from tunelab.compare.experiment import Experiment, Search, Variant, load_experim
 from tunelab.compare.search import SearchJob, run_search, storage_url
 from tunelab.config import RunConfig, load_config, split_seed
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 from tunelab.methods import METHODS
 from tunelab.report.leaderboard import board_rows, write_leaderboard
 from tunelab.run_record import is_finished
@@ -59,7 +62,22 @@ def run_variant(
         f"output.dir={run_dir}",
         *resume,
     ]
-    return subprocess.call(command, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.call(command, env=environment, preexec_fn=dies_with_parent)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def dies_with_parent() -> None:
+    """Linux: the run gets SIGKILL when compare dies (kill -9 included), so that a rerun of the
+    sweep never finds an orphan still training into the folder it resumes. Elsewhere the run
+    lives on and the run folder's lock refuses the second writer."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -215,7 +233,15 @@ def check_unchanged(ran_file: Path, ran: dict) -> None:
     experiments on one leaderboard. More seeds, more trials and other variants may be added."""
     if not ran_file.is_file():
         return
-    before = yaml.safe_load(ran_file.read_text()) or {}
+    try:
+        before = yaml.safe_load(ran_file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        before = None
+    if not isinstance(before, dict):  # not written by compare (it writes the file whole)
+        raise TunelabError(
+            f"{ran_file}: damaged (not the YAML compare writes); remove it only if this "
+            "output_dir holds one experiment's runs"
+        )
     changed = [
         key for key in ("base", "overrides", "budget_overrides") if before.get(key) != ran.get(key)
     ]
@@ -250,7 +276,7 @@ def compare(
     # what ran, beside the results (the experiment file itself may live in this folder: the UI)
     ran = {**experiment.model_dump(exclude_none=True), "seeds": seeds, "budget_overrides": budget}
     check_unchanged(out / RAN_FILE, ran)
-    (out / RAN_FILE).write_text(yaml.safe_dump(ran, sort_keys=False))
+    write_whole(out / RAN_FILE, yaml.safe_dump(ran, sort_keys=False))
     variants, failed, notes = [], [], []
     for item in plans:
         name = item.variant.name

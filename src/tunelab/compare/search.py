@@ -12,10 +12,12 @@ from pathlib import Path
 
 from tunelab.compare.experiment import Search
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 from tunelab.run_record import is_finished, read_record
 from tunelab.train.trial import PRUNED_FILE, make_pruner, trial_env
 
 STUDY_FILE = "search.db"
+FAILED_RUN = "failed_run"  # a trial's mark that its run exited with an error (no kill)
 
 
 class TrialFailed(Exception):
@@ -40,33 +42,17 @@ def storage_url(out: Path) -> str:
     return f"sqlite:///{(out / STUDY_FILE).resolve()}"
 
 
-def has_study(job: SearchJob) -> bool:
-    import optuna
-
-    if not Path(job.storage.removeprefix("sqlite:///")).is_file():
-        return False
-    names = optuna.get_all_study_names(storage=job.storage)
-    return job.name in names
-
-
 def open_study(job: SearchJob, search: Search):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url, direction = job.storage, "maximize" if job.higher_is_better else "minimize"
-    # a resumed sweep seeds its sampler past the trials it has: the same seed again would start
-    # the random startup draws over and propose the settings already tried
-    earlier = (
-        len(optuna.load_study(study_name=job.name, storage=url).trials) if has_study(job) else 0
-    )
     study = optuna.create_study(
         study_name=job.name,
         storage=url,
         load_if_exists=True,
         direction=direction,
-        sampler=optuna.samplers.TPESampler(
-            seed=job.seed + earlier, n_startup_trials=min(4, search.trials)
-        ),
+        sampler=trial_sampler(job, search, []),
         pruner=make_pruner(search.prune),
     )
     space = json.dumps({k: v.model_dump() for k, v in sorted(search.space.items())})
@@ -79,6 +65,21 @@ def open_study(job: SearchJob, search: Search):
             f"{job.storage.removeprefix('sqlite:///')} began; use another output_dir"
         )
     return study
+
+
+def trial_sampler(job: SearchJob, search: Search, trials: list):
+    """The sampler that proposes the next trial, seeded by the number of trials that ended on
+    their own (finished, pruned, or failed by their run; not those a kill interrupted): a
+    proposal then depends on the seed and that history only, so a sweep killed and resumed
+    (its interrupted trial queued again) proposes what an uninterrupted one would, and a failed
+    trial is not proposed again. One seeded sampler for the whole sweep would start its random
+    draws over on every resume."""
+    import optuna
+
+    ended = sum(
+        t.state.name in ("COMPLETE", "PRUNED") or FAILED_RUN in t.user_attrs for t in trials
+    )
+    return optuna.samplers.TPESampler(seed=job.seed + ended, n_startup_trials=min(4, search.trials))
 
 
 def trial_dir(job: SearchJob, number: int) -> Path:
@@ -135,6 +136,7 @@ def objective(job: SearchJob, search: Search, echo) -> Callable:
         env = trial_env(job.storage, job.name, trial._trial_id, job.metric, search.prune)
         code = job.run(run_dir, [*job.overrides, *(f"{k}={v}" for k, v in values.items())], env)
         if code != 0:
+            trial.set_user_attr(FAILED_RUN, code)
             raise TrialFailed(f"trial {trial.number} exited with code {code}")
         try:
             return trial_value(run_dir)
@@ -159,9 +161,9 @@ def run_search(job: SearchJob, search: Search, echo=print) -> dict:
     started = time.perf_counter()
     if done:
         echo(f"[{job.name}] {done} of {search.trials} trials finished before; not run again")
-    missing = max(0, search.trials - done)
-    if missing:
-        study.optimize(objective(job, search, echo), n_trials=missing, catch=(TrialFailed,))
+    for _ in range(max(0, search.trials - done)):
+        study.sampler = trial_sampler(job, search, study.get_trials(deepcopy=False))
+        study.optimize(objective(job, search, echo), n_trials=1, catch=(TrialFailed,))
     complete = [t for t in finished(study) if t.value is not None and t.state.name == "COMPLETE"]
     if not complete:
         raise TunelabError(f"{job.name}: no search trial finished (see {job.folder / 'search'})")
@@ -187,5 +189,5 @@ def run_search(job: SearchJob, search: Search, echo=print) -> dict:
             for t in study.get_trials(deepcopy=False)
         ],
     }
-    (job.folder / "search.json").write_text(json.dumps(record, indent=2))
+    write_whole(job.folder / "search.json", json.dumps(record, indent=2))
     return record

@@ -5,6 +5,7 @@ artefact -> run record -> report. The task (tasks/) supplies each stage's conten
 trainer (train/); the CLI, compare and the UI call this and add nothing of their own."""
 
 import json
+import os
 import pickle
 import shutil
 import time
@@ -20,6 +21,7 @@ from tunelab.bench.flow import bench_figures, bench_settings, score_model, write
 from tunelab.config import RunConfig, load_config, save_config
 from tunelab.doctor import Finding, fatal_line, preflight, run_checks
 from tunelab.errors import DataError, TunelabError, notice
+from tunelab.files import held_alone
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
@@ -174,8 +176,17 @@ def start_run(task: Task, overwrite: bool):
 
 
 def run(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:
-    """Train and evaluate one run; everything lands in config.output.dir."""
+    """Train and evaluate one run; everything lands in config.output.dir, which one process (the
+    first of a distributed run) holds while it runs: a second `train` of the same folder (the UI's
+    resume of a running run, compare rerun while a killed sweep's trial lives on) is refused."""
     run_dir = Path(config.output.dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun's other processes: the first holds it
+        return run_held(config, run_dir, resume, overwrite)
+    with held_alone(run_dir, "being trained"):
+        return run_held(config, run_dir, resume, overwrite)
+
+
+def run_held(config: RunConfig, run_dir: Path, resume: bool, overwrite: bool) -> dict:
     check_run_dir(run_dir, config, resume, overwrite)
     if resume and (summary := finished_summary(run_dir, config)) is not None:
         notice(f"{run_dir} finished before; nothing to resume (--overwrite trains it again)")

@@ -18,6 +18,7 @@ from torch import nn
 from tunelab.config import RunConfig
 from tunelab.errors import TunelabError
 from tunelab.export.hf import export_run
+from tunelab.files import write_whole
 from tunelab.hardware import machine_record
 from tunelab.models.embedded import resolve_model
 from tunelab.run_record import RUN_INFO, is_finished, read_record
@@ -192,9 +193,7 @@ def finished_summary(run_dir: Path, config: RunConfig) -> dict | None:
 
 def write_json(path: Path, data: dict) -> None:
     """Written beside and renamed into place: a kill never leaves half a file."""
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(data, indent=2))
-    staging.replace(path)
+    write_whole(path, json.dumps(data, indent=2))
 
 
 def count_parameters(model) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tunelab.files import write_whole
 from tunelab.hardware import describe_machine
 from tunelab.report.intervals import TIED_P, mean_interval, paired_bootstrap
 from tunelab.report.leaderboard_plots import draw_plots, plot_links
@@ -244,7 +245,7 @@ def write_leaderboard(rows: list[dict], out: Path, notes: list[str] = ()) -> tup
     ok = [r for r in rows if r["status"] == "ok"]
     ok.sort(key=lambda r: -r["score"] if r["higher_is_better"] else r["score"])
     ranked = ok + [r for r in rows if r["status"] != "ok"]
-    (out / "leaderboard.json").write_text(json.dumps(ranked, indent=2))
+    write_whole(out / "leaderboard.json", json.dumps(ranked, indent=2))
     plots = draw_plots(ok, out / "plots", score_title(ok)) if ok else []
     table = markdown_table(ranked)
     text = "\n".join(
@@ -260,5 +261,5 @@ def write_leaderboard(rows: list[dict], out: Path, notes: list[str] = ()) -> tup
         ]
     )
     path = out / "leaderboard.md"
-    path.write_text(text)
+    write_whole(path, text)
     return path, table

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from tunelab.errors import TunelabError
+from tunelab.files import write_whole
 from tunelab.ui.workspace import Workspace, check_name
 
 
@@ -43,7 +44,7 @@ def launch(workspace: Workspace, kind: str, name: str, args: list[str]) -> dict:
             start_new_session=True,  # its own process group: survives the UI, stopped as one
         )
     job = {"name": name, "kind": kind, "args": args, "pid": process.pid, "started": time.time()}
-    job_file(workspace, kind, name).write_text(json.dumps(job))
+    write_whole(job_file(workspace, kind, name), json.dumps(job))
     return job
 
 
@@ -77,7 +78,7 @@ def stop(workspace: Workspace, kind: str, name: str, timeout_s: float = 30.0) ->
     if is_running(job):
         os.killpg(job["pid"], signal.SIGKILL)
     job["stopped"] = True
-    job_file(workspace, kind, name).write_text(json.dumps(job))
+    write_whole(job_file(workspace, kind, name), json.dumps(job))
 
 
 def log_tail(workspace: Workspace, kind: str, name: str, lines: int = 20) -> list[str]:
