@@ -35,6 +35,26 @@ def pytest_configure(config):
     os.environ["TUNELAB_AUTO_PRECISION"] = "fp32"
 
 
+# the files whose tests take longest, in that order (the durations of a CI run): `--dist
+# loadfile` hands files to the two workers in collection order, so a long file collected last
+# ran alone while the other worker sat idle
+LONGEST_FILES = [
+    "test_distributed.py",
+    "test_ui_browser.py",
+    "test_compare_search.py",
+    "test_compare_verdicts.py",
+    "test_bench.py",
+    "test_preference.py",
+    "test_compare.py",
+    "test_embedded.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as found
+
+
 POSITIVE = ["great", "wonderful", "excellent", "superb", "lovely", "brilliant", "amazing"]
 NEGATIVE = ["awful", "terrible", "horrible", "dreadful", "boring", "poor", "nasty"]
 FILLER = [
