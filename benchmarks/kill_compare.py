@@ -124,12 +124,22 @@ def differences(got: dict, expected: dict) -> list[str]:
     return found
 
 
-def killed_then_rerun(folder: Path, name: str, after: float, how: signal.Signals) -> dict:
+def progress_lines(log: Path) -> int:
+    """How many progress lines ("[head] trial 0: ...", "[lora/seed-2] running") compare wrote."""
+    return (
+        sum(line.startswith("[") for line in log.read_text().splitlines()) if log.is_file() else 0
+    )
+
+
+def killed_then_rerun(folder: Path, name: str, moment: tuple[int, float], how) -> dict:
+    """Kill once the run has printed `moment[0]` progress lines, `moment[1]` seconds later: a
+    moment read from compare's own output, whatever the machine's load."""
     experiment, log = write_experiment(folder, name), folder / f"{name}.log"
+    lines, delay = moment
     process = compare(experiment, log)
-    deadline = time.monotonic() + after
-    while process.poll() is None and time.monotonic() < deadline:
+    while process.poll() is None and progress_lines(log) < lines:
         time.sleep(0.01)
+    time.sleep(delay)
     finished_first = process.poll() is not None
     process.send_signal(how)
     process.wait()
@@ -142,7 +152,8 @@ def killed_then_rerun(folder: Path, name: str, after: float, how: signal.Signals
         line for line in log.read_text().splitlines() if "interrupted" in line or "error" in line
     ]
     return {
-        "after_s": round(after, 2),
+        "after_line": lines,
+        "delay_s": round(delay, 2),
         "signal": how.name,
         "landed": where,
         "reruns": reruns,
@@ -164,15 +175,18 @@ def main() -> None:
             raise SystemExit((folder / "straight.log").read_text()[-2000:])
         seconds = time.perf_counter() - started
         expected = outcome(folder / "straight")
+        progress = progress_lines(folder / "straight.log")
         rows = []
         for i in range(args.kills):
             how = signal.SIGINT if i % 3 == 2 else signal.SIGKILL  # every third a Ctrl-C
-            row = killed_then_rerun(folder, f"kill-{i}", rng.uniform(1.0, seconds), how)
+            moment = (rng.randrange(progress), rng.uniform(0.0, 3.0))
+            row = killed_then_rerun(folder, f"kill-{i}", moment, how)
             found = differences(outcome(folder / f"kill-{i}"), expected) if row["exit"] == 0 else []
             row.update(same=row["exit"] == 0 and not found, differences=found)
             rows.append(row)
             print(
-                f"kill {i}: {how.name:7} after {row['after_s']:6.1f} s ({row['landed']}) -> "
+                f"kill {i}: {how.name:7} {row['delay_s']:.1f} s after progress line "
+                f"{row['after_line']} ({row['landed']}) -> "
                 f"reruns {row['reruns']}, exit {row['exit']}: "
                 f"{'same' if row['same'] else 'DIFFERENT ' + '; '.join(found)}",
                 flush=True,
