@@ -184,6 +184,11 @@ def main() -> None:
             found = differences(outcome(folder / f"kill-{i}"), expected) if row["exit"] == 0 else []
             row.update(same=row["exit"] == 0 and not found, differences=found)
             rows.append(row)
+            # written after every kill: a long benchmark stopped early keeps what it measured
+            write_measurement(
+                RESULTS,
+                {"uninterrupted_seconds": seconds, "uninterrupted": expected, "kills": rows},
+            )
             print(
                 f"kill {i}: {how.name:7} {row['delay_s']:.1f} s after progress line "
                 f"{row['after_line']} ({row['landed']}) -> "
@@ -191,8 +196,6 @@ def main() -> None:
                 f"{'same' if row['same'] else 'DIFFERENT ' + '; '.join(found)}",
                 flush=True,
             )
-    result = {"uninterrupted_seconds": seconds, "uninterrupted": expected, "kills": rows}
-    write_measurement(RESULTS, result)
     phases = ["starting", "in a search trial", "between runs", "in a seed run", "after the end"]
     print(f"\n{'kills':>5} " + " ".join(f"{p:>17}" for p in phases) + f" {'same leaderboard':>16}")
     print(
