@@ -52,6 +52,7 @@ def open_study(job: SearchJob, search: Search):
         storage=url,
         load_if_exists=True,
         direction=direction,
+        # create_study needs a sampler; run_search seeds a fresh one before every trial
         sampler=trial_sampler(job, search, []),
         pruner=make_pruner(search.prune),
     )
