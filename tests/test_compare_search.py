@@ -1,8 +1,7 @@
-"""compare's search on validation: the test split never read, an interrupted sweep resumed
-without re-running a finished trial, a bad search is one line naming its field."""
+"""compare's search on validation: the test split never read, the pruner, a bad search or
+experiment is one line naming its field (the interrupted sweep: test_compare_verdicts.py)."""
 
 import json
-import os
 import re
 
 import optuna
@@ -10,9 +9,7 @@ import pytest
 from tests.conftest import write_csv
 from tests.helpers import assert_one_line_error, run_cli, train_tiny, write_base, write_experiment
 from tests.test_compare_verdicts import LR_RANGE
-from typer.testing import CliRunner
 
-from tunelab.cli import app
 from tunelab.compare.search import storage_url
 from tunelab.errors import DataError, TunelabError
 
@@ -45,40 +42,6 @@ def test_the_search_never_reads_the_test_split(model_dirs, toy_csv, tmp_path):
     assert_one_line_error(code, output.splitlines()[-1], "1 variant(s) failed: head")
     record = json.loads((tmp_path / "cmp" / "head" / "search.json").read_text())
     assert [t["state"] for t in record["trials"]] == ["complete"]
-
-
-def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(
-    model_dirs, toy_csv, tmp_path
-):
-    write_base(tmp_path, model_dirs["stories260K"], toy_csv)
-    variants = [{"name": "head", "overrides": ["method.name=head", "train.epochs=1"]}]
-    search = {"trials": 1, "prune": False, "train.lr": LR_RANGE}
-    experiment = write_experiment(tmp_path, variants, search=search)
-    assert CliRunner().invoke(app, ["compare", str(experiment)]).exit_code == 0
-    out = tmp_path / "cmp"
-    first = out / "head" / "search" / "trial-0" / "train_summary.json"
-    stamp = os.stat(first).st_mtime_ns
-    # a sweep killed in its second trial: Optuna's record says running, its run never finished
-    study = optuna.load_study(study_name="head", storage=storage_url(out))
-    killed = study.ask({"train.lr": optuna.distributions.FloatDistribution(1e-3, 5e-2, log=True)})
-    experiment = write_experiment(tmp_path, variants, search={**search, "trials": 2})
-    result = CliRunner().invoke(app, ["compare", str(experiment)])
-    assert result.exit_code == 0, result.output
-    assert "1 of 2 trials finished before; not run again" in result.output
-    assert f"trial {killed.number} was interrupted; its settings run again" in result.output
-    assert os.stat(first).st_mtime_ns == stamp
-    record = json.loads((out / "head" / "search.json").read_text())
-    states = {t["number"]: t["state"] for t in record["trials"]}
-    assert states == {0: "complete", 1: "fail", 2: "complete"}
-    rerun = next(t for t in record["trials"] if t["number"] == 2)
-    assert rerun["params"] == killed.params
-    # another budget in the same folder would put its runs beside the finished ones: refused
-    code, output = run_cli("compare", experiment, "--max-tokens", "2000")
-    assert_one_line_error(code, output, "budget_overrides changed", "use another output_dir")
-    changed = [{**variants[0], "overrides": ["method.name=head", "train.epochs=2"]}]
-    code, output = run_cli("compare", write_experiment(tmp_path, changed, search=search))
-    assert_one_line_error(code, output, "variant head changed")
-    assert os.stat(first).st_mtime_ns == stamp
 
 
 def test_a_bad_search_is_one_line_naming_the_field(tmp_path, model_dirs, toy_csv):

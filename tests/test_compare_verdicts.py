@@ -2,19 +2,46 @@
 split, an interrupted sweep that resumes without re-running a finished trial, equal budgets."""
 
 import json
+import os
+import shutil
 
+import optuna
 import pytest
 import yaml
-from tests.helpers import train_tiny, write_base, write_experiment
+from optuna.distributions import FloatDistribution
+from tests.helpers import (
+    assert_one_line_error,
+    run_cli,
+    train_tiny,
+    write_base,
+    write_experiment,
+)
 from typer.testing import CliRunner
 
 from tunelab.cli import app
+from tunelab.compare.search import storage_url
 
 LR_RANGE = {"log": [1.0e-3, 5.0e-2]}
 
 
 def summary_of(run_dir):
     return json.loads((run_dir / "train_summary.json").read_text())
+
+
+SEEDED_VARIANTS = [
+    {"name": "zero_shot", "overrides": ["method.name=zero_shot", "method.description=Good?"]},
+    {"name": "head", "overrides": ["method.name=head"]},
+]
+
+
+def seeded_experiment(tmp_path, trials: int = 2, variants=SEEDED_VARIANTS):
+    return write_experiment(
+        tmp_path,
+        variants,
+        seeds=[1, 2],
+        budget={"tokens": 1500},
+        search={"trials": trials, "train.lr": LR_RANGE},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +51,7 @@ def seeded(model_dirs, toy_csv, tmp_path_factory):
     trials, seeds and a verdict)."""
     tmp_path = tmp_path_factory.mktemp("seeded")
     write_base(tmp_path, model_dirs["stories260K"], toy_csv)
-    variants = [
-        {"name": "zero_shot", "overrides": ["method.name=zero_shot", "method.description=Good?"]},
-        {"name": "head", "overrides": ["method.name=head"]},
-    ]
-    experiment = write_experiment(
-        tmp_path,
-        variants,
-        seeds=[1, 2],
-        budget={"tokens": 1500},
-        search={"trials": 2, "train.lr": LR_RANGE},
-    )
-    result = CliRunner().invoke(app, ["compare", str(experiment)])
+    result = CliRunner().invoke(app, ["compare", str(seeded_experiment(tmp_path))])
     assert result.exit_code == 0, result.output
     return tmp_path / "cmp", result.output
 
@@ -121,3 +137,38 @@ def test_a_token_budget_stops_training_before_it_is_passed(model_dirs, toy_csv, 
     )
     assert free["trained_tokens"] > 2000
     assert 500 < capped["trained_tokens"] <= 700  # one batch short of the budget at most
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(seeded, tmp_path):
+    """On a copy of the seeded experiment, a third trial is killed: Optuna's record says running,
+    its run never finished. The rerun runs that trial's settings again and nothing else of the
+    search (the copy keeps the trials' files and their times)."""
+    shutil.copytree(seeded[0].parent, tmp_path, dirs_exist_ok=True)
+    out = tmp_path / "cmp"
+    before = json.loads((out / "head" / "search.json").read_text())["trials"]
+    first = out / "head" / "search" / "trial-0" / "train_summary.json"
+    stamp = os.stat(first).st_mtime_ns
+    study = optuna.load_study(study_name="head", storage=storage_url(out))
+    study.enqueue_trial({"train.lr": LR_RANGE["log"][0]})  # the slowest rate: not chosen anew
+    killed = study.ask({"train.lr": FloatDistribution(*LR_RANGE["log"], log=True)})
+    experiment = seeded_experiment(tmp_path, trials=3)
+    result = CliRunner().invoke(app, ["compare", str(experiment)])
+    assert result.exit_code == 0, result.output
+    assert "2 of 3 trials finished before; not run again" in result.output
+    assert f"trial {killed.number} was interrupted; its settings run again" in result.output
+    assert os.stat(first).st_mtime_ns == stamp
+    record = json.loads((out / "head" / "search.json").read_text())
+    states = {t["number"]: t["state"] for t in record["trials"]}
+    assert states == {**{t["number"]: t["state"] for t in before}, 2: "fail", 3: "complete"}
+    rerun = next(t for t in record["trials"] if t["number"] == 3)
+    assert rerun["params"] == killed.params
+    # another budget in the same folder would put its runs beside the finished ones: refused
+    code, output = run_cli("compare", experiment, "--max-tokens", "2000")
+    assert_one_line_error(code, output, "budget_overrides changed", "use another output_dir")
+    changed = [
+        SEEDED_VARIANTS[0],
+        {"name": "head", "overrides": ["method.name=head", "train.epochs=2"]},
+    ]
+    code, output = run_cli("compare", seeded_experiment(tmp_path, 3, changed))
+    assert_one_line_error(code, output, "variant head changed")
+    assert os.stat(first).st_mtime_ns == stamp

@@ -8,7 +8,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tunelab"
 
 # lowest first; a module's layer is that of its longest listed prefix
 LAYERS = [
-    ["errors", "files", "registry", "hardware", "run_record", "charts"],
+    ["errors", "files", "progress", "registry", "hardware", "run_record", "charts"],
     ["resources"],  # data files (the built-in SMS set)
     ["config"],
     ["data", "models", "runtime", "precision_probe", "generation"],

@@ -1,10 +1,10 @@
 """Batched text generation with a run's template and stop rule (EOS)."""
 
 import torch
-from rich.progress import track
 from transformers import PreTrainedTokenizerBase
 
 from tunelab.errors import TunelabError
+from tunelab.progress import track
 
 MIN_TEMPERATURE = 1e-4  # below it, sampling is greedy decoding (the temperature's limit)
 
@@ -66,7 +66,7 @@ def generate(
         sampling["begin_suppress_tokens"] = [banned_opening]
     starts = range(0, len(order), batch_size)
     if description:  # a progress bar for long evaluations; none for chat
-        starts = track(starts, description=description, transient=True)
+        starts = track(starts, description)
     try:
         for start in starts:
             chunk = order[start : start + batch_size]

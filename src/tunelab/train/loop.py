@@ -19,6 +19,7 @@ from tunelab.data.encode import make_loader
 from tunelab.data.micro_batches import micro_batches, slice_count
 from tunelab.errors import TunelabError, notice
 from tunelab.models.trainable import trainable_state
+from tunelab.progress import training_progress
 from tunelab.runtime import mixed_precision
 from tunelab.train.bf16_weights import bf16_copies_wanted, frozen_linears_in_bf16
 from tunelab.train.budget import Budget
@@ -27,7 +28,6 @@ from tunelab.train.epoch_totals import batch_totals, epoch_record
 from tunelab.train.guards import check_finite
 from tunelab.train.metrics_log import MetricsLog
 from tunelab.train.optimizer import build_optimizer
-from tunelab.train.progress import training_progress
 from tunelab.train.sharding import (
     full_value,
     gathered_for_eval,

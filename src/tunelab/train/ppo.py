@@ -17,13 +17,13 @@ from torch import nn
 
 from tunelab.errors import notice
 from tunelab.models.trainable import trainable_state
+from tunelab.progress import training_progress
 from tunelab.tasks.base import Task, register_trainer_hooks
 from tunelab.train.checkpoint import load_checkpoint, restore_newest, save_checkpoint
 from tunelab.train.guards import check_finite
 from tunelab.train.loop import FitState
 from tunelab.train.metrics_log import MetricsLog
 from tunelab.train.ppo_learner import PpoLearner, PpoSettings
-from tunelab.train.progress import training_progress
 from tunelab.train.trainers import TrainerSpec, register_trainer
 
 

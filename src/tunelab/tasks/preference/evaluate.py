@@ -5,14 +5,14 @@ from contextlib import nullcontext
 
 import torch
 from peft import PeftModel
-from rich.progress import track
 
 from tunelab.data.lm_encode import IGNORE
+from tunelab.progress import track
 
 
 def batches(items: list, size: int, description: str):
     starts = range(0, len(items), size)
-    for start in track(starts, description=description, transient=True):
+    for start in track(starts, description):
         yield items[start : start + size]
 
 
