@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from tests.lm_helpers import STORIES, sft_overrides
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner, Result
 
 from tunelab.artifacts import write_checksums
@@ -199,6 +200,35 @@ def test_a_base_is_scored_once_for_its_runs_and_anew_when_its_files_change(tmp_p
     os.utime(base / "model.safetensors", ns=(1, 1))  # a replaced base: scored anew
     replaced = bench(str(tmp_path / "run"), settings)["scores"]
     assert [row["base_kept"] for row in replaced.values()] == [False]
+
+
+def test_runs_from_one_base_score_its_benchmarks_before_training_once(tmp_path, monkeypatch):
+    """eval.bench scored the base anew in every run (each seed and search trial of a compare:
+    12 minutes of BFCL each on SmolLM2). Runs whose model before training answers as its base
+    (LoRA's B = 0, full) reuse the kept figures; a model of that folder changed in memory is
+    scored anew (the key holds its answers to a fixed text)."""
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    shutil.copytree(STORIES, base)
+    bench = ["eval.bench=[piqa]", "eval.bench_limit=8", f"model.name={base}", "train.epochs=1"]
+    runs = {}
+    for method in ("lora", "full"):
+        (tmp_path / method).mkdir()
+        run(load_config(None, sft_overrides(tmp_path / method, method, *bench)))
+        runs[method] = json.loads((tmp_path / method / "run" / "bench.json").read_text())
+    assert [runs[m]["scores"]["piqa"]["base_kept"] for m in runs] == [False, True]
+    assert runs["full"]["scores"]["piqa"]["base"] == runs["lora"]["scores"]["piqa"]["base"]
+    settings = BenchSettings(["piqa"], limit=8)
+    model, tokenizer = (
+        AutoModelForCausalLM.from_pretrained(base),
+        AutoTokenizer.from_pretrained(base),
+    )
+    tokenizer.pad_token = tokenizer.eos_token
+    score(model, tokenizer, settings, base)
+    assert score(model, tokenizer, settings, base)["piqa"].get("kept") is True
+    with torch.no_grad():
+        model.lm_head.weight.add_(0.5)
+    assert "kept" not in score(model, tokenizer, settings, base)["piqa"]
 
 
 def test_chat_asks_every_question_through_the_models_chat_template():

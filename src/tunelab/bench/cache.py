@@ -11,14 +11,18 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch
+
 from tunelab.files import write_whole
 from tunelab.models.embedded import cache_root
 
 
 def model_identity(folder: Path, model, tokenizer) -> str:
     """What decides an unchanged model's answers: its files (path, size, modification time, so
-    a re-converted or replaced model is scored anew), how it is loaded (dtype, quantization)
-    and its tokenizer (vocabulary, chat template)."""
+    a re-converted or replaced model is scored anew), how it is loaded (dtype, quantization),
+    its tokenizer (vocabulary, chat template) and what it answers to a fixed text (a run's
+    model before training is its base wrapped by the method: the same answers where the method
+    starts as the identity, LoRA's B = 0, and other ones where it does not, a soft prompt)."""
     files = sorted(
         (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()
     )
@@ -30,8 +34,19 @@ def model_identity(folder: Path, model, tokenizer) -> str:
         quantization.to_dict() if hasattr(quantization, "to_dict") else quantization,
         len(tokenizer),
         getattr(tokenizer, "chat_template", None),
+        answers_digest(model, tokenizer),
     ]
     return digest(parts)
+
+
+@torch.no_grad()
+def answers_digest(model, tokenizer) -> str:
+    """The next-token scores after a fixed text, to the bit."""
+    ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
+    training, _ = model.training, model.eval()
+    logits = model(input_ids=ids.to(next(model.parameters()).device)).logits[0, -1]
+    model.train(training)
+    return hashlib.sha256(logits.float().cpu().numpy().tobytes()).hexdigest()[:16]
 
 
 def digest(parts: list) -> str:

@@ -9,6 +9,7 @@ from tunelab.bench.tasks import pick
 from tunelab.config import RunConfig
 from tunelab.errors import TunelabError
 from tunelab.files import write_whole
+from tunelab.models.embedded import resolve_model
 
 
 def bench_settings(config: RunConfig, model_kind: str) -> BenchSettings | None:
@@ -29,8 +30,19 @@ def bench_settings(config: RunConfig, model_kind: str) -> BenchSettings | None:
     return BenchSettings(picked, config.eval.bench_limit, config.eval.bench_fewshot, seed=0)
 
 
-def score_model(settings: BenchSettings | None, model, tokenizer) -> dict | None:
-    return score(model, tokenizer, settings) if settings is not None else None
+def score_model(
+    settings: BenchSettings | None, model, tokenizer, base_folder: Path | None = None
+) -> dict | None:
+    """With `base_folder` (the model before training, loaded from that folder) the figures are
+    kept and reused: every seed and search trial of a compare, and `tunelab bench` of the base,
+    score a base once (bench/cache.py)."""
+    return score(model, tokenizer, settings, base_folder) if settings is not None else None
+
+
+def local_folder(model_name: str) -> Path | None:
+    """The folder a model was loaded from; None for a Hub id (no files to key the cache on)."""
+    path = Path(resolve_model(model_name))
+    return path if path.is_dir() else None
 
 
 def write_bench(run_dir: Path, settings: BenchSettings, before: dict, after: dict) -> None:

@@ -17,7 +17,13 @@ from torch import nn
 
 from tunelab import methods, tasks  # noqa: F401 - importing registers every method and task
 from tunelab.artifacts import save_artifact
-from tunelab.bench.flow import bench_figures, bench_settings, score_model, write_bench
+from tunelab.bench.flow import (
+    bench_figures,
+    bench_settings,
+    local_folder,
+    score_model,
+    write_bench,
+)
 from tunelab.config import RunConfig, load_config, save_config
 from tunelab.doctor import Finding, fatal_line, preflight, run_checks
 from tunelab.errors import DataError, TunelabError, notice
@@ -197,7 +203,8 @@ def run_held(config: RunConfig, run_dir: Path, resume: bool, overwrite: bool) ->
     with removed_on_failure(run_dir, created=main and not run_dir.exists()):
         model = start_run(task, overwrite)
         before = evaluate_before(task, model)
-        bench_before = score_model(benchmarks, model, task.tokenizer)
+        base = local_folder(config.model.name) if benchmarks is not None else None
+        bench_before = score_model(benchmarks, model, task.tokenizer, base)
     started = time.perf_counter()
     model, state = fit(task, model)
     after = task.evaluate(model) if task.run.method.trains else before
