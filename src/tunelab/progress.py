@@ -5,7 +5,7 @@ line at all. There, a plain line per bar every LINE_EVERY_S seconds and at its e
 such mode; this subclass adds it)."""
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 from rich.progress import (
     BarColumn,
@@ -77,12 +77,12 @@ def training_progress(enabled: bool) -> LineProgress:
     )
 
 
-def track(items: Sequence, description: str) -> Iterator:
+def track(items: Iterable, description: str, total: int | None = None) -> Iterator:
     """rich's `track` (a transient bar), with the plain lines off a terminal (advanced here, not
-    by rich's refresh thread: it runs only beside a live display)."""
+    by rich's refresh thread: it runs only beside a live display). `total`: len(items)."""
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     with LineProgress(*columns, transient=True) as progress:
-        task = progress.add_task(description, total=len(items))
+        task = progress.add_task(description, total=len(items) if total is None else total)
         for item in items:
             yield item
             progress.advance(task)

@@ -13,6 +13,7 @@ from tunelab.data.lm_encode import IGNORE, lm_collator
 from tunelab.data.templates import adds_special_tokens, generation_prompt
 from tunelab.data.tool_calls import split_reasoning
 from tunelab.generation import generate
+from tunelab.progress import track
 from tunelab.tasks.generative.loss import labelled_token_loss
 
 
@@ -41,7 +42,7 @@ def perplexity(model, examples: list[dict], tokenizer, batch_size: int) -> dict:
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
-    for batch in loader:
+    for batch in track(loader, f"perplexity on {len(examples)} rows"):
         batch = batch.to(device)
         predicted = int((batch["labels"][:, 1:] != IGNORE).sum())
         total += labelled_token_loss(model, batch).item() * predicted
