@@ -8,10 +8,12 @@ import optuna
 import pytest
 from tests.conftest import write_csv
 from tests.helpers import assert_one_line_error, run_cli, train_tiny, write_base, write_experiment
+from tests.lm_helpers import sft_overrides
 from tests.test_compare_verdicts import LR_RANGE
 
 from tunelab.compare.search import storage_url
 from tunelab.errors import DataError, TunelabError
+from tunelab.pipeline import load_config, run
 
 
 def poisoned_test_file(tmp_path):
@@ -26,6 +28,27 @@ def test_a_run_scored_on_validation_never_opens_the_test_file(model_dirs, toy_cs
     assert summary["scored_on"] == "val" and summary["score_name"] == "val_accuracy"
     with pytest.raises(DataError, match="unseen"):  # read, it would have stopped the run
         train_tiny(model_dirs["stories260K"], toy_csv, tmp_path / "test", "head", extra[:1])
+
+
+def test_an_sft_run_scored_on_validation_never_opens_the_test_files(tmp_path):
+    """sft could not be searched (issue 34: LoRA against full for tool calling, each tuned on
+    validation): it read and scored its test files in every run."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Q"}\n')  # no answer: reading it stops the run
+    extra = [f"data.test_path={bad}", "eval.test_sets={extra: " + str(bad) + "}"]
+    extra += ["train.epochs=1", "eval.generate_limit=2"]
+    summary = run(load_config(None, sft_overrides(tmp_path, "lora", *extra, "eval.split=val")))
+    assert summary["scored_on"] == "val" and summary["score_name"].startswith("val_")
+    data = json.loads((tmp_path / "run" / "data_summary.json").read_text())
+    assert "test" not in data["splits"] and data["splits"]["val"]["rows"] > 0
+    after = json.loads((tmp_path / "run" / "eval_after.json").read_text())
+    assert list(after["sets"]) == ["val"]
+    with pytest.raises(DataError, match="bad.jsonl"):  # read, it would have stopped the run
+        run(
+            load_config(
+                None, sft_overrides(tmp_path, "lora", *extra, f"output.dir={tmp_path / 'x'}")
+            )
+        )
 
 
 def test_the_search_never_reads_the_test_split(model_dirs, toy_csv, tmp_path):

@@ -52,23 +52,30 @@ def split_by_fractions(items: list, fractions: tuple[float, ...], seed: int) -> 
     return [shuffled[a:b] for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
 
 
-def split_files(config: DataConfig, seed: int, read: Callable[[str], list]) -> dict[str, list]:
+def split_files(
+    config: DataConfig, seed: int, read: Callable[[str], list], read_test: bool = True
+) -> dict[str, list]:
     """Train/val/test as for classification, without stratification; given files win. `read`
-    turns a file into the task's rows (sft's conversations, grpo's prompts)."""
+    turns a file into the task's rows (sft's conversations, grpo's prompts). read_test=False
+    (a search trial, scored on validation): the test file is never opened and test rows carved
+    from `path` are dropped unread, so train and val are the final run's."""
     rows = read(config.path)
-    test = read(config.test_path) if config.test_path else None
+    test = None
+    if config.test_path:  # unread, it stands as given (empty): train and val come out the same
+        test = read(config.test_path) if read_test else []
     val = read(config.val_path) if config.val_path else None
     train, val, test = three_splits(rows, val, test, config.split, split_by_fractions, seed)
     if config.limit_train:
         train = train[: config.limit_train]
-    for name, part in (("train", train), ("val", val), ("test", test)):
-        if not part:
+    named = {"train": train, "val": val, "test": test if read_test else []}
+    for name, part in named.items():
+        if not part and (read_test or name != "test"):
             raise TunelabError(f"{config.path}: the {name} split is empty; change data.split")
-    return {"train": train, "val": val, "test": test}
+    return named
 
 
-def sft_splits(config: DataConfig, seed: int) -> dict[str, list[Example]]:
-    return split_files(config, seed, lambda path: read_examples(path, config.format))
+def sft_splits(config: DataConfig, seed: int, read_test: bool = True) -> dict[str, list[Example]]:
+    return split_files(config, seed, lambda path: read_examples(path, config.format), read_test)
 
 
 def draw(rows: list[Example], count: int, rng: random.Random) -> list[Example]:
@@ -128,9 +135,15 @@ def split_summary(result: LmEncoded, rows: int) -> dict:
 
 
 def prepare_sft(
-    data: DataConfig, form: SftFormat, tokenizer: PreTrainedTokenizerBase, seed: int
+    data: DataConfig,
+    form: SftFormat,
+    tokenizer: PreTrainedTokenizerBase,
+    seed: int,
+    read_test: bool = True,
 ) -> LmData:
-    splits = sft_splits(data, seed)
+    splits = sft_splits(data, seed, read_test)
+    if not read_test:
+        del splits["test"]
     splits["train"], mix_counts = mix_in(splits["train"], data, seed)
     tools = any(e.uses_tools for rows in splits.values() for e in rows)
     template = resolve_template(form.template, tokenizer, tools)

@@ -28,7 +28,12 @@ from tunelab.tasks.generative.evaluate import (
     perplexity,
     pick_rows,
 )
-from tunelab.tasks.generative.held_out import guard_effect, training_facts
+from tunelab.tasks.generative.held_out import (
+    guard_effect,
+    set_column_title,
+    set_figures,
+    training_facts,
+)
 from tunelab.tasks.generative.scope_guard import (
     DEFAULT_THRESHOLD,
     GuardRouting,
@@ -43,14 +48,9 @@ HEADLINES = (
     Score("perplexity", higher_is_better=False),
 )
 SCORES = ("key_fact_hit_rate", "rouge_l", "refusal_rate", "false_refusal_rate", "perplexity")
+
+
 # The figures of each extra held-out set (eval.test_sets) that compare shows, by column title.
-SET_FIGURES = {
-    "key_fact_hit_rate": "key facts",
-    "refusal_rate": "refusals",
-    "false_refusal_rate": "false refusals",
-}
-
-
 class SftSettings(PromptedTaskSettings):
     name: Literal["sft"] = "sft"
     train_on_prompt: bool = Field(
@@ -88,27 +88,6 @@ class SftSettings(PromptedTaskSettings):
     )
 
 
-def set_figures(sets: dict[str, dict]) -> dict[str, float]:
-    """The extra held-out sets' figures, flat, for the summary and compare's leaderboard; the
-    `test` set's are the summary's own."""
-    flat = {}
-    for name, scores in sets.items():
-        if name == "test":
-            continue
-        for suffix, figures in (("", scores), ("+guard", scores.get("with_guard", {}))):
-            for figure in SET_FIGURES:
-                if figures.get(figure) is not None:
-                    flat[f"set.{name}.{figure}{suffix}"] = figures[figure]
-    return flat
-
-
-def set_column_title(key: str) -> str:
-    """`set.casual.false_refusal_rate+guard` -> `casual false refusals + guard`."""
-    _, name, figure = key.split(".", 2)
-    figure, guard, _ = figure.partition("+")
-    return f"{name} {SET_FIGURES[figure]}" + (" + guard" if guard else "")
-
-
 def with_shots(examples: list[Example], shots: list[dict]) -> list[Example]:
     return [replace(e, messages=[*shots, *e.messages]) for e in examples]
 
@@ -116,6 +95,7 @@ def with_shots(examples: list[Example], shots: list[dict]) -> list[Example]:
 @register_task
 class SftTask(GenerativeTask):
     name = "sft"
+    scores_on_val = True  # eval.split=val: compare's search tunes on the validation rows
     settings = SftSettings
     score = HEADLINES[0]
     columns = (
@@ -152,8 +132,7 @@ class SftTask(GenerativeTask):
             settings.packing,
             settings.reasoning,
         )
-        prepare = prepare_sft_arrow if streams(self.config.data) else prepare_sft
-        self.data = prepare(self.config.data, self.format, self.tokenizer, seed)
+        self.data = self.read_splits(seed)
         train = self.config.train  # what packing saves: the padding of epoch 1's batches
         self.data.summary["splits"]["train"]["padding_share"] = padding_share(
             self.data.encoded["train"],
@@ -163,12 +142,27 @@ class SftTask(GenerativeTask):
         )
         self.general = self.prepare_general()
         self.shots = self.few_shot_messages()
-        self.held_out = {
-            name: read_examples(path) for name, path in self.config.eval.test_sets.items()
-        }
+        tests = self.config.eval.test_sets if self.config.eval.split == "test" else {}
+        self.held_out = {name: read_examples(path) for name, path in tests.items()}
         self.known_facts = training_facts(self.data.examples["train"])
         self.guard: ScopeGuard | None = None
         return self.data.summary
+
+    def read_splits(self, seed: int):
+        """Encoded splits; a search trial (eval.split=val) never opens the test files."""
+        if not streams(self.config.data):
+            return prepare_sft(
+                self.config.data,
+                self.format,
+                self.tokenizer,
+                seed,
+                self.config.eval.split == "test",
+            )
+        if self.config.eval.split == "val":
+            raise TunelabError(
+                "eval.split=val: a streamed sft set is scored on its test split only"
+            )
+        return prepare_sft_arrow(self.config.data, self.format, self.tokenizer, seed)
 
     def side_run(self):
         """The scope guard's classify run, when task.scope_guard asks for one."""
@@ -255,12 +249,13 @@ class SftTask(GenerativeTask):
     def evaluate(self, model: nn.Module) -> dict:
         """Held-out perplexity, generated answers and their scores, and the general set."""
         batch = self.config.eval.batch_size
-        result = perplexity(model, self.data.encoded["test"], self.tokenizer, batch)
-        test = self.data.examples["test"][: self.config.eval.generate_limit]
-        scored = self.score_set(model, test, "test")
+        split = self.config.eval.split
+        result = perplexity(model, self.data.encoded[split], self.tokenizer, batch)
+        held = self.data.examples[split][: self.config.eval.generate_limit]
+        scored = self.score_set(model, held, split)
         rows = scored["answers"]
         result.update(scored)
-        result["sets"] = {"test": {k: v for k, v in scored.items() if k != "answers"}}
+        result["sets"] = {split: {k: v for k, v in scored.items() if k != "answers"}}
         for name, examples in self.held_out.items():
             scored = self.score_set(model, examples, name)
             for row, example in zip(scored["answers"], examples, strict=True):
@@ -280,11 +275,13 @@ class SftTask(GenerativeTask):
 
     def scores(self, before: dict, after: dict) -> dict:
         headline = next(s for s in HEADLINES if after.get(s.name) is not None)
+        split = self.config.eval.split
         summary = {
-            "score_name": headline.name,
+            "score_name": headline.name if split == "test" else f"val_{headline.name}",
             "higher_is_better": headline.higher_is_better,
             "score_before": before[headline.name],
             "score": after[headline.name],
+            "scored_on": split,
         }
         for key in SCORES:
             if after.get(key) is not None:
