@@ -9,7 +9,6 @@ from tunelab.bench.tasks import pick
 from tunelab.config import RunConfig
 from tunelab.errors import TunelabError
 from tunelab.files import write_whole
-from tunelab.models.embedded import resolve_model
 
 
 def bench_settings(config: RunConfig, model_kind: str) -> BenchSettings | None:
@@ -39,9 +38,9 @@ def score_model(
     return score(model, tokenizer, settings, base_folder) if settings is not None else None
 
 
-def local_folder(model_name: str) -> Path | None:
-    """The folder a model was loaded from; None for a Hub id (no files to key the cache on)."""
-    path = Path(resolve_model(model_name))
+def local_folder(model_path: str) -> Path | None:
+    """The folder a run's model loaded from; None for a Hub id (no files to key the cache on)."""
+    path = Path(model_path)
     return path if path.is_dir() else None
 
 

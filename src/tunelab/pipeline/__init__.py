@@ -203,7 +203,7 @@ def run_held(config: RunConfig, run_dir: Path, resume: bool, overwrite: bool) ->
     with removed_on_failure(run_dir, created=main and not run_dir.exists()):
         model = start_run(task, overwrite)
         before = evaluate_before(task, model)
-        base = local_folder(config.model.name) if benchmarks is not None else None
+        base = local_folder(task.run.model_path) if benchmarks is not None else None
         bench_before = score_model(benchmarks, model, task.tokenizer, base)
     started = time.perf_counter()
     model, state = fit(task, model)
