@@ -36,13 +36,14 @@ def test_an_sft_run_scored_on_validation_never_opens_the_test_files(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "Q"}\n')  # no answer: reading it stops the run
     extra = [f"data.test_path={bad}", "eval.test_sets={extra: " + str(bad) + "}"]
-    extra += ["train.epochs=1", "eval.generate_limit=2"]
+    extra += ["train.epochs=1", "eval.generate_limit=2", "eval.bench=[piqa]"]
     summary = run(load_config(None, sft_overrides(tmp_path, "lora", *extra, "eval.split=val")))
     assert summary["scored_on"] == "val" and summary["score_name"].startswith("val_")
     data = json.loads((tmp_path / "run" / "data_summary.json").read_text())
     assert "test" not in data["splits"] and data["splits"]["val"]["rows"] > 0
     after = json.loads((tmp_path / "run" / "eval_after.json").read_text())
     assert list(after["sets"]) == ["val"]
+    assert not (tmp_path / "run" / "bench.json").exists()  # benchmarks are test sets too
     with pytest.raises(DataError, match="bad.jsonl"):  # read, it would have stopped the run
         run(
             load_config(

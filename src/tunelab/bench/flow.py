@@ -26,6 +26,8 @@ def bench_settings(config: RunConfig, model_kind: str) -> BenchSettings | None:
         picked = pick(",".join(names))
     except TunelabError as error:
         raise TunelabError(f"eval.bench: {str(error).removeprefix('--tasks: ')}") from None
+    if config.eval.split == "val":  # benchmarks are test sets: a search trial (scored on
+        return None  # validation) reads none of them, and saves their time
     return BenchSettings(picked, config.eval.bench_limit, config.eval.bench_fewshot, seed=0)
 
 
