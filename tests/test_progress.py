@@ -34,4 +34,5 @@ def test_a_train_written_to_a_pipe_logs_each_epochs_end(tmp_path):
     for epoch in (1, 2):
         done = [line for line in lines if line.startswith(f"epoch {epoch}/2: ")]
         assert len(done) == 1 and "(100%)" in done[0] and ", loss " in done[0], lines
-    assert any(line.startswith("answering") and "(100%)" in line for line in lines), lines
+    # the evaluation's bar (transient) took under 30 s: a log keeps long work only
+    assert not any(line.startswith("answering") for line in lines), lines

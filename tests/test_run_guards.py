@@ -1,6 +1,7 @@
 """A run's guards around its checkpoints: a changed config or a finished run on --resume, the
 before-evaluation reused, a NaN loss, impossible settings and Ctrl-C."""
 
+import re
 import shutil
 
 import pytest
@@ -9,9 +10,13 @@ from tests.test_checkpoints import EXTRA, Killed
 
 from tunelab.train import loop
 
+PROGRESS_LINE = re.compile(r"^.+: \d+/\d+ \(\d+%\), \d+m\d\ds")  # progress.plain_line's
+
 
 def without_progress_bars(output: str) -> str:
-    return "\n".join(line for line in output.splitlines() if "━" not in line)
+    """The output less rich's bars (a terminal) and their plain lines (a pipe)."""
+    kept = [x for x in output.splitlines() if "━" not in x and not PROGRESS_LINE.match(x)]
+    return "\n".join(kept)
 
 
 def tiny_cli_args(model_dirs, toy_csv, run_dir, *extra):

@@ -32,9 +32,13 @@ def plain_line(description: str, completed: float, total: float | None, seconds:
 class LineProgress(Progress):
     """rich's Progress, plus plain lines when the console is not a terminal."""
 
-    def __init__(self, *columns, disable: bool = False, **options):
-        super().__init__(*columns, disable=disable, **options)
+    def __init__(self, *columns, disable: bool = False, transient: bool = False, **options):
+        super().__init__(*columns, disable=disable, transient=transient, **options)
         self.lines = not disable and not self.console.is_terminal
+        # a transient bar (an evaluation's) leaves no line unless it ran LINE_EVERY_S: a log keeps
+        # long work, not every short scoring pass; a training bar's last line stays, as on a
+        # terminal
+        self.keeps_short = not transient
         if self.lines:  # no live display: it would print its last frame, or a blank line
             self.disable = True
         self.printed_at: dict[TaskID, float] = {}
@@ -53,7 +57,8 @@ class LineProgress(Progress):
         task = self._tasks[task_id]
         now = time.monotonic()
         due = now - self.printed_at.get(task_id, task.start_time or now) >= LINE_EVERY_S
-        if due or task.finished:
+        worth_a_line = self.keeps_short or task_id in self.printed_at
+        if due or (task.finished and worth_a_line):
             if task.finished and self.printed_at.get(task_id) == float("inf"):
                 return  # its last line is out
             self.printed_at[task_id] = float("inf") if task.finished else now
