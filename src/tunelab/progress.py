@@ -42,6 +42,7 @@ class LineProgress(Progress):
         if self.lines:  # no live display: it would print its last frame, or a blank line
             self.disable = True
         self.printed_at: dict[TaskID, float] = {}
+        self.ended: set[TaskID] = set()
 
     def update(self, task_id: TaskID, **changes) -> None:
         super().update(task_id, **changes)
@@ -52,21 +53,22 @@ class LineProgress(Progress):
         self.report(task_id)
 
     def report(self, task_id: TaskID) -> None:
-        if not self.lines:
+        if not self.lines or task_id in self.ended:
             return
         task = self._tasks[task_id]
         now = time.monotonic()
         due = now - self.printed_at.get(task_id, task.start_time or now) >= LINE_EVERY_S
-        worth_a_line = self.keeps_short or task_id in self.printed_at
-        if due or (task.finished and worth_a_line):
-            if task.finished and self.printed_at.get(task_id) == float("inf"):
-                return  # its last line is out
-            self.printed_at[task_id] = float("inf") if task.finished else now
-            line = plain_line(
-                task.description, task.completed, task.total, task.elapsed or 0.0, task.fields
-            )
-            self.console.file.write(line + "\n")
-            self.console.file.flush()
+        last = task.finished and (self.keeps_short or task_id in self.printed_at)
+        if not (due or last):
+            return
+        if task.finished:
+            self.ended.add(task_id)  # its last line is out
+        self.printed_at[task_id] = now
+        line = plain_line(
+            task.description, task.completed, task.total, task.elapsed or 0.0, task.fields
+        )
+        self.console.file.write(line + "\n")
+        self.console.file.flush()
 
 
 def training_progress(enabled: bool) -> LineProgress:
@@ -82,12 +84,12 @@ def training_progress(enabled: bool) -> LineProgress:
     )
 
 
-def track(items: Iterable, description: str, total: int | None = None) -> Iterator:
+def track(items: Iterable, description: str) -> Iterator:
     """rich's `track` (a transient bar), with the plain lines off a terminal (advanced here, not
-    by rich's refresh thread: it runs only beside a live display). `total`: len(items)."""
+    by rich's refresh thread: it runs only beside a live display). `items` has a length."""
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     with LineProgress(*columns, transient=True) as progress:
-        task = progress.add_task(description, total=len(items) if total is None else total)
+        task = progress.add_task(description, total=len(items))
         for item in items:
             yield item
             progress.advance(task)
