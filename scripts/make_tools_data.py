@@ -14,6 +14,12 @@ Sources, credited (licences and checksums in ../shared/data/SOURCES.md):
 - Gorilla APIBench TorchHub is left out: its targets are Python code (`torch.hub.load(...)`),
   not JSON calls.
 
+Rows where no offered function fits (written here; the pool has 38 of them, all glaive's): a
+tool model must also answer without a call when nothing it was given can do the job (BFCL's
+irrelevance category asks exactly that). For a seeded NO_FIT_SHARE of the Seal-Tools rows, the
+same instruction is offered another Seal-Tools row's functions (no name in common with the ones
+it calls) and answered with a decline in glaive's words, naming what is on offer.
+
 Run as: python scripts/make_tools_data.py ../shared/data/tools/train data/tools
 Writes train.jsonl and val.jsonl (a seeded 95/5 split) and prints what it kept and dropped."""
 
@@ -25,6 +31,7 @@ from pathlib import Path
 
 SEED = 34
 DISTRACTORS = 3  # Seal-Tools: the other APIs offered beside the ones a row calls
+NO_FIT_SHARE = 0.2  # of the Seal-Tools rows, copied with functions that do not fit
 TYPES = {
     "int": "integer",
     "float": "number",
@@ -144,6 +151,29 @@ def seal_tools(paths: list[Path]) -> tuple[list[dict], int]:
     return rows, dropped
 
 
+def names_of(tools: list[dict]) -> set[str]:
+    return {tool["function"]["name"] for tool in tools}
+
+
+def no_fit(rows: list[dict], rng: random.Random) -> list[dict]:
+    """NO_FIT_SHARE of the (single-turn) rows again, each offered the functions of another row
+    that shares no name with its own and answered without a call."""
+    picked = rng.sample(rows, round(len(rows) * NO_FIT_SHARE))
+    declined = []
+    for row in picked:
+        others = rng.choice(rows)["tools"]
+        while names_of(others) & names_of(row["tools"]):
+            others = rng.choice(rows)["tools"]
+        offer = ", ".join(sorted(names_of(others)))
+        answer = (
+            "I'm sorry, but I can't do that with the functions provided to me: "
+            f"I can only use {offer}."
+        )
+        messages = [row["messages"][0], {"role": "assistant", "content": answer}]
+        declined.append({"source": "seal_tools_no_fit", "tools": others, "messages": messages})
+    return declined
+
+
 def api_call(text: str) -> tuple[str, dict]:
     """`[Name(key='value', ...)]` -> (Name, {key: value})."""
     node = ast.parse(text.strip()[1:-1], mode="eval").body
@@ -205,6 +235,7 @@ def main(source: Path, out: Path) -> None:
         "api_bank": api_bank(source / "api_bank_lv3_train.json"),
     }
     rows = [row for kept, _ in parts.values() for row in kept]
+    rows += no_fit(parts["seal_tools"][0], random.Random(SEED))
     random.Random(SEED).shuffle(rows)
     cut = round(len(rows) * 0.95)
     out.mkdir(parents=True, exist_ok=True)
@@ -214,6 +245,7 @@ def main(source: Path, out: Path) -> None:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     for name, (kept, dropped) in parts.items():
         print(f"{name}: {len(kept)} rows kept, {dropped} left out")
+    print(f"seal_tools_no_fit: {len(rows) - sum(len(kept) for kept, _ in parts.values())} rows")
     print(f"{out / 'train.jsonl'}: {cut} rows; {out / 'val.jsonl'}: {len(rows) - cut} rows")
 
 

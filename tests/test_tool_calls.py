@@ -6,19 +6,21 @@ generated reply parses back into its calls."""
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from tests.lm_helpers import STORIES, write_jsonl
 
 from tunelab.config import DataConfig
-from tunelab.data.conversations import read_examples
+from tunelab.data.conversations import Example, read_examples
 from tunelab.data.lm_encode import IGNORE
 from tunelab.data.lm_prepare import SftFormat, encode_examples
 from tunelab.data.templates import resolve_template
 from tunelab.data.tool_calls import TOOLS_TEMPLATE, ToolCall, parse_reply, renders_tools
 from tunelab.errors import DataError, TunelabError
 from tunelab.models.loader import load_tokenizer
+from tunelab.tasks.generative.evaluate import answer_scores, rouge_l
 
 ROOT = Path(__file__).resolve().parents[1]
 WEATHER = {
@@ -170,15 +172,50 @@ def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
     ]
     assert "seal_tools: 1969 rows kept, 85 left out" in runs[0].stdout
     assert "glaive: 191 rows kept, 109 left out" in runs[0].stdout
+    assert "seal_tools_no_fit: 394 rows" in runs[0].stdout
     assert (tmp_path / "a" / "train.jsonl").read_bytes() == (
         tmp_path / "b" / "train.jsonl"
     ).read_bytes()
     train = read_examples(str(tmp_path / "a" / "train.jsonl"))
     val = read_examples(str(tmp_path / "a" / "val.jsonl"))
-    assert (len(train), len(val)) == (2955, 156)
+    assert (len(train), len(val)) == (3330, 175)
     assert all(e.tools and e.uses_tools for e in train)
     calls = [m for e in train for m in e.messages if m.get("tool_calls")]
     assert len(calls) > 2500 and all(c["tool_calls"][0]["function"]["name"] for c in calls)
+    # a no-fit row: a Seal-Tools instruction offered none of the functions its own row calls,
+    # answered without a call, the decline naming what is on offer
+    called = {e.question: {c.name for c in e.calls} for e in train + val if e.calls}
+    declined = [e for e in train + val if e.source == "seal_tools_no_fit"]
+    assert len(declined) == 394
+    for example in declined:
+        offered = {tool["function"]["name"] for tool in example.tools}
+        assert not example.calls and not offered & called[example.question]
+        assert example.answer.endswith(", ".join(sorted(offered)) + ".")
+
+
+def test_sft_holds_replies_to_the_reference_calls():
+    """call_accuracy: a reply is right when it makes the reference's calls exactly, in any order
+    (or no call where the reference answers in words); ROUGE-L reads the calls as text."""
+    weather = {
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": {"city": "Oslo"}},
+    }
+    calls = {"role": "assistant", "content": "", "tool_calls": [weather]}
+    words = {"role": "assistant", "content": "I can't book flights."}
+    question = {"role": "user", "content": "Weather in Oslo?"}
+    examples = [
+        Example([question, reply], row, "rows.jsonl", tools=[WEATHER])
+        for row, reply in enumerate([calls, calls, words, words])
+    ]
+    right = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    assert examples[0].answer == right  # the call turn's reference is its call, not ""
+    replies = [right, right.replace("Oslo", "Bergen"), "Sorry, I can't.", right]
+    scores = answer_scores(examples, replies, refusal=None)
+    assert scores["call_accuracy"] == 0.5  # the right call and the decline; not the wrong city
+    assert rouge_l(examples[0].answer, replies[0]) == 1.0
+    assert "call_accuracy" not in answer_scores(
+        [replace(e, tools=[]) for e in examples[2:]], replies[2:], refusal=None
+    )
 
 
 def test_streamed_rows_with_tools_are_refused_not_stripped(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tunelab.data.gathering import every_row
 from tunelab.data.readers import read_records
-from tunelab.data.tool_calls import ToolCall, split_reasoning
+from tunelab.data.tool_calls import ToolCall, calls_in, split_reasoning, written_calls
 from tunelab.errors import DataError
 
 # ShareGPT spells roles differently; LLaMA-Factory's ShareGPT has function_call / observation.
@@ -51,7 +51,14 @@ class Example:
 
     @property
     def answer(self) -> str:
-        return self.messages[-1]["content"]
+        """The reply as text, its calls written after its content as the tools template writes
+        them (a call turn's content is often empty: the calls are the answer)."""
+        content, calls = self.messages[-1]["content"], calls_in(self.messages[-1])
+        return "\n".join(part for part in (content, written_calls(calls)) if part)
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return calls_in(self.messages[-1])
 
 
 def text_of(record: dict, key: str, path: Path, row: int, required: bool = True) -> str:

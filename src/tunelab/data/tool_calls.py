@@ -84,6 +84,36 @@ class ToolCall:
         }
 
 
+def calls_in(message: dict) -> list[ToolCall]:
+    """An assistant message's `tool_calls` (tunelab's shape: arguments an object)."""
+    return [
+        ToolCall(call["function"]["name"], call["function"]["arguments"])
+        for call in message.get("tool_calls") or []
+    ]
+
+
+def written_calls(calls: list[ToolCall]) -> str:
+    """Calls as TOOLS_TEMPLATE writes them after the content: the reference a generated reply is
+    held against (sft's ROUGE-L on call turns)."""
+    return "\n".join(
+        f"{CALL_OPEN}\n"
+        + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False)
+        + f"\n{CALL_CLOSE}"
+        for c in calls
+    )
+
+
+def same_calls(expected: list[ToolCall], made: list[ToolCall]) -> bool:
+    """The same calls, in any order, each name and argument exact (no call expected: none made).
+    The checker of sft's `call_accuracy` on the run's own rows; BFCL's looser one (accepted
+    values, optional arguments) is bench/bfcl.py."""
+
+    def key(call: ToolCall) -> str:
+        return json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
+
+    return sorted(map(key, expected)) == sorted(map(key, made))
+
+
 def renders_tools(tokenizer) -> bool:
     """Whether the tokenizer's own chat template writes the tools and an assistant's calls
     (many templates, SmolLM2's among them, drop both without a word). Asked for every prompt

@@ -1,5 +1,6 @@
 """Evaluation of the generative tasks: perplexity on held-out tokens, and for sft the answers
-themselves: ROUGE-L against the reference, key-fact hits, refusal and false-refusal rates."""
+themselves: ROUGE-L against the reference, key-fact hits, refusal and false-refusal rates, and on
+rows with tools the share of replies that make exactly the reference's calls (or none)."""
 
 import functools
 import math
@@ -11,7 +12,7 @@ from tunelab.data.conversations import Example
 from tunelab.data.encode import make_loader
 from tunelab.data.lm_encode import IGNORE, lm_collator
 from tunelab.data.templates import adds_special_tokens, generation_prompt
-from tunelab.data.tool_calls import split_reasoning
+from tunelab.data.tool_calls import parse_reply, same_calls, split_reasoning
 from tunelab.generation import generate
 from tunelab.progress import track
 from tunelab.tasks.generative.loss import labelled_token_loss
@@ -94,6 +95,13 @@ def answer_scores(
         "rouge_l": mean([rouge_l(examples[i].answer, answers[i]) for i in domain]),
         "key_fact_hit_rate": mean([h for h in hits if h is not None]),
     }
+    if any(e.tools for e in examples):
+        scores["call_accuracy"] = mean(
+            [
+                float(same_calls(e.calls, parse_reply(a)[1]))
+                for e, a in zip(examples, answers, strict=True)
+            ]
+        )
     if refusal:
         off = [i for i, o in enumerate(off_topic) if o]
         scores["refusal_rate"] = mean([float(refused[i]) for i in off])

@@ -8,6 +8,7 @@ from tunelab.tasks.generative.scope_guard import GuardRouting
 
 GUARD_ALONE_KEYS = ("refusal_rate", "false_refusal_rate", "n_off_topic", "n_in_domain")
 SET_FIGURES = {
+    "call_accuracy": "call accuracy",
     "key_fact_hit_rate": "key facts",
     "refusal_rate": "refusals",
     "false_refusal_rate": "false refusals",

@@ -20,6 +20,7 @@ PERPLEXITY_PANEL = Panel(
 )
 
 ROWS = [
+    ("call_accuracy", "calls exactly right (or none where none is due)", True),
     ("key_fact_hit_rate", "in-domain key-fact hit rate", True),
     ("rouge_l", "in-domain ROUGE-L", True),
     ("refusal_rate", "off-topic refusal rate", True),

@@ -43,11 +43,19 @@ from tunelab.tasks.generative.scope_guard import (
 
 # The figures that sum a run up, best first: the first one the data yields is the headline.
 HEADLINES = (
+    Score("call_accuracy"),  # rows with tools: the calls are what the tuning is for
     Score("key_fact_hit_rate"),
     Score("rouge_l"),
     Score("perplexity", higher_is_better=False),
 )
-SCORES = ("key_fact_hit_rate", "rouge_l", "refusal_rate", "false_refusal_rate", "perplexity")
+SCORES = (
+    "call_accuracy",
+    "key_fact_hit_rate",
+    "rouge_l",
+    "refusal_rate",
+    "false_refusal_rate",
+    "perplexity",
+)
 
 
 # The figures of each extra held-out set (eval.test_sets) that compare shows, by column title.
@@ -100,6 +108,7 @@ class SftTask(GenerativeTask):
     score = HEADLINES[0]
     columns = (
         Column("rouge_l", "ROUGE-L"),
+        Column("call_accuracy", "call accuracy", "{:.3f}"),
         Column("refusal_rate", "refusals (off-topic)", "{:.3f}"),
         Column("false_refusal_rate", "false refusals", "{:.3f}"),
         Column("general_rouge_l_before", "general ROUGE-L before"),
