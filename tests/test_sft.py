@@ -217,6 +217,32 @@ def test_the_data_summary_says_how_much_of_the_batches_is_padding(tmp_path):
     assert share == pytest.approx(1 - real / padded) and share > 0
 
 
+def test_perplexity_batches_rows_of_one_length_and_does_not_depend_on_their_order(
+    tmp_path, stories_chat_tokenizer
+):
+    from transformers import AutoModelForCausalLM
+
+    from tunelab.data.encode import make_loader
+    from tunelab.data.lm_encode import lm_collator
+    from tunelab.data.lm_prepare import prepare_sft
+    from tunelab.tasks.generative.evaluate import perplexity
+
+    config = load_config(None, sft_overrides(tmp_path, "lora", "data.max_length=200"))
+    rows = prepare_sft(config.data, SftFormat(), stories_chat_tokenizer, 0).encoded["train"]
+    model = AutoModelForCausalLM.from_pretrained(STORIES).eval()
+    figures = [perplexity(model, order, stories_chat_tokenizer, 4) for order in (rows, rows[::-1])]
+    assert figures[1]["tokens"] == figures[0]["tokens"]
+    assert figures[1]["perplexity"] == pytest.approx(figures[0]["perplexity"], rel=1e-5)
+    loader = make_loader(
+        rows, stories_chat_tokenizer, 4, shuffle=False, group_by_length=True,
+        collate=lm_collator(stories_chat_tokenizer),
+    )  # fmt: skip
+    batches = [batch["input_ids"] for batch in loader]
+    assert sum(len(batch) for batch in batches) == len(rows)  # every row, once
+    widths = [batch.shape[1] for batch in batches]
+    assert widths == sorted(widths, reverse=True)  # longest first, each padded to its own
+
+
 def test_packed_rows_train_as_if_each_example_were_alone(tmp_path, stories_chat_tokenizer):
     """The loss of packed rows equals the loss of the same examples one per row; packed the
     old way (one causal mask over the whole row) the examples see each other and it differs."""

@@ -47,13 +47,16 @@ def label_counts(examples: list[dict], labels: list[str]) -> dict[str, int]:
 
 def batch_order(examples, batch_size: int, shuffle: bool, group_by_length: bool, seed: int):
     """The sampler of make_loader: rows of similar length together (less padding), shuffled, or
-    in order."""
+    in order. Not shuffled and grouped, rows come longest first (the order of the rows is lost:
+    for figures that sum over them, such as perplexity)."""
     generator = torch.Generator().manual_seed(seed)
     if shuffle and group_by_length:
         lengths = [len(example["input_ids"]) for example in examples]
         return LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
     if shuffle:
         return RandomSampler(examples, generator=generator)
+    if group_by_length:  # an evaluation whose figure is a sum over rows: longest rows first
+        return sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
     return SequentialSampler(examples)
 
 
