@@ -127,3 +127,23 @@ def test_every_category_is_a_benchmark_name_and_a_model_is_scored_on_it():
     assert calling["failures"][0]["reason"] == "no call"
     assert "<tools>" in calling["example"] and calling["example"].endswith("assistant\n")
     assert tokenizer.chat_template is None  # the tools template was lent, not left behind
+
+
+def test_a_run_keeps_each_categorys_counts_and_the_tuned_models_first_failures():
+    from tunelab.bench.report import table_lines
+    from tunelab.bench.run import side_by_side
+
+    def scored(outcomes: list[float], failures: list[dict]) -> dict:
+        right = sum(outcomes)
+        return {"metric": "acc", "n": len(outcomes), "score": right / len(outcomes),
+                "stderr": 0.1, "correct": int(right), "outcomes": outcomes, "seconds": 1.0,
+                "failures": failures}  # fmt: skip
+
+    miss = {"id": "simple_python_7", "reply": "Sure!", "reason": "no call"}
+    base = {"bfcl_simple_python": scored([0.0, 0.0, 0.0], [miss])}
+    tuned = {"bfcl_simple_python": scored([1.0, 1.0, 0.0], [miss])}
+    row = side_by_side(base, tuned)["bfcl_simple_python"]
+    assert (row["base_correct"], row["correct"], row["n"]) == (0, 2, 3)
+    assert row["failures"] == [miss]
+    line = table_lines({"scores": {"bfcl_simple_python": row}})[-1]
+    assert "0.000 ± 0.100 (0/3)" in line and "0.667 ± 0.100 (2/3)" in line  # the report's row

@@ -16,13 +16,14 @@ def table_lines(result: dict) -> list[str]:
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for name, row in scores.items():
         if not paired:
-            lines.append(
-                f"| {name} | {row['metric']} | {row['n']} | {pm(row['score'], row['stderr'])} |"
-            )
+            score = pm(row["score"], row["stderr"]) + count(row.get("correct"), row["n"])
+            lines.append(f"| {name} | {row['metric']} | {row['n']} | {score} |")
             continue
+        base = pm(row["base"], row["base_stderr"]) + count(row.get("base_correct"), row["n"])
+        tuned = pm(row["tuned"], row["tuned_stderr"]) + count(row.get("correct"), row["n"])
         lines.append(
-            f"| {name} | {row['metric']} | {row['n']} | {pm(row['base'], row['base_stderr'])} | "
-            f"{pm(row['tuned'], row['tuned_stderr'])} | {100 * row['difference']:+.1f} ± "
+            f"| {name} | {row['metric']} | {row['n']} | {base} | "
+            f"{tuned} | {100 * row['difference']:+.1f} ± "
             f"{100 * row['stderr']:.1f} pts | {'yes' if row['beyond_noise'] else 'no'} |"
         )
     return lines
@@ -42,6 +43,11 @@ def time_line(result: dict) -> str:
     kept = sum(bool(row.get("base_kept")) for row in rows)
     line = f"scored in {tuned + base:.0f} s (tuned {tuned:.0f} s, base {base:.0f} s)"
     return line + (f"; the base's figures of {kept} benchmark(s) kept from earlier" if kept else "")
+
+
+def count(correct: int | None, n: int) -> str:
+    """BFCL's categories: the questions answered right, beside the accuracy."""
+    return f" ({correct}/{n})" if correct is not None else ""
 
 
 def pm(value: float, stderr: float | None) -> str:

@@ -179,9 +179,18 @@ def side_by_side(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, dic
             "base_seconds": base[name]["seconds"],
             "base_kept": base[name].get("kept", False),
             "tuned_seconds": tuned[name]["seconds"],
+            **counted(base[name], tuned[name]),
         }
         for name in tuned
     }
+
+
+def counted(base: dict, tuned: dict) -> dict:
+    """BFCL's categories also keep their counts and the tuned model's first failures."""
+    if "correct" not in tuned:
+        return {}
+    kept = {"base_correct": base["correct"], "correct": tuned["correct"]}
+    return kept | {"failures": tuned["failures"]}
 
 
 def gate_failures(rows: dict[str, dict], drop_points: float) -> list[str]:
