@@ -53,11 +53,12 @@ class Example:
     def answer(self) -> str:
         """The reply as text, its calls written after its content as the tools template writes
         them (a call turn's content is often empty: the calls are the answer)."""
-        content, calls = self.messages[-1]["content"], calls_in(self.messages[-1])
-        return "\n".join(part for part in (content, written_calls(calls)) if part)
+        content = self.messages[-1]["content"]
+        return "\n".join(part for part in (content, written_calls(self.calls)) if part)
 
     @property
     def calls(self) -> list[ToolCall]:
+        """The calls the reply makes (none for a reply in words)."""
         return calls_in(self.messages[-1])
 
 
