@@ -78,6 +78,20 @@ def test_a_bad_search_is_one_line_naming_the_field(tmp_path, model_dirs, toy_csv
     assert_one_line_error(code, output, "--seeds", "distinct")
 
 
+def test_a_trial_scored_the_other_way_round_stops_the_search_in_one_line(tmp_path):
+    """sft's headline falls back to perplexity when no answer is generated: a study maximising
+    call accuracy or ROUGE-L would rank the trials backwards."""
+    from tunelab.compare.search import trial_value
+
+    summary = {"scored_on": "val", "score": 3.2, "higher_is_better": False}
+    (tmp_path / "train_summary.json").write_text(
+        json.dumps(summary | {"score_name": "val_perplexity"})
+    )
+    assert trial_value(tmp_path, higher_is_better=False) == 3.2
+    with pytest.raises(TunelabError, match="val_perplexity; for sft, set eval.generate_limit"):
+        trial_value(tmp_path, higher_is_better=True)
+
+
 def test_the_pruner_stops_a_trial_whose_curve_falls_behind(tmp_path, monkeypatch):
     """Inside a trial's run: each epoch's validation figure reaches the study; one below the
     median of the finished trials at that epoch stops the run and marks it pruned."""
@@ -99,7 +113,7 @@ def test_the_pruner_stops_a_trial_whose_curve_falls_behind(tmp_path, monkeypatch
         assert report_epoch({"val_accuracy": value}, 1, run_dir) is pruned
         assert (run_dir / PRUNED_FILE).is_file() is pruned
     with pytest.raises(optuna.TrialPruned):
-        trial_value(tmp_path / f"trial-{behind.number}")
+        trial_value(tmp_path / f"trial-{behind.number}", higher_is_better=True)
     monkeypatch.delenv("TUNELAB_TRIAL")
     assert report_epoch({"val_accuracy": 0.1}, 1, tmp_path) is False  # an ordinary run
 

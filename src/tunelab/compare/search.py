@@ -87,8 +87,10 @@ def trial_dir(job: SearchJob, number: int) -> Path:
     return job.folder / "search" / f"trial-{number}"
 
 
-def trial_value(run_dir: Path) -> float:
-    """The finished trial's validation score; TrialPruned when its pruner stopped it."""
+def trial_value(run_dir: Path, higher_is_better: bool) -> float:
+    """The finished trial's validation score; TrialPruned when its pruner stopped it. The study's
+    direction is the task's first headline's; a task whose headline falls back to another figure
+    (sft without generated answers: perplexity) would be ranked backwards, so it stops."""
     import optuna
 
     if (run_dir / PRUNED_FILE).is_file():
@@ -96,6 +98,12 @@ def trial_value(run_dir: Path) -> float:
     summary = json.loads((run_dir / "train_summary.json").read_text())
     if summary.get("scored_on") != "val":
         raise TunelabError(f"{run_dir}: a search trial must be scored on validation")
+    if summary.get("higher_is_better", higher_is_better) != higher_is_better:
+        better = "higher" if higher_is_better else "lower"
+        raise TunelabError(
+            f"{run_dir}: the search ranks a figure where {better} is better, but this trial's "
+            f"score is {summary['score_name']}; for sft, set eval.generate_limit above 0"
+        )
     return summary["score"]
 
 
@@ -116,7 +124,7 @@ def settle_interrupted(study, job: SearchJob, echo) -> None:
         run_dir = trial_dir(job, trial.number)
         if is_finished(run_dir):
             try:
-                study.tell(trial.number, trial_value(run_dir))
+                study.tell(trial.number, trial_value(run_dir, job.higher_is_better))
             except optuna.TrialPruned:
                 study.tell(trial.number, state=TrialState.PRUNED)
             echo(f"[{job.name}] trial {trial.number} had finished; its score kept")
@@ -140,7 +148,7 @@ def objective(job: SearchJob, search: Search, echo) -> Callable:
             trial.set_user_attr(FAILED_RUN, code)
             raise TrialFailed(f"trial {trial.number} exited with code {code}")
         try:
-            return trial_value(run_dir)
+            return trial_value(run_dir, job.higher_is_better)
         finally:
             drop_weights(run_dir)
 
