@@ -48,14 +48,7 @@ HEADLINES = (
     Score("rouge_l"),
     Score("perplexity", higher_is_better=False),
 )
-SCORES = (
-    "call_accuracy",
-    "key_fact_hit_rate",
-    "rouge_l",
-    "refusal_rate",
-    "false_refusal_rate",
-    "perplexity",
-)
+SCORES = (*(score.name for score in HEADLINES), "refusal_rate", "false_refusal_rate")
 
 
 # The figures of each extra held-out set (eval.test_sets) that compare shows, by column title.
