@@ -16,12 +16,16 @@ Sources, credited (licences and checksums in ../shared/data/SOURCES.md):
 
 Rows where no offered function fits (written here; the pool has 38 of them, all glaive's): a
 tool model must also answer without a call when nothing it was given can do the job (BFCL's
-irrelevance category asks exactly that). For a seeded NO_FIT_SHARE of the Seal-Tools rows, the
-same instruction is offered another Seal-Tools row's functions (no name in common with the ones
-it calls) and answered with a decline in glaive's words, naming what is on offer.
+irrelevance category asks exactly that). A Seal-Tools instruction is offered another Seal-Tools
+row's functions (no name in common with the ones it calls) and answered with a decline in
+glaive's words, naming what is on offer. They go to their own file, no_fit.jsonl (one per
+training instruction), so a config sets their share by `data.mix` weight; the validation file
+holds them too (VAL_NO_FIT_SHARE of its Seal-Tools rows), each made from a validation
+instruction only, so no validation question is trained on in either form.
 
 Run as: python scripts/make_tools_data.py ../shared/data/tools/train data/tools
-Writes train.jsonl and val.jsonl (a seeded 95/5 split) and prints what it kept and dropped."""
+Writes train.jsonl and val.jsonl (a seeded 95/5 split of the pool by first question), no_fit.jsonl, and prints
+what it kept and dropped."""
 
 import ast
 import json
@@ -31,7 +35,7 @@ from pathlib import Path
 
 SEED = 34
 DISTRACTORS = 3  # Seal-Tools: the other APIs offered beside the ones a row calls
-NO_FIT_SHARE = 0.2  # of the Seal-Tools rows, copied with functions that do not fit
+VAL_NO_FIT_SHARE = 0.2  # of the validation Seal-Tools rows, copied with functions that do not fit
 TYPES = {
     "int": "integer",
     "float": "number",
@@ -155,10 +159,11 @@ def names_of(tools: list[dict]) -> set[str]:
     return {tool["function"]["name"] for tool in tools}
 
 
-def no_fit(rows: list[dict], rng: random.Random) -> list[dict]:
-    """NO_FIT_SHARE of the (single-turn) rows again, each offered the functions of another row
-    that shares no name with its own and answered without a call."""
-    picked = rng.sample(rows, round(len(rows) * NO_FIT_SHARE))
+def no_fit(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
+    """`share` of the (single-turn) Seal-Tools rows again, each offered the functions of another
+    of them that shares no name with its own and answered without a call."""
+    rows = [row for row in rows if row["source"] == "seal_tools"]
+    picked = rng.sample(rows, round(len(rows) * share))
     declined = []
     for row in picked:
         others = rng.choice(rows)["tools"]
@@ -228,6 +233,31 @@ def api_bank_row(record: dict) -> dict:
     return {"source": "api_bank", "tools": list(tools.values()), "messages": messages}
 
 
+def split_by_question(
+    rows: list[dict], val_share: float, rng: random.Random
+) -> tuple[list[dict], list[dict]]:
+    """A seeded split that keeps every row of one first question on one side: API-Bank writes a
+    dialogue as one row per step, all opening with the same question, and a step in each split
+    would put validation questions in training."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["messages"][0]["content"], []).append(row)
+    questions = list(groups)
+    rng.shuffle(questions)
+    train, val = [], []
+    for question in questions:
+        side = val if len(val) < len(rows) * val_share else train
+        side += groups[question]
+    rng.shuffle(train)
+    return train, val
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def main(source: Path, out: Path) -> None:
     parts = {
         "glaive": glaive(source / "glaive_toolcall_en_demo.json"),
@@ -235,18 +265,18 @@ def main(source: Path, out: Path) -> None:
         "api_bank": api_bank(source / "api_bank_lv3_train.json"),
     }
     rows = [row for kept, _ in parts.values() for row in kept]
-    rows += no_fit(parts["seal_tools"][0], random.Random(SEED))
-    random.Random(SEED).shuffle(rows)
-    cut = round(len(rows) * 0.95)
+    rng = random.Random(SEED)
+    train, val = split_by_question(rows, 0.05, rng)
+    declines = no_fit(train, 1.0, rng)
+    val += no_fit(val, VAL_NO_FIT_SHARE, rng)
+    rng.shuffle(val)
     out.mkdir(parents=True, exist_ok=True)
-    for name, part in (("train", rows[:cut]), ("val", rows[cut:])):
-        with (out / f"{name}.jsonl").open("w", encoding="utf-8") as handle:
-            for row in part:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    written = {"train": train, "val": val, "no_fit": declines}
+    for name, part in written.items():
+        write_rows(out / f"{name}.jsonl", part)
     for name, (kept, dropped) in parts.items():
         print(f"{name}: {len(kept)} rows kept, {dropped} left out")
-    print(f"seal_tools_no_fit: {len(rows) - sum(len(kept) for kept, _ in parts.values())} rows")
-    print(f"{out / 'train.jsonl'}: {cut} rows; {out / 'val.jsonl'}: {len(rows) - cut} rows")
+    print(", ".join(f"{out / name}.jsonl: {len(part)} rows" for name, part in written.items()))
 
 
 if __name__ == "__main__":

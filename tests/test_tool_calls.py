@@ -172,30 +172,36 @@ def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
     ]
     assert "seal_tools: 1969 rows kept, 85 left out" in runs[0].stdout
     assert "glaive: 191 rows kept, 109 left out" in runs[0].stdout
-    assert "seal_tools_no_fit: 394 rows" in runs[0].stdout
-    assert (tmp_path / "a" / "train.jsonl").read_bytes() == (
-        tmp_path / "b" / "train.jsonl"
-    ).read_bytes()
-    train = read_examples(str(tmp_path / "a" / "train.jsonl"))
-    val = read_examples(str(tmp_path / "a" / "val.jsonl"))
-    assert (len(train), len(val)) == (3330, 175)
+    out = tmp_path / "a"
+    assert f"{out / 'no_fit'}.jsonl: 1875 rows" in runs[0].stdout
+    assert (out / "train.jsonl").read_bytes() == (tmp_path / "b" / "train.jsonl").read_bytes()
+    train, val, no_fit = (
+        read_examples(str(out / f"{n}.jsonl")) for n in ("train", "val", "no_fit")
+    )
+    assert (len(train), len(val), len(no_fit)) == (2955, 175, 1875)
     assert all(e.tools and e.uses_tools for e in train)
     calls = [m for e in train for m in e.messages if m.get("tool_calls")]
     assert len(calls) > 2500 and all(c["tool_calls"][0]["function"]["name"] for c in calls)
     # a no-fit row: a Seal-Tools instruction offered none of the functions its own row calls,
-    # answered without a call, the decline naming what is on offer
+    # answered without a call, the decline naming what is on offer; made from training
+    # instructions for the training file and from validation ones for the validation file
     called = {e.question: {c.name for c in e.calls} for e in train + val if e.calls}
-    declined = [e for e in train + val if e.source == "seal_tools_no_fit"]
-    assert len(declined) == 394
-    for example in declined:
+    val_declines = [e for e in val if e.source == "seal_tools_no_fit"]
+    assert len(val_declines) == 19 and {e.source for e in no_fit} == {"seal_tools_no_fit"}
+    for example in no_fit + val_declines:
         offered = {tool["function"]["name"] for tool in example.tools}
         assert not example.calls and not offered & called[example.question]
         assert example.answer.endswith(", ".join(sorted(offered)) + ".")
+    # and no conversation opens in both splits (API-Bank writes one row per dialogue step)
+    opening = {e.messages[0]["content"] for e in train}
+    assert {e.question for e in no_fit} <= opening
+    assert not {e.messages[0]["content"] for e in val} & opening
 
 
 def test_sft_holds_replies_to_the_reference_calls():
     """call_accuracy: a reply is right when it makes the reference's calls exactly, in any order
-    (or no call where the reference answers in words); ROUGE-L reads the calls as text."""
+    (or no call where the reference answers in words); no_call_rate: the share of the rows due no
+    call answered without one; ROUGE-L reads the calls as text."""
     weather = {
         "type": "function",
         "function": {"name": "get_weather", "arguments": {"city": "Oslo"}},
@@ -212,6 +218,8 @@ def test_sft_holds_replies_to_the_reference_calls():
     replies = [right, right.replace("Oslo", "Bergen"), "Sorry, I can't.", right]
     scores = answer_scores(examples, replies, refusal=None)
     assert scores["call_accuracy"] == 0.5  # the right call and the decline; not the wrong city
+    # of the two rows due no call, one was answered in words: BFCL's irrelevance on own rows
+    assert (scores["no_call_rate"], scores["n_no_call_due"]) == (0.5, 2)
     assert rouge_l(examples[0].answer, replies[0]) == 1.0
     assert "call_accuracy" not in answer_scores(
         [replace(e, tools=[]) for e in examples[2:]], replies[2:], refusal=None

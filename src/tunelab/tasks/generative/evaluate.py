@@ -101,12 +101,7 @@ def answer_scores(
         "key_fact_hit_rate": mean([h for h in hits if h is not None]),
     }
     if any(e.tools for e in examples):
-        scores["call_accuracy"] = mean(
-            [
-                float(same_calls(e.calls, parse_reply(a)[1]))
-                for e, a in zip(examples, answers, strict=True)
-            ]
-        )
+        scores |= call_scores(examples, [parse_reply(a)[1] for a in answers])
     if refusal:
         off = [i for i, o in enumerate(off_topic) if o]
         scores["refusal_rate"] = mean([float(refused[i]) for i in off])
@@ -114,6 +109,20 @@ def answer_scores(
         scores["n_off_topic"], scores["n_in_domain"] = len(off), len(domain)
         scores["invented_fact_rate"] = mean([float(invented(answers[i], known_facts)) for i in off])
     return scores
+
+
+def call_scores(examples: list[Example], made: list[list]) -> dict:
+    """`call_accuracy` over every row; `no_call_rate` over the rows with tools whose reference
+    answers in words (the validation stand-in for BFCL's irrelevance: a tool model that calls
+    on every question scores 0 there however right its calls elsewhere)."""
+    wordy = [i for i, e in enumerate(examples) if e.tools and not e.calls]
+    return {
+        "call_accuracy": mean(
+            [float(same_calls(e.calls, m)) for e, m in zip(examples, made, strict=True)]
+        ),
+        "no_call_rate": mean([float(not made[i]) for i in wordy]),
+        "n_no_call_due": len(wordy),
+    }
 
 
 def pick_rows(rows: list[dict], count: int, refusal: str | None) -> list[dict]:

@@ -21,6 +21,7 @@ PERPLEXITY_PANEL = Panel(
 
 ROWS = [
     ("call_accuracy", "calls exactly right (or none where none is due)", True),
+    ("no_call_rate", "no call where none is due", True),
     ("key_fact_hit_rate", "in-domain key-fact hit rate", True),
     ("rouge_l", "in-domain ROUGE-L", True),
     ("refusal_rate", "off-topic refusal rate", True),

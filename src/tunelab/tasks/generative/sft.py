@@ -48,7 +48,7 @@ HEADLINES = (
     Score("rouge_l"),
     Score("perplexity", higher_is_better=False),
 )
-SCORES = (*(score.name for score in HEADLINES), "refusal_rate", "false_refusal_rate")
+SCORES = (*(s.name for s in HEADLINES), "no_call_rate", "refusal_rate", "false_refusal_rate")
 
 
 # The figures of each extra held-out set (eval.test_sets) that compare shows, by column title.
@@ -102,6 +102,7 @@ class SftTask(GenerativeTask):
     columns = (
         Column("rouge_l", "ROUGE-L"),
         Column("call_accuracy", "call accuracy", "{:.3f}"),
+        Column("no_call_rate", "no call where none is due", "{:.3f}"),
         Column("refusal_rate", "refusals (off-topic)", "{:.3f}"),
         Column("false_refusal_rate", "false refusals", "{:.3f}"),
         Column("general_rouge_l_before", "general ROUGE-L before"),
