@@ -169,14 +169,35 @@ def no_fit(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
         others = rng.choice(rows)["tools"]
         while names_of(others) & names_of(row["tools"]):
             others = rng.choice(rows)["tools"]
-        offer = ", ".join(sorted(names_of(others)))
-        answer = (
-            "I'm sorry, but I can't do that with the functions provided to me: "
-            f"I can only use {offer}."
-        )
-        messages = [row["messages"][0], {"role": "assistant", "content": answer}]
-        declined.append({"source": "seal_tools_no_fit", "tools": others, "messages": messages})
+        declined.append(decline(row, others, "seal_tools_no_fit"))
     return declined
+
+
+def near_misses(rows: list[dict]) -> list[dict]:
+    """Each Seal-Tools row that makes one call again, offered only the distractors of its own API
+    list (same domain, not the function it calls; "getDamCapacity" for a bridge's load capacity)
+    and declined: BFCL's irrelevance questions are offered near misses like these (an integral
+    for a derivative), which functions of an unrelated row do not teach. A distractor can still
+    do the job now and then ("getPsychologicalDisorder" for anxiety disorders): label noise this
+    script does not judge. Rows that ask for several things are left out: a distractor may do one."""
+    declined = []
+    for row in rows:
+        calls = row["messages"][1].get("tool_calls", []) if row["source"] == "seal_tools" else []
+        if len(calls) != 1:
+            continue
+        left = [t for t in row["tools"] if t["function"]["name"] != calls[0]["function"]["name"]]
+        declined.append(decline(row, left, "seal_tools_near_miss"))
+    return declined
+
+
+def decline(row: dict, offered: list[dict], source: str) -> dict:
+    """The row's instruction answered without a call, in glaive's words, naming what is on offer."""
+    offer = ", ".join(sorted(names_of(offered)))
+    answer = (
+        f"I'm sorry, but I can't do that with the functions provided to me: I can only use {offer}."
+    )
+    messages = [row["messages"][0], {"role": "assistant", "content": answer}]
+    return {"source": source, "tools": offered, "messages": messages}
 
 
 def api_call(text: str) -> tuple[str, dict]:
@@ -271,7 +292,7 @@ def main(source: Path, out: Path) -> None:
     val += no_fit(val, VAL_NO_FIT_SHARE, rng)
     rng.shuffle(val)
     out.mkdir(parents=True, exist_ok=True)
-    written = {"train": train, "val": val, "no_fit": declines}
+    written = {"train": train, "val": val, "no_fit": declines, "near_miss": near_misses(train)}
     for name, part in written.items():
         write_rows(out / f"{name}.jsonl", part)
     for name, (kept, dropped) in parts.items():

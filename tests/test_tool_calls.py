@@ -174,6 +174,7 @@ def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
     assert "glaive: 191 rows kept, 109 left out" in runs[0].stdout
     out = tmp_path / "a"
     assert f"{out / 'no_fit'}.jsonl: 1875 rows" in runs[0].stdout
+    assert f"{out / 'near_miss'}.jsonl: 472 rows" in runs[0].stdout
     assert (out / "train.jsonl").read_bytes() == (tmp_path / "b" / "train.jsonl").read_bytes()
     train, val, no_fit = (
         read_examples(str(out / f"{n}.jsonl")) for n in ("train", "val", "no_fit")
@@ -192,6 +193,12 @@ def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
         offered = {tool["function"]["name"] for tool in example.tools}
         assert not example.calls and not offered & called[example.question]
         assert example.answer.endswith(", ".join(sorted(offered)) + ".")
+    # a near miss: a one-call instruction offered only its own row's other functions
+    near = read_examples(str(out / "near_miss.jsonl"))
+    for example in near:
+        offered = {tool["function"]["name"] for tool in example.tools}
+        assert offered and not example.calls and not offered & called[example.question]
+    assert {e.question for e in near} <= {e.question for e in train}
     # and no conversation opens in both splits (API-Bank writes one row per dialogue step)
     opening = {e.messages[0]["content"] for e in train}
     assert {e.question for e in no_fit} <= opening
