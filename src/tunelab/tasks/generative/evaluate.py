@@ -12,7 +12,7 @@ from tunelab.data.conversations import Example
 from tunelab.data.encode import make_loader
 from tunelab.data.lm_encode import IGNORE, lm_collator
 from tunelab.data.templates import adds_special_tokens, generation_prompt
-from tunelab.data.tool_calls import parse_reply, same_calls, split_reasoning
+from tunelab.data.tool_calls import ToolCall, parse_reply, same_calls, split_reasoning
 from tunelab.generation import generate
 from tunelab.progress import track
 from tunelab.tasks.generative.loss import labelled_token_loss
@@ -111,7 +111,7 @@ def answer_scores(
     return scores
 
 
-def call_scores(examples: list[Example], made: list[list]) -> dict:
+def call_scores(examples: list[Example], made: list[list[ToolCall]]) -> dict:
     """`call_accuracy` over every row; `no_call_rate` over the rows with tools whose reference
     answers in words (the validation stand-in for BFCL's irrelevance: a tool model that calls
     on every question scores 0 there however right its calls elsewhere)."""
