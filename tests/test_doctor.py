@@ -137,6 +137,7 @@ def test_memory_beyond_this_machine(model_dirs, toy_csv):
                          "train.micro_batch_tokens=null", "train.batch_size=100000",
                          "data.max_length=4096", "method.name=full"])  # fmt: skip
     assert found["memory"][0] == "warn" and "GiB" in found["memory"][1]
+    assert "parameters, full, " in found["memory"][1]  # the method by its name, not its object
 
 
 def test_the_machine_and_the_precision_it_would_train_in(sft, monkeypatch):

@@ -41,6 +41,6 @@ def memory_check(task) -> Finding:
     ram = available_bytes()
     message = (
         f"about {total / 2**30:.1f} GiB to train ({params / 1e6:.0f}M parameters, "
-        f"{method}, {tokens} tokens per pass) of {ram / 2**30:.0f} GiB here"
+        f"{method.name}, {tokens} tokens per pass) of {ram / 2**30:.0f} GiB here"
     )
     return Finding("memory", "warn" if total > 0.8 * ram else "ok", message)
