@@ -21,11 +21,12 @@ row's functions (no name in common with the ones it calls) and answered with a d
 glaive's words, naming what is on offer. They go to their own file, no_fit.jsonl (one per
 training instruction), so a config sets their share by `data.mix` weight; the validation file
 holds them too (VAL_NO_FIT_SHARE of its Seal-Tools rows), each made from a validation
-instruction only, so no validation question is trained on in either form.
+instruction only, so no validation question is trained on in either form. near_miss.jsonl holds
+the harder kind (see near_misses): an instruction offered only its own list's other functions.
 
 Run as: python scripts/make_tools_data.py ../shared/data/tools/train data/tools
-Writes train.jsonl and val.jsonl (a seeded 95/5 split of the pool by first question), no_fit.jsonl, and prints
-what it kept and dropped."""
+Writes train.jsonl and val.jsonl (a seeded 95/5 split of the pool by first question),
+no_fit.jsonl and near_miss.jsonl, and prints what it kept and dropped."""
 
 import ast
 import json
