@@ -22,7 +22,7 @@ glaive's words, naming what is on offer. They go to their own file, no_fit.jsonl
 training instruction), so a config sets their share by `data.mix` weight; the validation file
 holds them too (VAL_NO_FIT_SHARE of its Seal-Tools rows), each made from a validation
 instruction only, so no validation question is trained on in either form. near_miss.jsonl holds
-the harder kind (see near_misses): an instruction offered only its own list's other functions.
+the harder kind (scripts/tools_declines.py): an instruction offered only its own list's other functions.
 
 Run as: python scripts/make_tools_data.py ../shared/data/tools/train data/tools
 Writes train.jsonl and val.jsonl (a seeded 95/5 split of the pool by first question),
@@ -34,9 +34,10 @@ import random
 import sys
 from pathlib import Path
 
+from tools_declines import VAL_NO_FIT_SHARE, near_misses, no_fit
+
 SEED = 34
 DISTRACTORS = 3  # Seal-Tools: the other APIs offered beside the ones a row calls
-VAL_NO_FIT_SHARE = 0.2  # of the validation Seal-Tools rows, copied with functions that do not fit
 TYPES = {
     "int": "integer",
     "float": "number",
@@ -154,51 +155,6 @@ def seal_tools(paths: list[Path]) -> tuple[list[dict], int]:
             ]
             rows.append({"source": "seal_tools", "tools": tools, "messages": messages})
     return rows, dropped
-
-
-def names_of(tools: list[dict]) -> set[str]:
-    return {tool["function"]["name"] for tool in tools}
-
-
-def no_fit(rows: list[dict], share: float, rng: random.Random) -> list[dict]:
-    """`share` of the (single-turn) Seal-Tools rows again, each offered the functions of another
-    of them that shares no name with its own and answered without a call."""
-    rows = [row for row in rows if row["source"] == "seal_tools"]
-    picked = rng.sample(rows, round(len(rows) * share))
-    declined = []
-    for row in picked:
-        others = rng.choice(rows)["tools"]
-        while names_of(others) & names_of(row["tools"]):
-            others = rng.choice(rows)["tools"]
-        declined.append(decline(row, others, "seal_tools_no_fit"))
-    return declined
-
-
-def near_misses(rows: list[dict]) -> list[dict]:
-    """Each Seal-Tools row that makes one call again, offered only the distractors of its own API
-    list (same domain, not the function it calls; "getDamCapacity" for a bridge's load capacity)
-    and declined: BFCL's irrelevance questions are offered near misses like these (an integral
-    for a derivative), which functions of an unrelated row do not teach. A distractor can still
-    do the job now and then ("getPsychologicalDisorder" for anxiety disorders): label noise this
-    script does not judge. Rows that ask for several things are left out: a distractor may do one."""
-    declined = []
-    for row in rows:
-        calls = row["messages"][1].get("tool_calls", []) if row["source"] == "seal_tools" else []
-        if len(calls) != 1:
-            continue
-        left = [t for t in row["tools"] if t["function"]["name"] != calls[0]["function"]["name"]]
-        declined.append(decline(row, left, "seal_tools_near_miss"))
-    return declined
-
-
-def decline(row: dict, offered: list[dict], source: str) -> dict:
-    """The row's instruction answered without a call, in glaive's words, naming what is on offer."""
-    offer = ", ".join(sorted(names_of(offered)))
-    answer = (
-        f"I'm sorry, but I can't do that with the functions provided to me: I can only use {offer}."
-    )
-    messages = [row["messages"][0], {"role": "assistant", "content": answer}]
-    return {"source": source, "tools": offered, "messages": messages}
 
 
 def api_call(text: str) -> tuple[str, dict]:
