@@ -22,7 +22,8 @@ glaive's words, naming what is on offer. They go to their own file, no_fit.jsonl
 training instruction), so a config sets their share by `data.mix` weight; the validation file
 holds them too (VAL_NO_FIT_SHARE of its Seal-Tools rows), each made from a validation
 instruction only, so no validation question is trained on in either form. near_miss.jsonl holds
-the harder kind (scripts/tools_declines.py): an instruction offered only its own list's other functions.
+the harder kind (scripts/tools_declines.py): an instruction offered only its own list's other
+functions.
 
 Run as: python scripts/make_tools_data.py ../shared/data/tools/train data/tools
 Writes train.jsonl and val.jsonl (a seeded 95/5 split of the pool by first question),
