@@ -23,7 +23,8 @@ training instruction), so a config sets their share by `data.mix` weight; the va
 holds them too (VAL_NO_FIT_SHARE of its Seal-Tools rows), each made from a validation
 instruction only, so no validation question is trained on in either form. near_miss.jsonl holds
 the harder kind (scripts/tools_declines.py): an instruction offered only its own list's other
-functions.
+functions; the validation file holds one for each of its one-call Seal-Tools rows, so a recipe
+chosen on validation is judged on both kinds.
 
 Run as: python scripts/make_tools_data.py ../shared/data/tools/train data/tools
 Writes train.jsonl and val.jsonl (a seeded 95/5 split of the pool by first question),
@@ -247,7 +248,7 @@ def main(source: Path, out: Path) -> None:
     rng = random.Random(SEED)
     train, val = split_by_question(rows, 0.05, rng)
     declines = no_fit(train, 1.0, rng)
-    val += no_fit(val, VAL_NO_FIT_SHARE, rng)
+    val += no_fit(val, VAL_NO_FIT_SHARE, rng) + near_misses(val)  # both kinds judged on validation
     rng.shuffle(val)
     out.mkdir(parents=True, exist_ok=True)
     written = {"train": train, "val": val, "no_fit": declines, "near_miss": near_misses(train)}

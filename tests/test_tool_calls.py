@@ -179,7 +179,7 @@ def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
     train, val, no_fit = (
         read_examples(str(out / f"{n}.jsonl")) for n in ("train", "val", "no_fit")
     )
-    assert (len(train), len(val), len(no_fit)) == (2955, 175, 1875)
+    assert (len(train), len(val), len(no_fit)) == (2955, 197, 1875)
     assert all(e.tools and e.uses_tools for e in train)
     calls = [m for e in train for m in e.messages if m.get("tool_calls")]
     assert len(calls) > 2500 and all(c["tool_calls"][0]["function"]["name"] for c in calls)
@@ -193,9 +193,12 @@ def test_the_shipped_pool_converts_into_rows_tunelab_reads(tmp_path):
         offered = {tool["function"]["name"] for tool in example.tools}
         assert not example.calls and not offered & called[example.question]
         assert example.answer.endswith(", ".join(sorted(offered)) + ".")
-    # a near miss: a one-call instruction offered only its own row's other functions
+    # a near miss: a one-call instruction offered only its own row's other functions; the
+    # validation file holds them too, made from its own instructions
     near = read_examples(str(out / "near_miss.jsonl"))
-    for example in near:
+    val_near = [e for e in val if e.source == "seal_tools_near_miss"]
+    assert len(val_near) == 22 and {e.source for e in near} == {"seal_tools_near_miss"}
+    for example in near + val_near:
         offered = {tool["function"]["name"] for tool in example.tools}
         assert offered and not example.calls and not offered & called[example.question]
     assert {e.question for e in near} <= {e.question for e in train}
