@@ -255,3 +255,43 @@ def test_a_bad_eval_bench_stops_the_run_before_anything_trains(tmp_path, setting
     with pytest.raises(TunelabError, match=re.escape(message)):
         run(load_config(None, overrides))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_benchmark_stopped_half_way_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """A full HellaSwag is hours on 2 cores: stopped part-way (here the model fails on its third
+    batch), the next `tunelab bench` asks only the requests left and scores what an unbroken run
+    does; once kept, the requests file is gone."""
+    from lm_eval.models.huggingface import HFLM
+
+    base = tmp_path / "base"
+    shutil.copytree(STORIES, base)
+    model, tokenizer = (
+        AutoModelForCausalLM.from_pretrained(base),
+        AutoTokenizer.from_pretrained(base),
+    )
+    tokenizer.pad_token = tokenizer.eos_token
+    settings = BenchSettings(["piqa"], limit=12, batch_size=2)
+    model_call, calls = HFLM._model_call, []
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise RuntimeError("stopped")
+        return model_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(HFLM, "_model_call", counted)
+    stop_at = 0
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "unbroken"))
+    unbroken = score(model, tokenizer, settings, base)["piqa"]
+    every = len(calls)
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path / "stopped"))
+    calls.clear()
+    stop_at = 3
+    with pytest.raises(RuntimeError, match="stopped"):
+        score(model, tokenizer, settings, base)
+    calls.clear()
+    stop_at = 0
+    resumed = score(model, tokenizer, settings, base)["piqa"]
+    assert len(calls) == every - 2  # the two batches answered before the stop are not asked again
+    assert (resumed["score"], resumed["outcomes"]) == (unbroken["score"], unbroken["outcomes"])
+    assert not list((tmp_path / "stopped").rglob("*.db"))

@@ -5,7 +5,8 @@ interruption. A tuned model is never kept: its weights are the run's own.
 
 lm-eval has a request cache (`use_cache`), but it is keyed by the model's name, which for a
 loaded model object is the same for a base and its tuned runs; so the key here is written by
-hand from what decides the answers."""
+hand from what decides the answers, and lm-eval's cache is given a file of that key's own, where
+it writes requests as they are answered: a benchmark stopped half-way resumes there."""
 
 import hashlib
 import json
@@ -63,6 +64,18 @@ def read_kept(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def requests_path(kept: Path) -> Path:
+    """Where lm-eval keeps the requests answered so far for the figures that go to `kept` (it adds
+    `_rank0.db`): the same model identity and settings, so a resumed benchmark asks the same."""
+    return kept.with_suffix("")
+
+
+def forget_requests(requests: Path) -> None:
+    """Once the benchmark's figures are kept its requests are not read again."""
+    for db in requests.parent.glob(f"{requests.name}_rank*.db"):
+        db.unlink()
 
 
 def keep(path: Path, figures: dict) -> None:

@@ -14,7 +14,14 @@ from typing import Any
 
 from tunelab.bench.bfcl import NAMES as BFCL_NAMES
 from tunelab.bench.bfcl import score_category
-from tunelab.bench.cache import keep, kept_path, model_identity, read_kept
+from tunelab.bench.cache import (
+    forget_requests,
+    keep,
+    kept_path,
+    model_identity,
+    read_kept,
+    requests_path,
+)
 from tunelab.bench.sources import BENCHMARKS, bench_dir
 from tunelab.bench.tasks import definitions_version, task_name, write_tasks
 from tunelab.errors import TunelabError
@@ -79,10 +86,12 @@ def score(model, tokenizer, settings: BenchSettings, folder: Path | None = None)
             figures[name] = kept | {"kept": True}
             continue
         started = time.perf_counter()
-        figures[name] = score_one(model, tokenizer, name, settings)
+        requests = requests_path(path) if path is not None else None
+        figures[name] = score_one(model, tokenizer, name, settings, requests)
         figures[name]["seconds"] = round(time.perf_counter() - started, 1)
         if path is not None:
             keep(path, figures[name])
+            forget_requests(requests)
     return figures
 
 
@@ -98,9 +107,13 @@ def settings_key(settings: BenchSettings) -> list:
     ]
 
 
-def score_one(model, tokenizer, name: str, settings: BenchSettings) -> dict:
+def score_one(
+    model, tokenizer, name: str, settings: BenchSettings, requests: Path | None = None
+) -> dict:
     """One benchmark: BFCL's categories generated and judged here (bench/bfcl.py), the others
-    through lm-eval."""
+    through lm-eval. With `requests` (an unchanged model's) lm-eval writes each answered request
+    there as it goes, so a benchmark stopped half-way (hours on 2 cores: HellaSwag, GSM8K)
+    resumes where it stopped."""
     if name in BFCL_NAMES:
         return score_category(
             model, tokenizer, name, settings.limit, settings.seed, settings.batch_size
@@ -120,6 +133,7 @@ def score_one(model, tokenizer, name: str, settings: BenchSettings) -> dict:
         numpy_random_seed=settings.seed,
         torch_random_seed=settings.seed,
         fewshot_random_seed=settings.seed,
+        use_cache=str(requests) if requests is not None else None,
     )
     metric, kept = metric_of(name)
     result = out["results"][task_name(name)]
