@@ -291,7 +291,14 @@ def test_a_benchmark_stopped_half_way_resumes_where_it_stopped(tmp_path, monkeyp
         score(model, tokenizer, settings, base)
     calls.clear()
     stop_at = 0
+    # the stopped piece is made to have answered its last request 100 s after it started
+    (requests,) = (tmp_path / "stopped").rglob("*_rank*.db")
+    (pieces,) = (tmp_path / "stopped").rglob("*_pieces.json")
+    stopped_start = json.loads(pieces.read_text())[0][0]
+    os.utime(requests, (stopped_start + 100, stopped_start + 100))
     resumed = score(model, tokenizer, settings, base)["piqa"]
     assert len(calls) == every - 2  # the two batches answered before the stop are not asked again
     assert (resumed["score"], resumed["outcomes"]) == (unbroken["score"], unbroken["outcomes"])
+    assert 100 <= resumed["seconds"] < 100 + unbroken["seconds"] + 60  # both pieces' time
+    assert not list((tmp_path / "stopped").rglob("*_pieces.json"))
     assert not list((tmp_path / "stopped").rglob("*.db"))

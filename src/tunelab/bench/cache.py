@@ -74,8 +74,33 @@ def requests_path(kept: Path) -> Path:
 
 def forget_requests(requests: Path) -> None:
     """Once the benchmark's figures are kept its requests are not read again."""
-    for db in requests.parent.glob(f"{requests.name}_rank*.db"):
+    for db in requests_files(requests):
         db.unlink()
+    pieces_path(requests).unlink(missing_ok=True)
+
+
+def requests_files(requests: Path) -> list[Path]:
+    return list(requests.parent.glob(f"{requests.name}_rank*.db"))
+
+
+def pieces_path(requests: Path) -> Path:
+    return requests.with_name(f"{requests.name}_pieces.json")
+
+
+def seconds_before(requests: Path, now: float) -> float:
+    """The seconds earlier pieces of a stopped benchmark took, so a resumed one reports its whole
+    time: each piece's start is written when it starts (wall clock, across processes) and a
+    stopped piece ended with the last request lm-eval wrote (its file's modification time)."""
+    path = pieces_path(requests)
+    pieces = read_kept(path) or []
+    files = requests_files(requests)
+    if pieces and pieces[-1][1] is None:
+        last_write = max((f.stat().st_mtime for f in files), default=pieces[-1][0])
+        pieces[-1][1] = max(last_write, pieces[-1][0])
+    if not files:  # nothing answered is kept: the earlier pieces' time bought nothing
+        pieces = []
+    keep(path, pieces + [[now, None]])
+    return sum(end - start for start, end in pieces)
 
 
 def keep(path: Path, figures: dict) -> None:
