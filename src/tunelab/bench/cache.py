@@ -58,8 +58,9 @@ def kept_path(identity: str, benchmark: str, settings_key: list) -> Path:
     return cache_root() / "bench-scores" / f"{benchmark}-{identity}-{digest(settings_key)}.json"
 
 
-def read_kept(path: Path) -> dict | None:
-    """The kept figures, or None (never scored, or a damaged file: scored again)."""
+def read_kept(path: Path) -> dict | list | None:
+    """What `keep` wrote (a benchmark's figures, or a stopped benchmark's pieces), or None (never
+    written, or a damaged file: scored again)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -103,6 +104,6 @@ def seconds_before(requests: Path, now: float) -> float:
     return sum(end - start for start, end in pieces)
 
 
-def keep(path: Path, figures: dict) -> None:
+def keep(path: Path, figures: dict | list) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_whole(path, json.dumps(figures))
