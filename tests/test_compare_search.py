@@ -185,3 +185,17 @@ def test_a_damaged_record_of_what_ran_is_one_line(tmp_path, model_dirs, toy_csv)
     code, output = run_cli("compare", experiment)
     assert_one_line_error(code, output, "experiment_ran.yaml: damaged")
     assert not (tmp_path / "cmp" / "head").exists()
+
+
+def test_the_first_trials_cover_every_choice_and_each_part_of_a_range():
+    """The spread-out first proposals: as many trials as choices try each choice once, and four
+    trials of an int range put one in each quarter of it."""
+    from tunelab.compare.experiment import Search
+    from tunelab.compare.search import spread_point
+
+    search = Search.model_validate(
+        {"trials": 4, "method.r": [4, 8, 16, 32], "train.epochs": {"int": [1, 8]}}
+    )
+    points = [spread_point(search, seed=7, index=i) for i in range(4)]
+    assert sorted(p["method.r"] for p in points) == [4, 8, 16, 32]
+    assert sorted((p["train.epochs"] - 1) // 2 for p in points) == [0, 1, 2, 3]

@@ -78,6 +78,17 @@ def test_every_trial_is_scored_on_validation_and_the_choice_is_what_the_seeds_tr
         assert val_rows > 0
 
 
+def test_two_trials_try_one_rate_in_each_half_of_the_range(seeded):
+    """With few trials the first proposals are spread: random draws may land side by side (a
+    tools compare drew 4.1e-4 and 4.4e-4 of [1e-4, 3e-3]) and the search then tries one rate."""
+    trials = json.loads((seeded[0] / "head" / "search.json").read_text())["trials"]
+    rates = sorted(t["params"]["train.lr"] for t in trials)
+    low, high = LR_RANGE["log"]
+    middle = (low * high) ** 0.5  # the middle of a log range
+    assert len(rates) == 2
+    assert low <= rates[0] < middle <= rates[1] <= high
+
+
 def test_seeds_vary_training_not_the_split(seeded):
     out, _ = seeded
     first, second = out / "head" / "seed-1", out / "head" / "seed-2"

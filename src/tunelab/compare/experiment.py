@@ -1,6 +1,7 @@
 """An experiment file: one base config, variants as overrides, and what makes the verdicts hold
 up: seeds, a search on validation per variant, and one budget for every run."""
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +44,18 @@ class Param(StrictModel):
         if self.kind == "log" and self.low <= 0:
             raise ValueError("log: the range must be above 0")
         return self
+
+    def at(self, u: float) -> Choice:
+        """The setting at fraction u of its range (a log range in log space) or choice list."""
+        if self.choices is not None:
+            return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
+        if self.kind == "int":
+            return min(int(self.low + u * (self.high - self.low + 1)), int(self.high))
+        if self.kind == "log":
+            return float(
+                math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            )
+        return float(self.low + u * (self.high - self.low))
 
     def suggest(self, trial, name: str) -> Choice:
         """This setting's value for an Optuna trial."""
