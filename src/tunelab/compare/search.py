@@ -104,11 +104,10 @@ def spread_point(search: Search, seed: int, index: int) -> dict:
     return {name: search.space[name].at(u) for name, u in zip(names, point, strict=True)}
 
 
-def queue_spread_point(study, job: SearchJob, search: Search) -> None:
+def queue_spread_point(study, trials: list, job: SearchJob, search: Search) -> None:
     """Queue the next first-trial settings, unless an interrupted trial's are queued to run."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
     ended = ended_count(trials)
     waiting = any(t.state == TrialState.WAITING for t in trials)
     if ended < startup_trials(search) and not waiting:
@@ -203,8 +202,9 @@ def run_search(job: SearchJob, search: Search, echo=print) -> dict:
     if done:
         echo(f"[{job.name}] {done} of {search.trials} trials finished before; not run again")
     for _ in range(max(0, search.trials - done)):
-        queue_spread_point(study, job, search)
-        study.sampler = trial_sampler(job, search, study.get_trials(deepcopy=False))
+        trials = study.get_trials(deepcopy=False)  # one read of the study for both
+        queue_spread_point(study, trials, job, search)
+        study.sampler = trial_sampler(job, search, trials)
         study.optimize(objective(job, search, echo), n_trials=1, catch=(TrialFailed,))
     complete = [t for t in finished(study) if t.value is not None and t.state.name == "COMPLETE"]
     if not complete:
