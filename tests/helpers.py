@@ -1,8 +1,12 @@
 """Run tunelab on tiny models the way a user does, through the config and the pipeline."""
 
+import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from tunelab.cli import app
@@ -77,3 +81,22 @@ def write_experiment(tmp_path, variants, **fields):
     }
     experiment.write_text(yaml.safe_dump(spec))
     return experiment
+
+
+def saved_weights(run_dir: Path) -> dict:
+    """The finished run's saved model or adapter (not its checkpoints)."""
+    [path] = [p for p in run_dir.glob("*/*.safetensors") if p.parent.name != "checkpoints"]
+    return load_file(path)
+
+
+def assert_same_run(straight: Path, resumed: Path) -> None:
+    a, b = saved_weights(straight), saved_weights(resumed)
+    assert a.keys() == b.keys()
+    for name, tensor in a.items():
+        np.testing.assert_allclose(tensor.numpy(), b[name].numpy(), atol=1e-6, err_msg=name)
+    epochs = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs if e["event"] == "eval"] == [1, 2, 3]
+    expected = json.loads((straight / "eval_after.json").read_text())
+    got = json.loads((resumed / "eval_after.json").read_text())
+    assert got["accuracy"] == expected["accuracy"]
+    assert got["loss"] == pytest.approx(expected["loss"], abs=1e-5)

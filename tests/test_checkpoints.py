@@ -1,14 +1,11 @@
 """Checkpoints that always resume: a stop at every step of a checkpoint write, each damaged file,
 a kill inside the swap of a real run (test_run_guards.py has the rest of a run's guards)."""
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
-from tests.helpers import train_tiny
+from tests.helpers import assert_same_run, train_tiny
 from torch import nn
 
 from tunelab.models.trainable import trainable_state
@@ -145,25 +142,6 @@ def test_no_intact_checkpoint_means_a_fresh_start_said_in_one_line(tmp_path):
 # --- the shared training loop, end to end ---------------------------------------------------
 
 EXTRA = ["train.epochs=3"]
-
-
-def saved_weights(run_dir: Path) -> dict:
-    """The finished run's saved model or adapter (not its checkpoints)."""
-    [path] = [p for p in run_dir.glob("*/*.safetensors") if p.parent.name != "checkpoints"]
-    return load_file(path)
-
-
-def assert_same_run(straight: Path, resumed: Path) -> None:
-    a, b = saved_weights(straight), saved_weights(resumed)
-    assert a.keys() == b.keys()
-    for name, tensor in a.items():
-        np.testing.assert_allclose(tensor.numpy(), b[name].numpy(), atol=1e-6, err_msg=name)
-    epochs = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
-    assert [e["epoch"] for e in epochs if e["event"] == "eval"] == [1, 2, 3]
-    expected = json.loads((straight / "eval_after.json").read_text())
-    got = json.loads((resumed / "eval_after.json").read_text())
-    assert got["accuracy"] == expected["accuracy"]
-    assert got["loss"] == pytest.approx(expected["loss"], abs=1e-5)
 
 
 def stop_in_second_save_of_last(monkeypatch, operation: str):

@@ -4,9 +4,7 @@ config -> data -> model + method -> evaluate before -> train -> evaluate after -
 artefact -> run record -> report. The task (tasks/) supplies each stage's content and names its
 trainer (train/); the CLI, compare and the UI call this and add nothing of their own."""
 
-import json
 import os
-import pickle
 import shutil
 import time
 from contextlib import contextmanager
@@ -17,6 +15,7 @@ from torch import nn
 
 from tunelab import methods, tasks  # noqa: F401 - importing registers every method and task
 from tunelab.artifacts import save_artifact
+from tunelab.bench.cache import keep, read_kept
 from tunelab.bench.flow import (
     bench_figures,
     bench_settings,
@@ -31,16 +30,15 @@ from tunelab.files import held_alone
 from tunelab.methods import METHODS
 from tunelab.models.anatomy import describe
 from tunelab.models.loader import load_tokenizer
+from tunelab.pipeline.kept_eval import kept_before_path
 from tunelab.pipeline.run_dir import (
     DATA_FILES,
-    RANDOM_STATE,
     check_run_dir,
     data_fingerprints,
     finished_summary,
     make_run_dir,
-    restore_random_state,
+    own_random_state,
     run_summary,
-    save_random_state,
     start_model,
     write_json,
 )
@@ -120,22 +118,26 @@ def record_of(task: Task) -> RunRecord:
     )
 
 
+def evaluated(task: Task, model: nn.Module) -> dict:
+    """The task's evaluation under its own random state (pipeline/run_dir.own_random_state)."""
+    with own_random_state():
+        return task.evaluate(model)
+
+
 def evaluate_before(task: Task, model: nn.Module) -> dict:
     """The before-evaluation, written at once; a resume reads it back instead of redoing it, and
-    takes back the random state the evaluation left: a DataLoader draws a seed even when it does
-    not shuffle, so skipping the evaluation would shift the new weights' initialisation and the
-    training order of a run killed before its first checkpoint (a checkpoint restores its own)."""
-    path, rng = task.run.run_dir / "eval_before.json", task.run.run_dir / RANDOM_STATE
-    if task.run.resume and path.is_file():
-        try:
-            before = json.loads(path.read_text())
-            restore_random_state(rng)
-            return before
-        except (ValueError, OSError, RuntimeError, pickle.UnpicklingError):
-            pass  # damaged or missing: evaluated again
-    before = task.evaluate(model)
+    a base evaluated alike by an earlier run (pipeline/kept_eval.py) is read from where its
+    figures were kept."""
+    path = task.run.run_dir / "eval_before.json"
+    before = read_kept(path) if task.run.resume else None  # damaged or missing: evaluated again
+    kept = kept_before_path(task, model) if before is None else None
+    if kept is not None and (before := read_kept(kept)) is not None:
+        notice(f"the base's figures before training: kept from an earlier run ({kept.name})")
+    if before is None:
+        before = evaluated(task, model)
+        if kept is not None:
+            keep(kept, before)
     if task.run.is_main:
-        save_random_state(rng)  # first: an eval_before.json always has its random state
         write_json(path, before)
     return before
 
@@ -207,7 +209,7 @@ def run_held(config: RunConfig, run_dir: Path, resume: bool, overwrite: bool) ->
         bench_before = score_model(benchmarks, model, task.tokenizer, base)
     started = time.perf_counter()
     model, state = fit(task, model)
-    after = task.evaluate(model) if task.run.method.trains else before
+    after = evaluated(task, model) if task.run.method.trains else before
     bench_after = (
         score_model(benchmarks, model, task.tokenizer) if task.run.method.trains else bench_before
     )

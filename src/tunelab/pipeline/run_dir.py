@@ -8,11 +8,13 @@ import random
 import resource
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from accelerate.utils import set_seed
 from torch import nn
 
 from tunelab.config import RunConfig
@@ -245,28 +247,21 @@ def start_model(name: str) -> str:
     return str(merged)
 
 
-# The random state after the before-evaluation (torch, Python, NumPy): what a resume without a
-# checkpoint takes back so that it trains exactly as the uninterrupted run did.
-RANDOM_STATE = "random_state.pt"
-
-
-def save_random_state(path: Path) -> None:
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    staged = path.with_name(path.name + ".tmp")
-    torch.save(state, staged)
-    os.replace(staged, path)  # whole or absent, never half-written
-
-
-def restore_random_state(path: Path) -> None:
-    state = torch.load(path, weights_only=False)  # written by this run, not downloaded
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+@contextmanager
+def own_random_state(seed: int = 0):
+    """An evaluation draws from a random state of its own, seeded alike in every run, and leaves
+    the run's as it found it (torch, Python, NumPy; CUDA where there is one): a DataLoader draws
+    a seed even when it does not shuffle, so otherwise an evaluation that was skipped (a resume,
+    figures kept from another run) would shift the new weights' initialisation and the training
+    order, and figures drawn under one run's seed would be kept for another's."""
+    state = (torch.get_rng_state(), random.getstate(), np.random.get_state())
+    devices = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    set_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state[0])
+        random.setstate(state[1])
+        np.random.set_state(state[2])
+        if devices is not None:
+            torch.cuda.set_rng_state_all(devices)
