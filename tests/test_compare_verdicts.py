@@ -89,6 +89,15 @@ def test_two_trials_try_one_rate_in_each_half_of_the_range(seeded):
     assert low <= rates[0] < middle <= rates[1] <= high
 
 
+def test_the_base_is_evaluated_once_for_the_trials_that_start_alike(seeded):
+    """head's trials start from the same seeded head (another rate only): one evaluation of
+    the start, kept; each seed draws another head, whose start is its own."""
+    out, _ = seeded
+    trials = [out / "head" / "search" / f"trial-{n}" / "eval_before.json" for n in (0, 1)]
+    assert trials[0].read_text() == trials[1].read_text()
+    assert len(list((out / "eval_before").glob("classify-*.json"))) == 3  # trials, seed 1, 2
+
+
 def test_seeds_vary_training_not_the_split(seeded):
     out, _ = seeded
     first, second = out / "head" / "seed-1", out / "head" / "seed-2"

@@ -24,6 +24,7 @@ from tunelab.config import RunConfig, load_config, split_seed
 from tunelab.errors import TunelabError
 from tunelab.files import write_whole
 from tunelab.methods import METHODS
+from tunelab.pipeline.kept_eval import KEPT_EVAL_VARIABLE
 from tunelab.report.leaderboard import board_rows, write_leaderboard
 from tunelab.run_record import is_finished
 from tunelab.tasks import TASKS
@@ -135,7 +136,10 @@ def plan(path: Path, experiment: Experiment, budget: list[str]) -> list[Plan]:
                 f"{path}: search: task '{config.task.name}' scores only its test split; "
                 "a search would tune on the test"
             )
-        shared = {STATES_FOLDER_VARIABLE: str(Path(experiment.output_dir) / "frozen_states")}
+        shared = {
+            STATES_FOLDER_VARIABLE: str(Path(experiment.output_dir) / "frozen_states"),
+            KEPT_EVAL_VARIABLE: str(Path(experiment.output_dir) / "eval_before"),
+        }
         plans.append(Plan(variant, config_path, overrides, config, search, shared))
     return plans
 

@@ -1,14 +1,17 @@
-"""The before-evaluation of a base, kept once for every run that evaluates it alike.
+"""The before-evaluation of a base, kept once for every run of a compare that evaluates it alike.
 
-Each run of a compare (search trials, seeds) and each `train` of one config at another learning
-rate evaluates the same base on the same rows before training: minutes per run on 2 cores (a
-tools run: 4 of its 20). The figures are kept under a key written from everything that decides
-them, and read back instead of evaluating again. The evaluation draws from a random state of its
-own (`own_random_state`), so a run that reads them trains exactly as one that evaluated.
+Each run of a compare (search trials, seeds) evaluates the same base on the same rows before
+training: minutes per run on 2 cores (a tools compare: 4 of a trial's 20). compare names a
+folder of its own in $TUNELAB_KEPT_EVAL (as it does $TUNELAB_STATES_CACHE for frozen blocks);
+there the figures are kept under a key written from everything that decides them, and read back
+instead of evaluating again. The evaluation draws from a random state of its own
+(`run_dir.own_random_state`), so a run that reads them trains exactly as one that evaluated.
+A run outside a compare evaluates its base itself.
 
 Written by hand: Transformers and the evaluation libraries cache no task's figures."""
 
 import hashlib
+import os
 from functools import cache
 from pathlib import Path
 
@@ -17,9 +20,10 @@ from transformers import PreTrainedModel
 import tunelab
 from tunelab.bench.cache import digest, model_identity
 from tunelab.bench.flow import local_folder
-from tunelab.models.embedded import cache_root
 from tunelab.pipeline.run_dir import data_fingerprints
 from tunelab.tasks import Task
+
+KEPT_EVAL_VARIABLE = "TUNELAB_KEPT_EVAL"
 
 # train.* settings only the training reads: runs that differ in them alone share the figures.
 # The seed is one: a seeded new head shows in the model's identity, and the evaluation's own
@@ -45,10 +49,13 @@ def code_digest() -> str:
 
 def kept_before_path(task: Task, model) -> Path | None:
     """Where the base's before-figures are kept for this run's evaluation, or None where they
-    are not kept: a Hub id (no files to key on), several processes (each must evaluate its
-    share), a side run (its guard trains per run) or a model that is not a Transformers one."""
-    folder = local_folder(task.run.model_path)
-    if folder is None or task.run.processes > 1 or not isinstance(model, PreTrainedModel):
+    are not kept: outside a compare, a Hub id (no files to key on), several processes (each must
+    evaluate its share), a side run (its guard trains per run) or a model that is not a
+    Transformers one."""
+    kept, folder = os.environ.get(KEPT_EVAL_VARIABLE), local_folder(task.run.model_path)
+    if not kept or folder is None or task.run.processes > 1:
+        return None
+    if not isinstance(model, PreTrainedModel):
         return None
     if task.side_run() is not None:
         return None
@@ -61,4 +68,4 @@ def kept_before_path(task: Task, model) -> Path | None:
         data_fingerprints(task.config),
         task.split_texts(),
     ]
-    return cache_root() / "eval-before" / f"{task.name}-{digest(key)}.json"
+    return Path(kept) / f"{task.name}-{digest(key)}.json"
