@@ -211,7 +211,8 @@ def test_a_kill_before_the_first_checkpoint_resumes_to_the_same_model(
     model_dirs, toy_csv, tmp_path, tmp_path_factory, monkeypatch
 ):
     """LoRA's new weights are drawn after the before-evaluation, whose loaders draw a seed: a
-    resume that read eval_before.json back without its random state drew other weights."""
+    resume that reads eval_before.json back must draw the same weights (the evaluation draws
+    from a random state of its own)."""
     straight = tmp_path_factory.mktemp("straight_lora") / "run"
     train_tiny(model_dirs["llama"], toy_csv, straight, "lora", EXTRA)
     run_dir, steps = tmp_path / "run", []
