@@ -18,9 +18,9 @@ from pathlib import Path
 from transformers import PreTrainedModel
 
 import tunelab
-from tunelab.bench.cache import digest, model_identity
+from tunelab.bench.cache import digest, model_identity, read_kept
 from tunelab.bench.flow import local_folder
-from tunelab.pipeline.run_dir import data_fingerprints
+from tunelab.pipeline.run_dir import DATA_FILES
 from tunelab.tasks import Task
 
 KEPT_EVAL_VARIABLE = "TUNELAB_KEPT_EVAL"
@@ -29,13 +29,27 @@ KEPT_EVAL_VARIABLE = "TUNELAB_KEPT_EVAL"
 # The seed is one: a seeded new head shows in the model's identity, and the evaluation's own
 # random state does not follow it.
 TRAINING_ONLY = frozenset(
-    {
-        "epochs", "grad_accum", "micro_batch_tokens", "lr", "weight_decay", "scheduler",
-        "warmup_ratio", "max_grad_norm", "seed", "monitor", "early_stopping_patience",
-        "max_minutes", "max_tokens", "group_by_length", "log_every", "cache_frozen",
-        "cache_max_gb", "report_to",
-    }
-)  # fmt: skip
+    [
+        "epochs",
+        "grad_accum",
+        "micro_batch_tokens",
+        "lr",
+        "weight_decay",
+        "scheduler",
+        "warmup_ratio",
+        "max_grad_norm",
+        "seed",
+        "monitor",
+        "early_stopping_patience",
+        "max_minutes",
+        "max_tokens",
+        "group_by_length",
+        "log_every",
+        "cache_frozen",
+        "cache_max_gb",
+        "report_to",
+    ]
+)
 
 
 @cache
@@ -65,7 +79,7 @@ def kept_before_path(task: Task, model) -> Path | None:
         code_digest(),
         model_identity(folder, model, task.tokenizer),
         settings,
-        data_fingerprints(task.config),
+        read_kept(task.run.run_dir / DATA_FILES),  # the data files start_run fingerprinted
         task.split_texts(),
     ]
     return Path(kept) / f"{task.name}-{digest(key)}.json"
