@@ -119,10 +119,14 @@ def averaged(runs: list[dict]) -> dict:
     for key in AVERAGED:
         values = [r[key] for r in runs if r.get(key) is not None]
         row[key] = float(np.mean(values)) if values else None
-    extra = {c.key for r in runs for c in row_columns(r["task"], r)}
+    # The task's figures and each benchmark's: a mean over seeds with its interval, as the score
+    # (a benchmark category's counts move by a few questions from seed to seed).
+    extra = dict.fromkeys(c.key for r in runs for c in row_columns(r["task"], r))
+    row["intervals"] = {}
     for key in extra:
         values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
-        row[key] = float(np.mean(values)) if values else row.get(key)
+        if values:
+            row[key], row["intervals"][key] = mean_interval(values)
     row["score"], row["score_ci"] = mean_interval([r["score"] for r in runs])
     row["seed_scores"] = [r["score"] for r in runs]
     row["seeds"] = len(runs)
@@ -205,6 +209,9 @@ def cell(row: dict, column: Column) -> str:
     text = column.fmt.format(value)
     if column.key == "score" and row.get("score_ci") is not None:
         text += f" ± {row['score_ci']:.4f}"
+    elif row.get("intervals", {}).get(column.key) is not None:
+        # A half-width has no sign: a change column's "+" is dropped.
+        text += " ± " + column.fmt.replace("+", "").format(row["intervals"][column.key])
     return text
 
 
