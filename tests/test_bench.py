@@ -22,7 +22,7 @@ from tunelab.bench.tasks import pick, subset, write_tasks
 from tunelab.cli import app
 from tunelab.errors import TunelabError
 from tunelab.pipeline import load_config, run
-from tunelab.report.leaderboard import collect_row, write_leaderboard
+from tunelab.report.leaderboard import board_rows, write_leaderboard
 
 SOURCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "SOURCES.md"
 
@@ -174,9 +174,12 @@ def test_eval_bench_scores_a_run_before_and_after_and_compare_shows_it(tmp_path)
     assert summary["bench.piqa.change"] == scores["piqa"]["difference"]
     assert "## Standard benchmarks" in (run_dir / "report.md").read_text()
     assert (run_dir / "plots" / "bench.png").is_file()
-    _, table = write_leaderboard([collect_row("lora", run_dir)], tmp_path)
+    _, table = write_leaderboard(board_rows([("lora", [run_dir])]), tmp_path)
     header = table.splitlines()[0]
     assert "arc_easy" in header and "piqa change" in header
+    rows = {r["method"]: r for r in json.loads((tmp_path / "leaderboard.json").read_text())}
+    assert rows["before"]["bench.piqa"] == pytest.approx(scores["piqa"]["base"])  # the start's
+    assert (tmp_path / "plots" / "benchmarks.png").is_file()
 
 
 def test_chat_asks_every_question_through_the_models_chat_template():

@@ -155,7 +155,20 @@ def before_row(run_dirs: list[Path]) -> tuple[dict, np.ndarray | None]:
         "seeds": len(runs),
     }
     row["score"], row["score_ci"] = mean_interval([r["score_before"] for r in runs])
-    return row, seed_mean([outcomes_of(Path(d), "before") for d in run_dirs])
+    return row | base_benchmarks(runs), seed_mean(
+        [outcomes_of(Path(d), "before") for d in run_dirs]
+    )
+
+
+def base_benchmarks(runs: list[dict]) -> dict:
+    """Each benchmark's figure for the start: the tuned figure less its change (a run's summary
+    keeps those two; the base is one model, scored alike in every seed's run)."""
+    keys = [k for k in runs[0] if k.startswith("bench.") and not k.endswith(".change")]
+    return {
+        key: float(np.mean([r[key] - r[f"{key}.change"] for r in runs]))
+        for key in keys
+        if all(r.get(key) is not None and r.get(f"{key}.change") is not None for r in runs)
+    }
 
 
 def judge(rows: list[dict], outcomes: list[np.ndarray | None]) -> None:

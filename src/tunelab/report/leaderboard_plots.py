@@ -1,8 +1,11 @@
 """The leaderboard's plots: the score per method with its interval, the score against the
-trainable share, and two Pareto plots (score against training time and against peak memory)
-with the front marked: the variants no other beats on both."""
+trainable share, two Pareto plots (score against training time and against peak memory)
+with the front marked: the variants no other beats on both, and the standard benchmarks (each
+BFCL category, ...) per method where the runs scored any."""
 
 from pathlib import Path
+
+import numpy as np
 
 from tunelab.charts import plt, save
 from tunelab.report.intervals import pareto_front
@@ -70,6 +73,29 @@ def pareto_plot(rows: list[dict], cost: str, label: str, title: str, path: Path)
     save(fig, path)
 
 
+def benchmark_keys(rows: list[dict]) -> list[str]:
+    """The benchmark figures the rows have (`bench.NAME`; not their `.change`)."""
+    keys = (k for r in rows for k in r if k.startswith("bench.") and not k.endswith(".change"))
+    return list(dict.fromkeys(keys))
+
+
+def benchmark_chart(rows: list[dict], keys: list[str], path: Path) -> None:
+    """One group of bars per benchmark, one bar per method, with the seeds' interval."""
+    width = 0.8 / len(rows)
+    fig, ax = plt.subplots(figsize=(max(7, 0.5 * len(keys) * len(rows)), 4.5))
+    for i, row in enumerate(rows):
+        heights = [row.get(k) if row.get(k) is not None else np.nan for k in keys]
+        spread = [row.get("intervals", {}).get(k) or 0.0 for k in keys]
+        x = np.arange(len(keys)) + i * width
+        ax.bar(x, heights, width, yerr=spread, capsize=3, label=row["method"])
+    ax.set_xticks(np.arange(len(keys)) + width * (len(rows) - 1) / 2)
+    ax.set_xticklabels([k.removeprefix("bench.") for k in keys], rotation=30, ha="right")
+    ax.set(ylabel="score", title="Standard benchmarks per method (95 % interval over seeds)")
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    save(fig, path)
+
+
 def draw_plots(rows: list[dict], folder: Path, title: str) -> list[str]:
     """Every plot of the leaderboard's rows; returns their file names."""
     folder.mkdir(exist_ok=True)
@@ -83,6 +109,9 @@ def draw_plots(rows: list[dict], folder: Path, title: str) -> list[str]:
             if any(r.get(cost) is not None for r in trained):
                 pareto_plot(trained, cost, label, title, folder / name)
                 names.append(name)
+    if keys := benchmark_keys(rows):
+        benchmark_chart(rows, keys, folder / "benchmarks.png")
+        names.append("benchmarks.png")
     return names
 
 
