@@ -155,9 +155,8 @@ def before_row(run_dirs: list[Path]) -> tuple[dict, np.ndarray | None]:
         "seeds": len(runs),
     }
     row["score"], row["score_ci"] = mean_interval([r["score_before"] for r in runs])
-    return row | base_benchmarks(runs), seed_mean(
-        [outcomes_of(Path(d), "before") for d in run_dirs]
-    )
+    row |= base_benchmarks(runs)
+    return row, seed_mean([outcomes_of(Path(d), "before") for d in run_dirs])
 
 
 def base_benchmarks(runs: list[dict]) -> dict:
