@@ -13,7 +13,7 @@ import numpy as np
 from tunelab.files import write_whole
 from tunelab.hardware import describe_machine
 from tunelab.report.intervals import TIED_P, mean_interval, paired_bootstrap
-from tunelab.report.leaderboard_plots import draw_plots, plot_links
+from tunelab.report.leaderboard_plots import benchmark_keys, draw_plots, plot_links
 from tunelab.run_record import is_finished, read_record
 from tunelab.tasks import TASKS
 from tunelab.tasks.base import Column
@@ -162,10 +162,9 @@ def before_row(run_dirs: list[Path]) -> tuple[dict, np.ndarray | None]:
 def base_benchmarks(runs: list[dict]) -> dict:
     """Each benchmark's figure for the start: the tuned figure less its change (a run's summary
     keeps those two; the base is one model, scored alike in every seed's run)."""
-    keys = [k for k in runs[0] if k.startswith("bench.") and not k.endswith(".change")]
     return {
         key: float(np.mean([r[key] - r[f"{key}.change"] for r in runs]))
-        for key in keys
+        for key in benchmark_keys(runs[:1])
         if all(r.get(key) is not None and r.get(f"{key}.change") is not None for r in runs)
     }
 
